@@ -1,0 +1,266 @@
+//! The Ruby methods the engine defines: argument checks, then a call into the reactor.
+//!
+//! Each method body runs inside [`entry`], which turns a Rust panic into a Ruby exception and
+//! raises (`longjmp`s) only after every Rust value of the body has been dropped.
+
+use crate::fiber::{self, FiberState};
+use crate::reactor::{self, Reactor};
+use crate::ruby::{self, current_fiber, is_exception, protect, Jump, NIL};
+use rb_sys::VALUE;
+use std::ffi::CStr;
+use std::os::raw::{c_int, c_long};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+/// Runs a method body and returns its value to Ruby, or raises its error.
+fn entry(body: impl FnOnce() -> Result<VALUE, Jump>) -> VALUE {
+    let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
+        Err(ruby::error(unsafe { rb_sys::rb_eRuntimeError }, "polyphony: internal error"))
+    });
+    match outcome {
+        Ok(value) => value,
+        Err(jump) => unsafe { jump.resume() },
+    }
+}
+
+/// Treats an exception received from a switchpoint as raised in the current fiber.
+fn raise_if_exception(received: Result<VALUE, Jump>) -> Result<VALUE, Jump> {
+    match received? {
+        exception if is_exception(exception) => Err(Jump::raise(exception)),
+        value => Ok(value),
+    }
+}
+
+/// The optional arguments of a variadic method, checked against `max` like core methods do.
+fn optional_args<'a>(argc: c_int, argv: *const VALUE, max: usize) -> Result<&'a [VALUE], Jump> {
+    let args = if argc <= 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(argv, argc as usize) } };
+    if args.len() > max {
+        let message = format!("wrong number of arguments (given {}, expected 0..{max})", args.len());
+        return Err(ruby::error(unsafe { rb_sys::rb_eArgError }, &message));
+    }
+    Ok(args)
+}
+
+/// The block given to the method, as a Proc.
+fn block_proc() -> Result<VALUE, Jump> {
+    if unsafe { rb_sys::rb_block_given_p() } == 0 {
+        return Err(ruby::error(unsafe { rb_sys::rb_eArgError }, "no block given"));
+    }
+    protect(|| unsafe { rb_sys::rb_block_proc() })
+}
+
+fn symbol(name: &str) -> VALUE {
+    unsafe { rb_sys::rb_id2sym(ruby::intern(name)) }
+}
+
+/// `spin(tag = nil) { ... }`: a new fiber running the block, child of the current fiber,
+/// started at the next switchpoint.
+unsafe extern "C" fn spin(argc: c_int, argv: *const VALUE, _self: VALUE) -> VALUE {
+    entry(|| {
+        let tag = optional_args(argc, argv, 1)?.first().copied().unwrap_or(NIL);
+        let block = block_proc()?;
+        fiber::spin(reactor::current()?, current_fiber(), tag, block)
+    })
+}
+
+/// `defer { ... }`: runs the block in its own fiber the next time the loop gets control.
+/// The fiber belongs to the thread's root fiber, not to the current one.
+unsafe extern "C" fn defer(_self: VALUE) -> VALUE {
+    entry(|| {
+        let block = block_proc()?;
+        let reactor = reactor::current()?;
+        fiber::spin(reactor, reactor.root(), NIL, block)
+    })
+}
+
+/// `sleep(duration = nil)`: suspends the current fiber for `duration` seconds (forever
+/// without one) while other fibers run; returns the seconds slept, rounded.
+unsafe extern "C" fn sleep(argc: c_int, argv: *const VALUE, _self: VALUE) -> VALUE {
+    entry(|| {
+        let args = optional_args(argc, argv, 1)?;
+        let duration = match args.first() {
+            None => None,
+            #[cfg(ruby_gte_3_3)]
+            Some(&NIL) => None,
+            Some(&duration) => Some(time_interval(duration)?),
+        };
+        let reactor = reactor::current()?;
+        let started = Instant::now();
+        raise_if_exception(sleep_for(reactor, duration))?;
+        Ok(rb_sys::LONG2FIX(started.elapsed().as_secs_f64().round() as c_long))
+    })
+}
+
+/// Converts a sleep argument as core `sleep` does (TypeError, ArgumentError if negative).
+fn time_interval(duration: VALUE) -> Result<Duration, Jump> {
+    let mut interval = rb_sys::timeval { tv_sec: 0, tv_usec: 0 };
+    let interval_ptr: *mut rb_sys::timeval = &mut interval;
+    protect(|| unsafe {
+        *interval_ptr = rb_sys::rb_time_interval(duration);
+        NIL
+    })?;
+    Ok(Duration::from_secs(interval.tv_sec as u64) + Duration::from_micros(interval.tv_usec as u64))
+}
+
+/// Suspends the current fiber for `duration` (`None`: until scheduled). A zero duration only
+/// lets the other runnable fibers run.
+fn sleep_for(reactor: &Reactor, duration: Option<Duration>) -> Result<VALUE, Jump> {
+    let current = current_fiber();
+    let duration = duration.unwrap_or(Duration::MAX);
+    if duration.is_zero() {
+        reactor.schedule(current, NIL, false);
+        return reactor.switchpoint();
+    }
+    let timer = reactor.set_timer(duration, current, NIL);
+    let received = reactor.switchpoint();
+    reactor.cancel_timer(timer);
+    received
+}
+
+/// `snooze`: lets every other runnable fiber run, then resumes.
+unsafe extern "C" fn snooze(_self: VALUE) -> VALUE {
+    entry(|| {
+        let reactor = reactor::current()?;
+        reactor.schedule(current_fiber(), NIL, false);
+        raise_if_exception(reactor.switchpoint())
+    })
+}
+
+/// `suspend`: waits until the current fiber is scheduled, and returns the value it was
+/// scheduled with. In the root fiber it also returns once nothing else can run.
+unsafe extern "C" fn suspend(_self: VALUE) -> VALUE {
+    entry(|| raise_if_exception(reactor::current()?.switchpoint()))
+}
+
+/// `Thread#switch_fiber`: the switchpoint; returns the value the current fiber is resumed with.
+unsafe extern "C" fn switch_fiber(_self: VALUE) -> VALUE {
+    suspend(_self)
+}
+
+/// `Fiber#schedule(value = nil)`: queues the fiber to be resumed with `value`; returns self.
+unsafe extern "C" fn fiber_schedule(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
+    entry(|| {
+        let value = optional_args(argc, argv, 1)?.first().copied().unwrap_or(NIL);
+        if ruby::fiber_alive(fiber) {
+            reactor::current()?.schedule(fiber, value, false);
+        }
+        Ok(fiber)
+    })
+}
+
+/// `Fiber#safe_transfer(value = nil)`: switches to the fiber at once with `value`; raises
+/// the value the current fiber is resumed with if it is an exception.
+unsafe extern "C" fn fiber_safe_transfer(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
+    entry(|| {
+        let value = optional_args(argc, argv, 1)?.first().copied().unwrap_or(NIL);
+        raise_if_exception(reactor::current()?.transfer_to(fiber, value))
+    })
+}
+
+/// `Fiber#await` (`#join`): waits for the fiber to end and returns its result, or raises
+/// the exception it ended with.
+unsafe extern "C" fn fiber_await(fiber: VALUE) -> VALUE {
+    entry(|| raise_if_exception(fiber::await_fiber(reactor::current()?, fiber)))
+}
+
+/// `Fiber#state`: `:running`, `:runnable`, `:waiting` or `:dead`.
+unsafe extern "C" fn fiber_state(fiber: VALUE) -> VALUE {
+    entry(|| {
+        Ok(symbol(match fiber::state(reactor::current()?, fiber) {
+            FiberState::Running => "running",
+            FiberState::Runnable => "runnable",
+            FiberState::Waiting => "waiting",
+            FiberState::Dead => "dead",
+        }))
+    })
+}
+
+/// `Fiber#parent`: the fiber that spun this one (`nil` for a root fiber).
+unsafe extern "C" fn fiber_parent(fiber: VALUE) -> VALUE {
+    entry(|| Ok(fiber::parent(reactor::current()?, fiber)))
+}
+
+/// `Fiber#tag`: the tag given to `spin`.
+unsafe extern "C" fn fiber_tag(fiber: VALUE) -> VALUE {
+    entry(|| Ok(fiber::tag(reactor::current()?, fiber)))
+}
+
+/// `Fiber#children`: the fiber's live children, oldest first.
+unsafe extern "C" fn fiber_children(fiber: VALUE) -> VALUE {
+    entry(|| {
+        let children = fiber::children(reactor::current()?, fiber);
+        Ok(unsafe { rb_sys::rb_ary_new_from_values(children.len() as c_long, children.as_ptr()) })
+    })
+}
+
+/// `Fiber#terminate_all_children`: stops every live child (their `ensure` blocks run) and
+/// waits for them to end; returns self.
+unsafe extern "C" fn fiber_terminate_all_children(fiber: VALUE) -> VALUE {
+    entry(|| match fiber::stop_children(reactor::current()?, fiber)? {
+        Some(error) => Err(Jump::raise(error)),
+        None => Ok(fiber),
+    })
+}
+
+/// `Fiber#await_all_children`: waits until every child has ended (or nothing more can
+/// happen); raises the first exception a child passes up. Returns self.
+unsafe extern "C" fn fiber_await_all_children(fiber: VALUE) -> VALUE {
+    entry(|| match fiber::await_children(reactor::current()?, fiber, true)? {
+        Some(error) => Err(Jump::raise(error)),
+        None => Ok(fiber),
+    })
+}
+
+type Method0 = unsafe extern "C" fn(VALUE) -> VALUE;
+type MethodN = unsafe extern "C" fn(c_int, *const VALUE, VALUE) -> VALUE;
+
+/// A C function Ruby can call as a method, with its arity.
+enum Func {
+    Fixed(Method0),
+    Variadic(MethodN),
+}
+
+impl Func {
+    fn raw(self) -> (Option<unsafe extern "C" fn() -> VALUE>, c_int) {
+        // Safety: Ruby calls the function back with the arguments its arity announces.
+        unsafe {
+            match self {
+                Func::Fixed(func) => (Some(std::mem::transmute::<Method0, _>(func)), 0),
+                Func::Variadic(func) => (Some(std::mem::transmute::<MethodN, _>(func)), -1),
+            }
+        }
+    }
+}
+
+fn define_method(class: VALUE, name: &CStr, func: Func) {
+    let (func, arity) = func.raw();
+    unsafe { rb_sys::rb_define_method(class, name.as_ptr(), func, arity) };
+}
+
+fn define_global_function(name: &CStr, func: Func) {
+    let (func, arity) = func.raw();
+    unsafe { rb_sys::rb_define_global_function(name.as_ptr(), func, arity) };
+}
+
+/// Defines the engine's methods on `Kernel`, `Fiber` and `Thread`.
+pub fn define_methods() {
+    define_global_function(c"spin", Func::Variadic(spin));
+    define_global_function(c"defer", Func::Fixed(defer));
+    define_global_function(c"sleep", Func::Variadic(sleep));
+    define_global_function(c"snooze", Func::Fixed(snooze));
+    define_global_function(c"suspend", Func::Fixed(suspend));
+
+    let fiber_class = ruby::class_named(c"Fiber");
+    define_method(fiber_class, c"schedule", Func::Variadic(fiber_schedule));
+    define_method(fiber_class, c"safe_transfer", Func::Variadic(fiber_safe_transfer));
+    define_method(fiber_class, c"await", Func::Fixed(fiber_await));
+    define_method(fiber_class, c"join", Func::Fixed(fiber_await));
+    define_method(fiber_class, c"state", Func::Fixed(fiber_state));
+    define_method(fiber_class, c"parent", Func::Fixed(fiber_parent));
+    define_method(fiber_class, c"tag", Func::Fixed(fiber_tag));
+    define_method(fiber_class, c"children", Func::Fixed(fiber_children));
+    define_method(fiber_class, c"terminate_all_children", Func::Fixed(fiber_terminate_all_children));
+    define_method(fiber_class, c"await_all_children", Func::Fixed(fiber_await_all_children));
+
+    define_method(unsafe { rb_sys::rb_cThread }, c"switch_fiber", Func::Fixed(switch_fiber));
+}

@@ -1,0 +1,281 @@
+//! The life of a spun fiber: creation, running its block, and its end.
+//!
+//! When its block is done, a fiber stops its live children and waits for them, records its
+//! result, wakes the fibers awaiting it and hands an uncaught exception to its parent. Then it
+//! really ends: Ruby returns control to the thread's root fiber, whose switchpoint carries on
+//! with the next runnable fiber (see `Reactor::switchpoint`).
+
+use crate::reactor::{self, Reactor};
+use crate::ruby::{self, current_fiber, fiber_alive, is_exception, is_kind_of, protect, Jump, NIL};
+use rb_sys::{ID, VALUE};
+use std::os::raw::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+
+/// The Ruby classes and ids the fiber life cycle needs.
+struct Names {
+    terminate: VALUE,
+    move_on: VALUE,
+    value_ivar: ID,
+    result: ID,
+    error: ID,
+    parent: ID,
+    tag: ID,
+}
+
+static NAMES: OnceLock<Names> = OnceLock::new();
+
+fn names() -> &'static Names {
+    NAMES.get().expect("polyphony is initialized")
+}
+
+/// Records the exception classes `Polyphony::Terminate` and `Polyphony::MoveOn`.
+pub fn init(terminate: VALUE, move_on: VALUE) {
+    NAMES.get_or_init(|| Names {
+        terminate: ruby::keep_forever(terminate),
+        move_on: ruby::keep_forever(move_on),
+        value_ivar: ruby::intern("@value"),
+        result: ruby::intern("__polyphony_result"),
+        error: ruby::intern("__polyphony_error"),
+        parent: ruby::intern("__polyphony_parent"),
+        tag: ruby::intern("__polyphony_tag"),
+    });
+}
+
+/// Creates a fiber that runs `block`, as a child of `parent`, queued to start at the next
+/// switchpoint.
+pub fn spin(reactor: &Reactor, parent: VALUE, tag: VALUE, block: VALUE) -> Result<VALUE, Jump> {
+    let fiber = protect(|| unsafe { rb_sys::rb_fiber_new(Some(fiber_body), block) })?;
+    let mut state = reactor.state();
+    state.adopt(parent, fiber, tag);
+    state.schedule(fiber, NIL, false);
+    Ok(fiber)
+}
+
+/// What every spun fiber runs: the block, then the end of the fiber.
+unsafe extern "C" fn fiber_body(
+    first: VALUE,
+    block: VALUE,
+    _argc: c_int,
+    _argv: *const VALUE,
+    _blockarg: VALUE,
+) -> VALUE {
+    let outcome = if is_exception(first) {
+        // Stopped before it started: the block never runs.
+        Err(Jump::raise(first))
+    } else {
+        protect(|| unsafe { rb_sys::rb_proc_call_with_block(block, 0, std::ptr::null(), NIL) })
+    };
+    let jump = match catch_unwind(AssertUnwindSafe(|| end(outcome))) {
+        Ok(Ok(ended)) => return ended,
+        Ok(Err(jump)) => jump,
+        Err(_) => {
+            eprintln!("polyphony: internal error while ending a fiber");
+            std::process::abort();
+        }
+    };
+    // The thread is being killed: let Ruby carry on with it.
+    jump.resume()
+}
+
+/// Ends the current fiber given how its block finished; returns the value to end with.
+fn end(outcome: Result<VALUE, Jump>) -> Result<VALUE, Jump> {
+    let reactor = reactor::current()?;
+    let fiber = current_fiber();
+    let names = names();
+    let (result, mut error) = match outcome {
+        Ok(result) => (result, None),
+        Err(jump) => match jump.exception() {
+            Some(stop) if is_kind_of(stop, names.move_on) => {
+                (ruby::ivar_get(stop, names.value_ivar), None)
+            }
+            Some(stop) if is_kind_of(stop, names.terminate) => (NIL, None),
+            Some(exception) => (NIL, Some(exception)),
+            None => {
+                retire(reactor, fiber, NIL, None);
+                return Err(jump);
+            }
+        },
+    };
+    let child_error = stop_children(reactor, fiber)?;
+    error = error.or(child_error);
+    record_outcome(reactor, fiber, result, error);
+    retire(reactor, fiber, result, error);
+    Ok(reactor.ended())
+}
+
+/// Stops every live child of `fiber` (their `ensure` blocks run) and waits until all have
+/// ended. Returns the first exception a child passed up meanwhile.
+pub fn stop_children(reactor: &Reactor, fiber: VALUE) -> Result<Option<VALUE>, Jump> {
+    let children: Vec<VALUE> = match reactor.state().fibers.get(&fiber) {
+        Some(record) => record.children.values().copied().collect(),
+        None => return Ok(None),
+    };
+    for child in children {
+        let stop = protect(|| unsafe { rb_sys::rb_class_new_instance(0, std::ptr::null(), names().terminate) })?;
+        reactor.schedule(child, stop, false);
+    }
+    await_children(reactor, fiber, false)
+}
+
+/// Waits until every child of `fiber` has ended, or until nothing more can happen.
+///
+/// An exception a child passes up meanwhile is returned at once when `stop_on_error`,
+/// otherwise the wait goes on and the first such exception is returned at the end.
+pub fn await_children(reactor: &Reactor, fiber: VALUE, stop_on_error: bool) -> Result<Option<VALUE>, Jump> {
+    let mut first_error = None;
+    loop {
+        if !set_awaiting_children(reactor, fiber, true) || reactor.is_idle() {
+            break;
+        }
+        let value = match reactor.switchpoint() {
+            Ok(value) => value,
+            Err(jump) => {
+                set_awaiting_children(reactor, fiber, false);
+                return Err(jump);
+            }
+        };
+        if is_exception(value) {
+            first_error = first_error.or(Some(value));
+            if stop_on_error {
+                break;
+            }
+        }
+    }
+    set_awaiting_children(reactor, fiber, false);
+    Ok(first_error)
+}
+
+/// Flags `fiber` as waiting for its children; returns whether it has any left.
+fn set_awaiting_children(reactor: &Reactor, fiber: VALUE, awaiting: bool) -> bool {
+    match reactor.state().fibers.get_mut(&fiber) {
+        Some(record) => {
+            record.awaiting_children = awaiting && !record.children.is_empty();
+            !record.children.is_empty()
+        }
+        None => false,
+    }
+}
+
+/// Keeps what `await`, `parent` and `tag` report once the fiber is gone from the reactor.
+fn record_outcome(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) {
+    let names = names();
+    let (parent, tag) = match reactor.state().fibers.get(&fiber) {
+        Some(record) => (record.parent, record.tag),
+        None => return,
+    };
+    // A frozen fiber cannot keep them; it then reports nil.
+    let _ = match error {
+        Some(error) => ruby::ivar_set(fiber, names.error, error),
+        None => ruby::ivar_set(fiber, names.result, result),
+    };
+    let _ = ruby::ivar_set(fiber, names.parent, parent);
+    if tag != NIL {
+        let _ = ruby::ivar_set(fiber, names.tag, tag);
+    }
+}
+
+/// Removes `fiber` from the reactor, wakes its awaiters with its result (or exception), and
+/// passes an uncaught exception to its parent unless the parent is awaiting it.
+fn retire(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) {
+    let mut state = reactor.state();
+    let Some(record) = state.fibers.remove(&fiber) else {
+        return;
+    };
+    state.runqueue.remove(fiber);
+    let outcome = error.unwrap_or(result);
+    for &awaiter in &record.awaiters {
+        state.schedule(awaiter, outcome, false);
+    }
+    let parent_was_waiting = match state.fibers.get_mut(&record.parent) {
+        Some(parent) => {
+            parent.children.remove(&record.child_key);
+            parent.awaiting_children && parent.children.is_empty()
+        }
+        None => false,
+    };
+    if parent_was_waiting {
+        state.schedule(record.parent, NIL, false);
+    }
+    if let Some(error) = error {
+        if record.parent != NIL && !record.awaiters.contains(&record.parent) {
+            state.schedule(record.parent, error, true);
+        }
+    }
+}
+
+/// Waits for `fiber` to end and returns its result, or the exception it ended with (for
+/// the caller to raise). A fiber that already ended answers at once.
+pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
+    let current = current_fiber();
+    if fiber == current {
+        return Err(ruby::error(ruby::class_named(c"FiberError"), "can't await the current fiber"));
+    }
+    let registered = match reactor.state().fibers.get_mut(&fiber) {
+        Some(record) => {
+            record.awaiters.push(current);
+            true
+        }
+        None => false,
+    };
+    if !registered {
+        if fiber_alive(fiber) {
+            return Err(ruby::error(
+                ruby::class_named(c"FiberError"),
+                "can't await a fiber that Polyphony does not run",
+            ));
+        }
+        let error = ruby::ivar_get(fiber, names().error);
+        return Ok(if error != NIL { error } else { ruby::ivar_get(fiber, names().result) });
+    }
+    let outcome = reactor.switchpoint();
+    if let Some(record) = reactor.state().fibers.get_mut(&fiber) {
+        record.awaiters.retain(|&awaiter| awaiter != current);
+    }
+    outcome
+}
+
+/// The fiber's parent (`nil` for a root fiber or a fiber Polyphony does not run).
+pub fn parent(reactor: &Reactor, fiber: VALUE) -> VALUE {
+    match reactor.state().fibers.get(&fiber) {
+        Some(record) => record.parent,
+        None => ruby::ivar_get(fiber, names().parent),
+    }
+}
+
+/// The fiber's tag, given to `spin`.
+pub fn tag(reactor: &Reactor, fiber: VALUE) -> VALUE {
+    match reactor.state().fibers.get(&fiber) {
+        Some(record) => record.tag,
+        None => ruby::ivar_get(fiber, names().tag),
+    }
+}
+
+/// The fiber's live children, oldest first.
+pub fn children(reactor: &Reactor, fiber: VALUE) -> Vec<VALUE> {
+    match reactor.state().fibers.get(&fiber) {
+        Some(record) => record.children.values().copied().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// What a fiber is doing, from the reactor's point of view.
+pub enum FiberState {
+    Running,
+    Runnable,
+    Waiting,
+    Dead,
+}
+
+/// The state of `fiber`.
+pub fn state(reactor: &Reactor, fiber: VALUE) -> FiberState {
+    if fiber == current_fiber() {
+        FiberState::Running
+    } else if reactor.state().runqueue.contains(fiber) {
+        FiberState::Runnable
+    } else if fiber_alive(fiber) {
+        FiberState::Waiting
+    } else {
+        FiberState::Dead
+    }
+}

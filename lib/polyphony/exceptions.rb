@@ -1,0 +1,25 @@
+# frozen_string_literal: true
+
+module Polyphony
+  # The root of Polyphony's control-flow exceptions. It descends from Exception, not
+  # StandardError, so a plain `rescue => e` never swallows a stop.
+  class BaseException < ::Exception
+  end
+
+  # Ends the fiber it is raised in; the fiber's result becomes `value`.
+  class MoveOn < BaseException
+    # The value the stopped fiber ends with.
+    attr_reader :value
+
+    # @param value [Object] the result the stopped fiber ends with
+    def initialize(value = nil)
+      super()
+      @value = value
+    end
+  end
+
+  # Stops a fiber quietly: it ends with a nil result and nothing is raised elsewhere.
+  # A fiber's live children receive it when the fiber ends.
+  class Terminate < BaseException
+  end
+end
