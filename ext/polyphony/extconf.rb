@@ -6,10 +6,12 @@
 require 'mkmf'
 
 crate_dir = __dir__
-target_dir = ENV.fetch('CARGO_TARGET_DIR') do
-  workspace = File.expand_path('../..', crate_dir)
-  File.exist?(File.join(workspace, 'Cargo.toml')) ? File.join(workspace, 'target') : File.join(crate_dir, 'target')
-end
+workspace = File.expand_path('../..', crate_dir)
+# In a git checkout, share the workspace's target dir with `cargo test`; an installed gem
+# builds in a scratch dir that `make install` removes.
+checkout = File.directory?(File.join(workspace, '.git'))
+target_dir = ENV.fetch('CARGO_TARGET_DIR') { checkout ? File.join(workspace, 'target') : File.expand_path('cargo-target') }
+remove_target = checkout || ENV.key?('CARGO_TARGET_DIR') ? '' : "\trm -rf $(TARGET_DIR)\n"
 abort 'cargo is required to build polyphony (https://rustup.rs)' unless find_executable('cargo')
 
 dlext = RbConfig::CONFIG['DLEXT']
@@ -31,7 +33,7 @@ File.write('Makefile', <<~MAKEFILE)
   install: $(DLLIB)
   \tmkdir -p $(DESTDIR)$(sitearchdir)$(target_prefix)
   \tcp $(DLLIB) $(DESTDIR)$(sitearchdir)$(target_prefix)/$(DLLIB)
-
+  #{remove_target}
   clean:
   \trm -f $(DLLIB)
 

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 /// Runs a method body and returns its value to Ruby, or raises its error.
 fn entry(body: impl FnOnce() -> Result<VALUE, Jump>) -> VALUE {
     let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
-        Err(ruby::error(unsafe { rb_sys::rb_eRuntimeError }, "polyphony: internal error"))
+        Err(ruby::error(
+            unsafe { rb_sys::rb_eRuntimeError },
+            "polyphony: internal error",
+        ))
     });
     match outcome {
         Ok(value) => value,
@@ -33,9 +36,16 @@ fn raise_if_exception(received: Result<VALUE, Jump>) -> Result<VALUE, Jump> {
 
 /// The optional arguments of a variadic method, checked against `max` like core methods do.
 fn optional_args<'a>(argc: c_int, argv: *const VALUE, max: usize) -> Result<&'a [VALUE], Jump> {
-    let args = if argc <= 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(argv, argc as usize) } };
+    let args = if argc <= 0 {
+        &[][..]
+    } else {
+        unsafe { std::slice::from_raw_parts(argv, argc as usize) }
+    };
     if args.len() > max {
-        let message = format!("wrong number of arguments (given {}, expected 0..{max})", args.len());
+        let message = format!(
+            "wrong number of arguments (given {}, expected 0..{max})",
+            args.len()
+        );
         return Err(ruby::error(unsafe { rb_sys::rb_eArgError }, &message));
     }
     Ok(args)
@@ -44,7 +54,10 @@ fn optional_args<'a>(argc: c_int, argv: *const VALUE, max: usize) -> Result<&'a 
 /// The block given to the method, as a Proc.
 fn block_proc() -> Result<VALUE, Jump> {
     if unsafe { rb_sys::rb_block_given_p() } == 0 {
-        return Err(ruby::error(unsafe { rb_sys::rb_eArgError }, "no block given"));
+        return Err(ruby::error(
+            unsafe { rb_sys::rb_eArgError },
+            "no block given",
+        ));
     }
     protect(|| unsafe { rb_sys::rb_block_proc() })
 }
@@ -57,7 +70,10 @@ fn symbol(name: &str) -> VALUE {
 /// started at the next switchpoint.
 unsafe extern "C" fn spin(argc: c_int, argv: *const VALUE, _self: VALUE) -> VALUE {
     entry(|| {
-        let tag = optional_args(argc, argv, 1)?.first().copied().unwrap_or(NIL);
+        let tag = optional_args(argc, argv, 1)?
+            .first()
+            .copied()
+            .unwrap_or(NIL);
         let block = block_proc()?;
         fiber::spin(reactor::current()?, current_fiber(), tag, block)
     })
@@ -87,19 +103,27 @@ unsafe extern "C" fn sleep(argc: c_int, argv: *const VALUE, _self: VALUE) -> VAL
         let reactor = reactor::current()?;
         let started = Instant::now();
         raise_if_exception(sleep_for(reactor, duration))?;
-        Ok(rb_sys::LONG2FIX(started.elapsed().as_secs_f64().round() as c_long))
+        Ok(rb_sys::LONG2FIX(
+            started.elapsed().as_secs_f64().round() as c_long
+        ))
     })
 }
 
 /// Converts a sleep argument as core `sleep` does (TypeError, ArgumentError if negative).
 fn time_interval(duration: VALUE) -> Result<Duration, Jump> {
-    let mut interval = rb_sys::timeval { tv_sec: 0, tv_usec: 0 };
+    let mut interval = rb_sys::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
     let interval_ptr: *mut rb_sys::timeval = &mut interval;
     protect(|| unsafe {
         *interval_ptr = rb_sys::rb_time_interval(duration);
         NIL
     })?;
-    Ok(Duration::from_secs(interval.tv_sec as u64) + Duration::from_micros(interval.tv_usec as u64))
+    Ok(
+        Duration::from_secs(interval.tv_sec as u64)
+            + Duration::from_micros(interval.tv_usec as u64),
+    )
 }
 
 /// Suspends the current fiber for `duration` (`None`: until scheduled). A zero duration only
@@ -140,7 +164,10 @@ unsafe extern "C" fn switch_fiber(_self: VALUE) -> VALUE {
 /// `Fiber#schedule(value = nil)`: queues the fiber to be resumed with `value`; returns self.
 unsafe extern "C" fn fiber_schedule(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
     entry(|| {
-        let value = optional_args(argc, argv, 1)?.first().copied().unwrap_or(NIL);
+        let value = optional_args(argc, argv, 1)?
+            .first()
+            .copied()
+            .unwrap_or(NIL);
         if ruby::fiber_alive(fiber) {
             reactor::current()?.schedule(fiber, value, false);
         }
@@ -152,7 +179,10 @@ unsafe extern "C" fn fiber_schedule(argc: c_int, argv: *const VALUE, fiber: VALU
 /// the value the current fiber is resumed with if it is an exception.
 unsafe extern "C" fn fiber_safe_transfer(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
     entry(|| {
-        let value = optional_args(argc, argv, 1)?.first().copied().unwrap_or(NIL);
+        let value = optional_args(argc, argv, 1)?
+            .first()
+            .copied()
+            .unwrap_or(NIL);
         raise_if_exception(reactor::current()?.transfer_to(fiber, value))
     })
 }
@@ -205,14 +235,17 @@ unsafe extern "C" fn fiber_terminate_all_children(fiber: VALUE) -> VALUE {
 /// `Fiber#await_all_children`: waits until every child has ended (or nothing more can
 /// happen); raises the first exception a child passes up. Returns self.
 unsafe extern "C" fn fiber_await_all_children(fiber: VALUE) -> VALUE {
-    entry(|| match fiber::await_children(reactor::current()?, fiber, true)? {
-        Some(error) => Err(Jump::raise(error)),
-        None => Ok(fiber),
-    })
+    entry(
+        || match fiber::await_children(reactor::current()?, fiber, true)? {
+            Some(error) => Err(Jump::raise(error)),
+            None => Ok(fiber),
+        },
+    )
 }
 
 type Method0 = unsafe extern "C" fn(VALUE) -> VALUE;
 type MethodN = unsafe extern "C" fn(c_int, *const VALUE, VALUE) -> VALUE;
+type AnyMethod = unsafe extern "C" fn() -> VALUE;
 
 /// A C function Ruby can call as a method, with its arity.
 enum Func {
@@ -221,12 +254,12 @@ enum Func {
 }
 
 impl Func {
-    fn raw(self) -> (Option<unsafe extern "C" fn() -> VALUE>, c_int) {
+    fn raw(self) -> (Option<AnyMethod>, c_int) {
         // Safety: Ruby calls the function back with the arguments its arity announces.
         unsafe {
             match self {
-                Func::Fixed(func) => (Some(std::mem::transmute::<Method0, _>(func)), 0),
-                Func::Variadic(func) => (Some(std::mem::transmute::<MethodN, _>(func)), -1),
+                Func::Fixed(func) => (Some(std::mem::transmute::<Method0, AnyMethod>(func)), 0),
+                Func::Variadic(func) => (Some(std::mem::transmute::<MethodN, AnyMethod>(func)), -1),
             }
         }
     }
@@ -252,15 +285,31 @@ pub fn define_methods() {
 
     let fiber_class = ruby::class_named(c"Fiber");
     define_method(fiber_class, c"schedule", Func::Variadic(fiber_schedule));
-    define_method(fiber_class, c"safe_transfer", Func::Variadic(fiber_safe_transfer));
+    define_method(
+        fiber_class,
+        c"safe_transfer",
+        Func::Variadic(fiber_safe_transfer),
+    );
     define_method(fiber_class, c"await", Func::Fixed(fiber_await));
     define_method(fiber_class, c"join", Func::Fixed(fiber_await));
     define_method(fiber_class, c"state", Func::Fixed(fiber_state));
     define_method(fiber_class, c"parent", Func::Fixed(fiber_parent));
     define_method(fiber_class, c"tag", Func::Fixed(fiber_tag));
     define_method(fiber_class, c"children", Func::Fixed(fiber_children));
-    define_method(fiber_class, c"terminate_all_children", Func::Fixed(fiber_terminate_all_children));
-    define_method(fiber_class, c"await_all_children", Func::Fixed(fiber_await_all_children));
+    define_method(
+        fiber_class,
+        c"terminate_all_children",
+        Func::Fixed(fiber_terminate_all_children),
+    );
+    define_method(
+        fiber_class,
+        c"await_all_children",
+        Func::Fixed(fiber_await_all_children),
+    );
 
-    define_method(unsafe { rb_sys::rb_cThread }, c"switch_fiber", Func::Fixed(switch_fiber));
+    define_method(
+        unsafe { rb_sys::rb_cThread },
+        c"switch_fiber",
+        Func::Fixed(switch_fiber),
+    );
 }

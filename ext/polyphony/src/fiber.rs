@@ -112,7 +112,9 @@ pub fn stop_children(reactor: &Reactor, fiber: VALUE) -> Result<Option<VALUE>, J
         None => return Ok(None),
     };
     for child in children {
-        let stop = protect(|| unsafe { rb_sys::rb_class_new_instance(0, std::ptr::null(), names().terminate) })?;
+        let stop = protect(|| unsafe {
+            rb_sys::rb_class_new_instance(0, std::ptr::null(), names().terminate)
+        })?;
         reactor.schedule(child, stop, false);
     }
     await_children(reactor, fiber, false)
@@ -122,7 +124,11 @@ pub fn stop_children(reactor: &Reactor, fiber: VALUE) -> Result<Option<VALUE>, J
 ///
 /// An exception a child passes up meanwhile is returned at once when `stop_on_error`,
 /// otherwise the wait goes on and the first such exception is returned at the end.
-pub fn await_children(reactor: &Reactor, fiber: VALUE, stop_on_error: bool) -> Result<Option<VALUE>, Jump> {
+pub fn await_children(
+    reactor: &Reactor,
+    fiber: VALUE,
+    stop_on_error: bool,
+) -> Result<Option<VALUE>, Jump> {
     let mut first_error = None;
     loop {
         if !set_awaiting_children(reactor, fiber, true) || reactor.is_idle() {
@@ -209,7 +215,10 @@ fn retire(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) 
 pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
     let current = current_fiber();
     if fiber == current {
-        return Err(ruby::error(ruby::class_named(c"FiberError"), "can't await the current fiber"));
+        return Err(ruby::error(
+            ruby::class_named(c"FiberError"),
+            "can't await the current fiber",
+        ));
     }
     let registered = match reactor.state().fibers.get_mut(&fiber) {
         Some(record) => {
@@ -226,7 +235,11 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
             ));
         }
         let error = ruby::ivar_get(fiber, names().error);
-        return Ok(if error != NIL { error } else { ruby::ivar_get(fiber, names().result) });
+        return Ok(if error != NIL {
+            error
+        } else {
+            ruby::ivar_get(fiber, names().result)
+        });
     }
     let outcome = reactor.switchpoint();
     if let Some(record) = reactor.state().fibers.get_mut(&fiber) {

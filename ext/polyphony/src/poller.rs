@@ -48,7 +48,12 @@ impl Poller {
         let call_ptr: *mut c_void = (&mut call as *mut WaitCall).cast();
         let poller_ptr: *mut c_void = (&self.poller as *const polling::Poller).cast_mut().cast();
         protect(|| unsafe {
-            rb_sys::rb_thread_call_without_gvl(Some(wait_without_gvl), call_ptr, Some(wake), poller_ptr);
+            rb_sys::rb_thread_call_without_gvl(
+                Some(wait_without_gvl),
+                call_ptr,
+                Some(wake),
+                poller_ptr,
+            );
             NIL
         })?;
         Ok(call.outcome)

@@ -83,7 +83,8 @@ impl State {
         if let Some(record) = self.fibers.get_mut(&parent) {
             record.children.insert(key, fiber);
         }
-        self.fibers.insert(fiber, FiberRecord::new(parent, tag, key));
+        self.fibers
+            .insert(fiber, FiberRecord::new(parent, tag, key));
     }
 
     /// Schedules every timer that is due.
@@ -258,7 +259,9 @@ impl Reactor {
     pub fn set_timer(&self, delay: Duration, fiber: VALUE, value: VALUE) -> TimerKey {
         let now = Instant::now();
         let deadline = now.checked_add(delay).unwrap_or(now + FOREVER);
-        self.state().timers.insert(deadline, Wakeup { fiber, value })
+        self.state()
+            .timers
+            .insert(deadline, Wakeup { fiber, value })
     }
 
     /// Cancels a timer (no effect if it already fired).
@@ -281,10 +284,18 @@ impl Reactor {
         loop {
             let next = match self.next_runnable() {
                 Ok(next) => next,
-                Err(jump) => {
-                    self.state().runqueue.remove(current);
-                    return Err(jump);
-                }
+                // An interrupt (Ctrl-C, `Thread#raise`) is for the thread, i.e. its root
+                // fiber, whichever fiber happened to be waiting in the poller.
+                Err(jump) => match jump.exception() {
+                    Some(exception) if current != self.root => {
+                        self.schedule(self.root, exception, true);
+                        continue;
+                    }
+                    _ => {
+                        self.state().runqueue.remove(current);
+                        return Err(jump);
+                    }
+                },
             };
             let (fiber, value) = match next {
                 Some(entry) => entry,
@@ -320,7 +331,7 @@ impl Reactor {
         let poll_first = {
             let mut state = self.state();
             state.switches = state.switches.wrapping_add(1);
-            state.runqueue.is_empty() || state.switches % SWITCHES_BETWEEN_POLLS == 0
+            state.runqueue.is_empty() || state.switches.is_multiple_of(SWITCHES_BETWEEN_POLLS)
         };
         if poll_first {
             self.poll(false)?;

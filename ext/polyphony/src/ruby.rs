@@ -52,7 +52,8 @@ impl Jump {
 /// Runs `func`, catching any Ruby exception or non-local exit it raises.
 ///
 /// `func` must capture only `Copy` data: if it raises, it is left without being dropped.
-/// The exception Ruby was already handling (`$!`, e.g. inside an `ensure`) is kept as it was.
+/// After a `raise`, the exception Ruby was already handling (`$!`, e.g. inside an `ensure`)
+/// is kept as it was.
 pub fn protect<F: FnOnce() -> VALUE>(func: F) -> Result<VALUE, Jump> {
     unsafe extern "C" fn call<F: FnOnce() -> VALUE>(data: VALUE) -> VALUE {
         let func = &mut *(data as *mut Option<F>);
@@ -62,12 +63,19 @@ pub fn protect<F: FnOnce() -> VALUE>(func: F) -> Result<VALUE, Jump> {
     let mut state: c_int = 0;
     unsafe {
         let handled = rb_errinfo();
-        let result = rb_protect(Some(call::<F>), &mut func as *mut Option<F> as VALUE, &mut state);
+        let result = rb_protect(
+            Some(call::<F>),
+            &mut func as *mut Option<F> as VALUE,
+            &mut state,
+        );
         if state == 0 {
             return Ok(result);
         }
         let error = rb_errinfo();
-        rb_set_errinfo(handled);
+        // A kill or `throw` keeps its marker in the error info until it is resumed.
+        if state == TAG_RAISE {
+            rb_set_errinfo(handled);
+        }
         Err(Jump { state, error })
     }
 }
@@ -130,7 +138,9 @@ pub fn mark(value: VALUE) {
 
 /// A new exception of `class` with `message`, as a jump that raises it.
 pub fn error(class: VALUE, message: &str) -> Jump {
-    Jump::raise(unsafe { rb_sys::rb_exc_new(class, message.as_ptr().cast(), message.len() as c_long) })
+    Jump::raise(unsafe {
+        rb_sys::rb_exc_new(class, message.as_ptr().cast(), message.len() as c_long)
+    })
 }
 
 /// The `SystemCallError` (`Errno::...`) matching an OS error, as a jump that raises it.

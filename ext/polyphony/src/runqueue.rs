@@ -219,7 +219,10 @@ mod tests {
         assert!(!queue.contains(2));
         assert_eq!(queue.len(), 2);
         queue.push(2, "again", false, false);
-        assert_eq!(queue.iter().collect::<Vec<_>>(), vec![(1, "a"), (3, "c"), (2, "again")]);
+        assert_eq!(
+            queue.iter().collect::<Vec<_>>(),
+            vec![(1, "a"), (3, "c"), (2, "again")]
+        );
         assert_eq!(queue.remove(1), Some("a"));
         assert_eq!(drain(&mut queue), vec![(3, "c"), (2, "again")]);
     }

@@ -91,9 +91,18 @@ mod tests {
         timers.insert(start + Duration::from_micros(100), "a");
         timers.insert(start + Duration::from_micros(300), "d");
         timers.insert(start + Duration::from_micros(200), "b");
-        assert_eq!(timers.next_deadline(), Some(start + Duration::from_micros(100)));
-        assert_eq!(due(&mut timers, start + Duration::from_micros(250)), vec!["a", "b"]);
-        assert_eq!(due(&mut timers, start + Duration::from_secs(1)), vec!["c", "d"]);
+        assert_eq!(
+            timers.next_deadline(),
+            Some(start + Duration::from_micros(100))
+        );
+        assert_eq!(
+            due(&mut timers, start + Duration::from_micros(250)),
+            vec!["a", "b"]
+        );
+        assert_eq!(
+            due(&mut timers, start + Duration::from_secs(1)),
+            vec!["c", "d"]
+        );
         assert!(timers.is_empty());
     }
 
@@ -103,7 +112,10 @@ mod tests {
         let mut timers = Timers::default();
         timers.insert(start + Duration::from_micros(500), "half a millisecond");
         assert!(due(&mut timers, start + Duration::from_micros(499)).is_empty());
-        assert_eq!(due(&mut timers, start + Duration::from_micros(500)), vec!["half a millisecond"]);
+        assert_eq!(
+            due(&mut timers, start + Duration::from_micros(500)),
+            vec!["half a millisecond"]
+        );
     }
 
     #[test]
@@ -120,7 +132,10 @@ mod tests {
         }
         assert_eq!(timers.len(), 1);
         assert_eq!(timers.items().collect::<Vec<_>>(), vec![&"kept"]);
-        assert_eq!(due(&mut timers, start + Duration::from_secs(3600)), vec!["kept"]);
+        assert_eq!(
+            due(&mut timers, start + Duration::from_secs(3600)),
+            vec!["kept"]
+        );
         assert_eq!(timers.cancel(kept), None);
     }
 }

@@ -1,0 +1,293 @@
+# frozen_string_literal: true
+
+require_relative 'spec_helper'
+
+RSpec.describe 'Fiber#schedule' do
+  it 'resumes a waiting fiber with the value, and returns self', gc: true do
+    fiber = spin { suspend }
+    snooze
+    expect(fiber.schedule([:value])).to eq(fiber)
+    expect(fiber.await).to eq([:value])
+  end
+
+  it 'never queues a fiber twice' do
+    resumed = 0
+    fiber = spin { loop { suspend; resumed += 1 } }
+    snooze
+    3.times { fiber.schedule }
+    snooze
+    snooze
+    expect(resumed).to eq(1)
+  end
+
+  it 'lets an exception replace a plain value, never the reverse' do
+    fiber = spin do
+      suspend
+    rescue RuntimeError => e
+      e.message
+    end
+    snooze
+    fiber.schedule(:plain)
+    fiber.schedule(RuntimeError.new('cancelled'))
+    fiber.schedule(:plain_again)
+    expect(fiber.await).to eq('cancelled')
+  end
+
+  it 'raises an exception value in the fiber, cancelling its wait', gc: true do
+    fiber = spin do
+      sleep 10
+    rescue RuntimeError => e
+      "rescued #{e.message}"
+    end
+    snooze
+    took = elapsed do
+      fiber.schedule(RuntimeError.new('stop'))
+      expect(fiber.await).to eq('rescued stop')
+    end
+    expect(took).to be < 0.05 * slowdown
+  end
+
+  it 'does nothing to a dead fiber' do
+    fiber = spin { :done }
+    fiber.await
+    expect(fiber.schedule(:late)).to eq(fiber)
+    expect(fiber.state).to eq(:dead)
+  end
+
+  it 'keeps values that only the run queue holds alive through GC and compaction', gc: true do
+    fiber = spin { suspend }
+    snooze
+    fiber.schedule(Array.new(3) { |i| "value #{i}" * 3 })
+    GC.start
+    GC.compact
+    expect(fiber.await).to eq(['value 0value 0value 0', 'value 1value 1value 1', 'value 2value 2value 2'])
+  end
+end
+
+RSpec.describe 'Fiber#safe_transfer' do
+  it 'switches to the fiber at once with the value', gc: true do
+    order = []
+    fiber = spin do
+      order << [:got, suspend]
+      Fiber.current.parent.schedule(:back)
+    end
+    snooze
+    order << [:transfer, fiber.safe_transfer(:now)]
+    expect(order).to eq([[:got, :now], [:transfer, :back]])
+  end
+
+  it 'raises an exception it is switched back with' do
+    main = Fiber.current
+    fiber = spin { main.schedule(ArgumentError.new('bad')) }
+    expect { fiber.safe_transfer }.to raise_error(ArgumentError, 'bad')
+  end
+end
+
+RSpec.describe 'Fiber#await' do
+  it 'returns the result of the fiber, also once it has ended', gc: true do
+    fiber = spin { sleep 0.01; :result }
+    expect(fiber.await).to eq(:result)
+    expect(fiber.await).to eq(:result)
+    expect(fiber.join).to eq(:result)
+  end
+
+  it 're-raises the exception the fiber ended with, in place of raising it in the parent', gc: true do
+    fiber = spin { raise ArgumentError, 'failed' }
+    expect { fiber.await }.to raise_error(ArgumentError, 'failed')
+    expect { fiber.await }.to raise_error(ArgumentError, 'failed')
+    expect { snooze }.not_to raise_error
+  end
+
+  it 'wakes every fiber awaiting the same fiber' do
+    target = spin { sleep 0.02; 42 }
+    awaiters = Array.new(3) { spin { target.await + 1 } }
+    expect(awaiters.map(&:await)).to eq([43, 43, 43])
+  end
+
+  it 'can be cancelled, leaving no awaiter behind' do
+    target = spin { sleep 0.05; :late }
+    awaiter = spin do
+      target.await
+    rescue RuntimeError
+      :cancelled
+    end
+    snooze
+    awaiter.schedule(RuntimeError.new('stop'))
+    expect(awaiter.await).to eq(:cancelled)
+    expect(target.await).to eq(:late)
+  end
+
+  it 'refuses to await the current fiber or a fiber Polyphony does not run' do
+    expect { Fiber.current.await }.to raise_error(FiberError, "can't await the current fiber")
+    plain = Fiber.new { Fiber.yield }
+    plain.resume
+    expect { plain.await }.to raise_error(FiberError, "can't await a fiber that Polyphony does not run")
+  end
+end
+
+RSpec.describe 'Fiber#state' do
+  it 'is :runnable, :running, :waiting, then :dead', gc: true do
+    states = []
+    fiber = spin do
+      states << Fiber.current.state
+      sleep 0.01
+    end
+    states << fiber.state
+    snooze
+    states << fiber.state
+    fiber.await
+    states << fiber.state
+    expect(states).to eq(%i[runnable running waiting dead])
+    expect(fiber.alive?).to be(false)
+  end
+
+  it 'knows the root fiber' do
+    expect(Fiber.current.state).to eq(:running)
+    expect(Fiber.current.parent).to be_nil
+    expect(Fiber.current.tag).to be_nil
+  end
+end
+
+RSpec.describe 'Thread#switch_fiber' do
+  it 'is a switchpoint that returns the value the fiber is resumed with', gc: true do
+    main = Fiber.current
+    spin { main.schedule(:switched) }
+    expect(Thread.current.switch_fiber).to eq(:switched)
+  end
+end
+
+RSpec.describe 'exceptions crossing fibers' do
+  it 'raises an uncaught exception in the parent at its current switchpoint', gc: true do
+    spin { sleep 0.01; raise 'Foo' }
+    took = elapsed { expect { sleep 1 }.to raise_error(RuntimeError, 'Foo') }
+    expect(took).to be < 0.5
+  end
+
+  it 'raises it at the parent\'s next switchpoint when the parent was busy' do
+    spin { raise 'Bar' }
+    counted = 0
+    expect do
+      loop do
+        counted += 1
+        snooze
+      end
+    end.to raise_error(RuntimeError, 'Bar')
+    expect(counted).to eq(1)
+  end
+
+  it 'passes it up through every generation to the main fiber', gc: true do
+    spin { spin { spin { raise IOError, 'deep' }; sleep 1 }; sleep 1 }
+    expect { suspend }.to raise_error(IOError, 'deep')
+  end
+
+  it 'keeps the backtrace of the fiber that raised' do
+    spin { raise 'traced' }
+    expect { suspend }.to raise_error do |error|
+      expect(error.backtrace.first).to include('fiber_spec.rb')
+    end
+  end
+
+  it 'ends a fiber quietly with Terminate, or with a value with MoveOn' do
+    terminated = spin { raise Polyphony::Terminate }
+    moved_on = spin { raise Polyphony::MoveOn.new(:moved) }
+    expect(terminated.await).to be_nil
+    expect(moved_on.await).to eq(:moved)
+    expect { snooze }.not_to raise_error
+  end
+
+  it 'puts Polyphony\'s exceptions out of reach of a plain rescue' do
+    expect(Polyphony::BaseException.ancestors).not_to include(StandardError)
+    fiber = spin do
+      begin
+        suspend
+      rescue => e # rubocop:disable Style/RescueStandardError
+        :swallowed
+      end
+      :not_swallowed
+    end
+    snooze
+    fiber.schedule(Polyphony::MoveOn.new(:stopped))
+    expect(fiber.await).to eq(:stopped)
+  end
+end
+
+RSpec.describe 'the end of a fiber' do
+  it 'stops its live children first, running their ensure blocks', gc: true do
+    log = []
+    parent = spin do
+      spin do
+        sleep 10
+      ensure
+        log << :child_ensure
+      end
+      spin do
+        spin do
+          suspend
+        ensure
+          log << :grandchild_ensure
+        end
+        suspend
+      end
+      snooze
+      log << :parent_done
+      :parent_result
+    end
+    expect(parent.await).to eq(:parent_result)
+    expect(log).to eq(%i[parent_done child_ensure grandchild_ensure])
+    expect(parent.children).to eq([])
+  end
+
+  it 'lets ensure blocks wait (switchpoints inside ensure work)' do
+    log = []
+    parent = spin do
+      spin do
+        suspend
+      ensure
+        sleep 0.02
+        log << :slow_cleanup_done
+      end
+      snooze
+    end
+    parent.await
+    expect(log).to eq([:slow_cleanup_done])
+  end
+
+  it 'never runs the block of a child stopped before it started' do
+    ran = false
+    spin { spin { ran = true } }.await
+    expect(ran).to be(false)
+  end
+
+  it 'raises in the parent an exception a child raises while being stopped' do
+    parent = spin do
+      spin do
+        suspend
+      ensure
+        raise 'cleanup failed'
+      end
+      snooze
+    end
+    expect { parent.await }.to raise_error(RuntimeError, 'cleanup failed')
+  end
+
+  it 'terminate_all_children stops the children of the current fiber' do
+    log = []
+    2.times do |i|
+      spin do
+        sleep 1
+      ensure
+        log << i
+      end
+    end
+    snooze
+    expect(Fiber.current.terminate_all_children).to eq(Fiber.current)
+    expect(log).to eq([0, 1])
+  end
+
+  it 'await_all_children waits for the children to end' do
+    log = []
+    [0.02, 0.01].each { |t| spin { sleep t; log << t } }
+    Fiber.current.await_all_children
+    expect(log).to eq([0.01, 0.02])
+  end
+end

@@ -1,0 +1,176 @@
+# frozen_string_literal: true
+
+require_relative 'spec_helper'
+
+RSpec.describe 'the reactor' do
+  it 'releases the GVL while waiting, so other threads run' do
+    counter = 0
+    thread = Thread.new { 20.times { counter += 1; Kernel.sleep 0.005 } }
+    spin { sleep 0.3 }
+    took = elapsed { thread.join }
+    expect(counter).to eq(20)
+    expect(took).to be < 0.3
+  end
+
+  it 'lets Thread#raise interrupt a wait at once, in the root fiber' do
+    main = Thread.current
+    child_saw = nil
+    spin do
+      sleep 5
+    rescue Exception => e # rubocop:disable Lint/RescueException
+      child_saw = e
+    end
+    Thread.new { Kernel.sleep 0.05; main.raise(ArgumentError, 'from another thread') }
+    took = elapsed { expect { sleep 5 }.to raise_error(ArgumentError, 'from another thread') }
+    expect(took).to be < 0.5
+    expect(child_saw).to be_nil
+  end
+
+  it 'runs signal handlers during a wait' do
+    got = nil
+    previous = trap('USR1') { got = :usr1 }
+    spin { sleep 0.5 }
+    Thread.new { Kernel.sleep 0.05; Process.kill('USR1', Process.pid) }
+    took = elapsed { sleep 0.02 until got }
+    expect(got).to eq(:usr1)
+    expect(took).to be < 0.4
+  ensure
+    trap('USR1', previous)
+  end
+
+  it 'gives every thread its own reactor' do
+    results = Array.new(3) do |t|
+      Thread.new do
+        fibers = Array.new(3) { |i| spin { sleep 0.02; [t, i] } }
+        fibers.map(&:await)
+      end
+    end.map(&:value)
+    expect(results).to eq(Array.new(3) { |t| Array.new(3) { |i| [t, i] } })
+  end
+
+  it 'lets Thread#kill end a thread whose fibers are waiting' do
+    log = Queue.new
+    thread = Thread.new do
+      spin do
+        sleep 10
+      ensure
+        log << :ensure
+      end
+      sleep 10
+    end
+    Kernel.sleep 0.05
+    thread.kill
+    expect(thread.join(2)).to eq(thread)
+  end
+
+  it 'keeps every value it holds through compaction while fibers wait', gc: true do
+    results = Array.new(50) do |i|
+      spin(:"tag#{i}") do
+        spin { suspend }
+        got = suspend
+        sleep 0.001 * (i % 5)
+        "#{got}-#{Fiber.current.tag}"
+      end
+    end
+    snooze
+    results.each_with_index { |fiber, i| fiber.schedule("value#{i}") }
+    GC.compact
+    GC.verify_compaction_references(double_heap: true, toward: :empty) unless GC.stress
+    expect(results.map(&:await)).to eq(Array.new(50) { |i| "value#{i}-tag#{i}" })
+  end
+
+  it 'keeps timers right through many concurrent sleepers', gc: true do
+    order = []
+    delays = [0.03, 0.01, 0.02, 0.005, 0.025]
+    delays.each { |delay| spin { sleep delay; order << delay } }
+    suspend
+    expect(order).to eq(delays.sort)
+  end
+end
+
+RSpec.describe 'a program using polyphony' do
+  it 'runs the gentle introduction example: 7 lines in order, in 3 seconds, not 6' do
+    out, err, status, took = run_ruby(file: 'examples/sleeping_fibers.rb')
+    expect(err).to eq('')
+    expect(status).to be_success
+    expect(out.lines.map(&:chomp)).to eq([
+      'Sleeping for 1 seconds',
+      'Sleeping for 2 seconds',
+      'Sleeping for 3 seconds',
+      'Done sleeping for 1 seconds',
+      'Done sleeping for 2 seconds',
+      'Done sleeping for 3 seconds',
+      "We're done!"
+    ])
+    expect(took).to be_between(3.0, 4.5)
+  end
+
+  it 'runs the first example of the gentle introduction' do
+    out, _err, status, took = run_ruby(file: 'examples/going_to_sleep.rb')
+    expect(status).to be_success
+    expect(out).to eq("Going to sleep...\nWoke up\nWe're done\n")
+    expect(took).to be_between(1.0, 2.0)
+  end
+
+  it 'ends with Ruby\'s usual message when an exception reaches the main fiber' do
+    out, err, status = run_ruby(<<~RUBY)
+      require 'polyphony'
+      spin { sleep 0.01; raise ArgumentError, 'went wrong' }
+      suspend
+      puts 'not reached'
+    RUBY
+    expect(out).to eq('')
+    expect(status.exitstatus).to eq(1)
+    expect(err).to match(/-e:2:in `block in <main>': went wrong \(ArgumentError\)/)
+  end
+
+  it 'stops the main fiber\'s children at exit, running their ensure blocks' do
+    out, _err, status = run_ruby(<<~RUBY)
+      require 'polyphony'
+      spin do
+        sleep
+      ensure
+        puts 'child cleaned up'
+      end
+      snooze
+      puts 'main done'
+    RUBY
+    expect(status).to be_success
+    expect(out).to eq("main done\nchild cleaned up\n")
+  end
+
+  it 'with polyphony/auto_run keeps running until every fiber has finished' do
+    out, _err, status, took = run_ruby(<<~RUBY)
+      require 'polyphony/auto_run'
+      spin { sleep 0.2; puts 'slow fiber done' }
+      spin { spin { sleep 0.1; puts 'grandchild done' }.await }
+      puts 'main done'
+    RUBY
+    expect(status).to be_success
+    expect(out).to eq("main done\ngrandchild done\nslow fiber done\n")
+    expect(took).to be >= 0.2
+  end
+
+  it 'ends at once on Ctrl-C, whichever fiber is waiting' do
+    _out, err, status, took = run_ruby(<<~RUBY, signal: 'INT', signal_after: 0.5)
+      require 'polyphony'
+      spin { sleep 30 }
+      sleep 30
+    RUBY
+    expect(status.signaled? || !status.success?).to be(true)
+    expect(err).to include('Interrupt')
+    expect(took).to be < 5
+  end
+
+  it 'does not busy-loop while idle' do
+    out, _err, status = run_ruby(<<~RUBY)
+      require 'polyphony'
+      spin { sleep 0.5 }
+      cpu = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID)
+      suspend
+      puts Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) - cpu
+    RUBY
+    expect(status).to be_success
+    expect(out.to_f).to be < 0.05
+  end
+end

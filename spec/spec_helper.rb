@@ -1,0 +1,75 @@
+# frozen_string_literal: true
+
+require 'polyphony'
+require 'open3'
+require 'rbconfig'
+
+# Helpers for running whole programs and measuring time.
+module SpecHelpers
+  LIB = File.expand_path('../lib', __dir__)
+  ROOT = File.expand_path('..', __dir__)
+
+  # Runs Ruby `code` (or the program at `file`) in a new process with polyphony on the load
+  # path. Returns [stdout, stderr, Process::Status, elapsed seconds].
+  def run_ruby(code = nil, file: nil, timeout: 30, signal: nil, signal_after: nil)
+    args = [RbConfig.ruby, "-I#{LIB}"]
+    args += file ? [file] : ['-e', code]
+    started = now
+    Open3.popen3(*args, chdir: ROOT) do |stdin, stdout, stderr, thread|
+      stdin.close
+      if signal
+        Kernel.sleep(signal_after)
+        Process.kill(signal, thread.pid)
+      end
+      out = Thread.new { stdout.read }
+      err = Thread.new { stderr.read }
+      unless thread.join(timeout)
+        Process.kill(:KILL, thread.pid)
+        raise "program did not finish in #{timeout} seconds"
+      end
+      [out.value, err.value, thread.value, now - started]
+    end
+  end
+
+  # The monotonic clock, in seconds.
+  def now
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+
+  # How much longer than normal things may take: GC.stress makes every allocation slow.
+  def slowdown
+    GC.stress ? 50 : 1
+  end
+
+  # Seconds the block takes.
+  def elapsed
+    started = now
+    yield
+    now - started
+  end
+end
+
+RSpec.configure do |config|
+  config.include SpecHelpers
+  config.disable_monkey_patching!
+  config.order = :defined
+
+  # No fiber outlives its example.
+  config.after { Fiber.current.terminate_all_children }
+
+  # POLYPHONY_GC=stress runs the examples tagged `gc: true` under GC.stress;
+  # POLYPHONY_GC=compact compacts the heap (and checks references) before every example.
+  case ENV.fetch('POLYPHONY_GC', nil)
+  when 'stress'
+    config.filter_run_including gc: true
+    config.around do |example|
+      GC.stress = true
+      example.run
+    ensure
+      GC.stress = false
+    end
+  when 'compact'
+    config.before(:suite) { GC.verify_compaction_references(double_heap: true, toward: :empty) }
+    config.before { GC.compact }
+  end
+end
