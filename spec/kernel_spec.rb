@@ -46,6 +46,17 @@ RSpec.describe 'Kernel#spin' do
     expect(Fiber.current.children).to eq([])
   end
 
+  it 'keeps a fiber that has not started, and its block, alive through GC and compaction', gc: true do
+    spin_with_captured = lambda do
+      captured = 'cap' * 2
+      spin { captured.upcase }
+    end
+    fiber = spin_with_captured.call
+    GC.start
+    GC.compact
+    expect(fiber.await).to eq('CAPCAP')
+  end
+
   it 'requires a block and at most one argument' do
     expect { spin }.to raise_error(ArgumentError, 'no block given')
     expect { spin(1, 2) {} }.to raise_error(ArgumentError, 'wrong number of arguments (given 2, expected 0..1)')

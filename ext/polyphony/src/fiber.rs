@@ -12,8 +12,12 @@ use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
-/// The Ruby classes and ids the fiber life cycle needs.
+/// The Ruby objects and ids the fiber life cycle needs.
 struct Names {
+    /// `Fiber`, and the one Proc every spun fiber is created with (it runs `fiber_body`).
+    fiber_class: VALUE,
+    body: VALUE,
+    new: ID,
     terminate: VALUE,
     move_on: VALUE,
     value_ivar: ID,
@@ -32,6 +36,9 @@ fn names() -> &'static Names {
 /// Records the exception classes `Polyphony::Terminate` and `Polyphony::MoveOn`.
 pub fn init(terminate: VALUE, move_on: VALUE) {
     NAMES.get_or_init(|| Names {
+        fiber_class: ruby::class_named(c"Fiber"),
+        body: ruby::keep_forever(unsafe { rb_sys::rb_proc_new(Some(fiber_body), NIL) }),
+        new: ruby::intern("new"),
         terminate: ruby::keep_forever(terminate),
         move_on: ruby::keep_forever(move_on),
         value_ivar: ruby::intern("@value"),
@@ -44,18 +51,30 @@ pub fn init(terminate: VALUE, move_on: VALUE) {
 
 /// Creates a fiber that runs `block`, as a child of `parent`, queued to start at the next
 /// switchpoint.
+///
+/// Every fiber is created with the same body Proc, which finds its block in the fiber's
+/// record: no Proc is allocated per fiber.
 pub fn spin(reactor: &Reactor, parent: VALUE, tag: VALUE, block: VALUE) -> Result<VALUE, Jump> {
-    let fiber = protect(|| unsafe { rb_sys::rb_fiber_new(Some(fiber_body), block) })?;
+    let names = names();
+    let fiber = protect(|| unsafe {
+        rb_sys::rb_funcall_with_block(
+            names.fiber_class,
+            names.new,
+            0,
+            std::ptr::null(),
+            names.body,
+        )
+    })?;
     let mut state = reactor.state();
-    state.adopt(parent, fiber, tag);
+    state.adopt(parent, fiber, tag, block);
     state.schedule(fiber, NIL, false);
     Ok(fiber)
 }
 
-/// What every spun fiber runs: the block, then the end of the fiber.
+/// What every spun fiber runs: its block, then the end of the fiber.
 unsafe extern "C" fn fiber_body(
     first: VALUE,
-    block: VALUE,
+    _callback_arg: VALUE,
     _argc: c_int,
     _argv: *const VALUE,
     _blockarg: VALUE,
@@ -64,6 +83,7 @@ unsafe extern "C" fn fiber_body(
         // Stopped before it started: the block never runs.
         Err(Jump::raise(first))
     } else {
+        let block = own_block();
         protect(|| unsafe { rb_sys::rb_proc_call_with_block(block, 0, std::ptr::null(), NIL) })
     };
     let jump = match catch_unwind(AssertUnwindSafe(|| end(outcome))) {
@@ -76,6 +96,21 @@ unsafe extern "C" fn fiber_body(
     };
     // The thread is being killed: let Ruby carry on with it.
     jump.resume()
+}
+
+/// The block of the current fiber.
+fn own_block() -> VALUE {
+    let fiber = current_fiber();
+    reactor::current()
+        .ok()
+        .and_then(|reactor| {
+            reactor
+                .state()
+                .fibers
+                .get(&fiber)
+                .map(|record| record.block)
+        })
+        .unwrap_or(NIL)
 }
 
 /// Ends the current fiber given how its block finished; returns the value to end with.

@@ -36,6 +36,8 @@ pub struct Wakeup {
 
 /// What the reactor knows of a fiber it runs (spun fibers and the thread's root fiber).
 pub struct FiberRecord {
+    /// The block the fiber runs (`nil` for the root fiber).
+    pub block: VALUE,
     pub parent: VALUE,
     pub tag: VALUE,
     /// Live children by spawn order.
@@ -49,8 +51,9 @@ pub struct FiberRecord {
 }
 
 impl FiberRecord {
-    fn new(parent: VALUE, tag: VALUE, child_key: u64) -> Self {
+    fn new(block: VALUE, parent: VALUE, tag: VALUE, child_key: u64) -> Self {
         Self {
+            block,
             parent,
             tag,
             children: BTreeMap::new(),
@@ -76,15 +79,15 @@ impl State {
         self.runqueue.push(fiber, value, is_exception(value), first);
     }
 
-    /// Registers `fiber` as a new child of `parent`.
-    pub fn adopt(&mut self, parent: VALUE, fiber: VALUE, tag: VALUE) {
+    /// Registers `fiber`, which runs `block`, as a new child of `parent`.
+    pub fn adopt(&mut self, parent: VALUE, fiber: VALUE, tag: VALUE, block: VALUE) {
         let key = self.next_child_key;
         self.next_child_key += 1;
         if let Some(record) = self.fibers.get_mut(&parent) {
             record.children.insert(key, fiber);
         }
         self.fibers
-            .insert(fiber, FiberRecord::new(parent, tag, key));
+            .insert(fiber, FiberRecord::new(block, parent, tag, key));
     }
 
     /// Schedules every timer that is due.
@@ -134,6 +137,7 @@ impl DataTypeFunctions for Reactor {
         }
         for (&fiber, record) in state.fibers.iter() {
             ruby::mark(fiber);
+            ruby::mark(record.block);
             ruby::mark(record.parent);
             ruby::mark(record.tag);
             record.children.values().copied().for_each(ruby::mark);
@@ -223,7 +227,9 @@ fn create() -> Result<Obj<Reactor>, Jump> {
         next_child_key: 0,
         switches: 0,
     };
-    state.fibers.insert(root, FiberRecord::new(NIL, NIL, 0));
+    state
+        .fibers
+        .insert(root, FiberRecord::new(NIL, NIL, NIL, 0));
     let reactor = Reactor {
         state: RefCell::new(state),
         poller,
