@@ -162,6 +162,21 @@ RSpec.describe 'a program using polyphony' do
     expect(took).to be < 5
   end
 
+  it 'gives a forked child a poller of its own, which neither disturbs the parent nor breaks it' do
+    out, err, status = run_ruby(<<~RUBY)
+      require 'polyphony'
+      def took = (t = Process.clock_gettime(Process::CLOCK_MONOTONIC); yield; Process.clock_gettime(Process::CLOCK_MONOTONIC) - t)
+      spin { sleep 0.01 }.await
+      pid = fork { puts "child slept \#{took { sleep 0.05 }.round(1)}"; sleep 0.5 }
+      puts "parent slept \#{took { sleep 0.2 }.round(1)}"
+      Process.wait(pid)
+      puts "after the child exited, parent slept \#{took { sleep 0.05 }.round(2)}"
+    RUBY
+    expect(err).to eq('')
+    expect(status).to be_success
+    expect(out).to eq("child slept 0.1\nparent slept 0.2\nafter the child exited, parent slept 0.05\n")
+  end
+
   it 'does not busy-loop while idle' do
     out, _err, status = run_ruby(<<~RUBY)
       require 'polyphony'

@@ -243,6 +243,15 @@ unsafe extern "C" fn fiber_await_all_children(fiber: VALUE) -> VALUE {
     )
 }
 
+/// `Polyphony.after_fork`: gives the current thread's reactor its own poller in a forked
+/// child (called from `Process._fork`).
+unsafe extern "C" fn after_fork(_self: VALUE) -> VALUE {
+    entry(|| {
+        reactor::current()?.after_fork()?;
+        Ok(NIL)
+    })
+}
+
 type Method0 = unsafe extern "C" fn(VALUE) -> VALUE;
 type MethodN = unsafe extern "C" fn(c_int, *const VALUE, VALUE) -> VALUE;
 type AnyMethod = unsafe extern "C" fn() -> VALUE;
@@ -312,4 +321,8 @@ pub fn define_methods() {
         c"switch_fiber",
         Func::Fixed(switch_fiber),
     );
+
+    let (func, arity) = Func::Fixed(after_fork).raw();
+    let polyphony = ruby::class_named(c"Polyphony");
+    unsafe { rb_sys::rb_define_singleton_method(polyphony, c"after_fork".as_ptr(), func, arity) };
 }

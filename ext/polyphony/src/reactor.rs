@@ -14,11 +14,12 @@ use crate::runqueue::{RunQueue, WordMap};
 use crate::timers::{TimerKey, Timers};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{gc::Marker, typed_data::Obj, DataTypeFunctions, Ruby, TryConvert, TypedData, Value};
+use polling::Events;
 use rb_sys::{ID, VALUE};
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How many switches may pass between two looks at the timers and the poller while fibers
@@ -112,7 +113,10 @@ impl State {
 #[magnus(class = "Polyphony::Reactor", free_immediately, mark)]
 pub struct Reactor {
     state: RefCell<State>,
-    poller: Poller,
+    /// Replaced in a forked child, which must not share the parent's epoll and timer fds.
+    poller: RefCell<Arc<Poller>>,
+    /// The poller's event buffer, taken out while a wait uses it.
+    events: Cell<Option<Events>>,
     /// The thread's root fiber: fibers that end return here, and it gets control when
     /// nothing else can run.
     root: VALUE,
@@ -232,7 +236,8 @@ fn create() -> Result<Obj<Reactor>, Jump> {
         .insert(root, FiberRecord::new(NIL, NIL, NIL, 0));
     let reactor = Reactor {
         state: RefCell::new(state),
-        poller,
+        poller: RefCell::new(Arc::new(poller)),
+        events: Cell::new(Some(Events::new())),
         root,
         ended: ended_marker(),
     };
@@ -273,6 +278,13 @@ impl Reactor {
     /// Cancels a timer (no effect if it already fired).
     pub fn cancel_timer(&self, key: TimerKey) {
         self.state().timers.cancel(key);
+    }
+
+    /// Gives the reactor a poller of its own, in a child process just forked.
+    pub fn after_fork(&self) -> Result<(), Jump> {
+        let poller = Poller::new().map_err(ruby::io_error)?;
+        *self.poller.borrow_mut() = Arc::new(poller);
+        Ok(())
     }
 
     /// Whether nothing is runnable and nothing pending could make anything runnable.
@@ -369,7 +381,12 @@ impl Reactor {
                 .next_deadline()
                 .map(|deadline| deadline.saturating_duration_since(Instant::now()))
         };
-        let outcome = self.poller.wait(timeout)?;
+        let poller = Arc::clone(&self.poller.borrow());
+        // A signal handler may wait again while this wait ends: it gets a buffer of its own.
+        let mut events = self.events.take().unwrap_or_default();
+        let outcome = poller.wait(&mut events, timeout);
+        self.events.set(Some(events));
+        let outcome = outcome?;
         outcome.map_err(ruby::io_error)?;
         self.state().fire_due_timers();
         Ok(())
