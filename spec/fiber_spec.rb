@@ -64,6 +64,17 @@ RSpec.describe 'Fiber#schedule' do
   end
 end
 
+RSpec.describe 'misuse' do
+  it 'raises instead of crashing when the fiber body is called by hand or a fiber is not initialized' do
+    bodies = ObjectSpace.each_object(Proc).select { |proc| proc.source_location.nil? }
+    call_all = -> { bodies.each { |proc| proc.call rescue StandardError } } # rubocop:disable Style/RescueModifier
+    call_all.call
+    expect(spin { call_all.call; :ok }.await).to eq(:ok)
+    expect { Fiber.allocate.schedule }.to raise_error(FiberError, 'uninitialized fiber')
+    expect { Fiber.allocate.await }.to raise_error(FiberError, 'uninitialized fiber')
+  end
+end
+
 RSpec.describe 'Fiber#safe_transfer' do
   it 'switches to the fiber at once with the value', gc: true do
     order = []

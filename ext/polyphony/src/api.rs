@@ -190,12 +190,16 @@ unsafe extern "C" fn fiber_safe_transfer(argc: c_int, argv: *const VALUE, fiber:
 /// `Fiber#await` (`#join`): waits for the fiber to end and returns its result, or raises
 /// the exception it ended with.
 unsafe extern "C" fn fiber_await(fiber: VALUE) -> VALUE {
-    entry(|| raise_if_exception(fiber::await_fiber(reactor::current()?, fiber)))
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        raise_if_exception(fiber::await_fiber(reactor::current()?, fiber))
+    })
 }
 
 /// `Fiber#state`: `:running`, `:runnable`, `:waiting` or `:dead`.
 unsafe extern "C" fn fiber_state(fiber: VALUE) -> VALUE {
     entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
         Ok(symbol(match fiber::state(reactor::current()?, fiber) {
             FiberState::Running => "running",
             FiberState::Runnable => "runnable",

@@ -65,6 +65,10 @@ pub fn spin(reactor: &Reactor, parent: VALUE, tag: VALUE, block: VALUE) -> Resul
             names.body,
         )
     })?;
+    if !ruby::is_fiber(fiber) {
+        let class = ruby::class_named(c"TypeError");
+        return Err(ruby::error(class, "Fiber.new did not return a fiber"));
+    }
     let mut state = reactor.state();
     state.adopt(parent, fiber, tag, block);
     state.schedule(fiber, NIL, false);
@@ -79,11 +83,15 @@ unsafe extern "C" fn fiber_body(
     _argv: *const VALUE,
     _blockarg: VALUE,
 ) -> VALUE {
+    // The body Proc is reachable from Ruby (ObjectSpace): called anywhere but at the start
+    // of a fiber spun by `spin`, it does nothing.
+    let Some(block) = start() else {
+        return NIL;
+    };
     let outcome = if is_exception(first) {
         // Stopped before it started: the block never runs.
         Err(Jump::raise(first))
     } else {
-        let block = own_block();
         protect(|| unsafe { rb_sys::rb_proc_call_with_block(block, 0, std::ptr::null(), NIL) })
     };
     let jump = match catch_unwind(AssertUnwindSafe(|| end(outcome))) {
@@ -98,19 +106,18 @@ unsafe extern "C" fn fiber_body(
     jump.resume()
 }
 
-/// The block of the current fiber.
-fn own_block() -> VALUE {
+/// Marks the current fiber as started and returns its block, if it is a spun fiber that
+/// has not started yet.
+fn start() -> Option<VALUE> {
     let fiber = current_fiber();
-    reactor::current()
-        .ok()
-        .and_then(|reactor| {
-            reactor
-                .state()
-                .fibers
-                .get(&fiber)
-                .map(|record| record.block)
-        })
-        .unwrap_or(NIL)
+    let reactor = reactor::current().ok()?;
+    let mut state = reactor.state();
+    let record = state.fibers.get_mut(&fiber)?;
+    if record.started || record.block == NIL {
+        return None;
+    }
+    record.started = true;
+    Some(record.block)
 }
 
 /// Ends the current fiber given how its block finished; returns the value to end with.
@@ -285,18 +292,18 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
 
 /// The fiber's parent (`nil` for a root fiber or a fiber Polyphony does not run).
 pub fn parent(reactor: &Reactor, fiber: VALUE) -> VALUE {
-    match reactor.state().fibers.get(&fiber) {
-        Some(record) => record.parent,
-        None => ruby::ivar_get(fiber, names().parent),
-    }
+    let known = reactor
+        .state()
+        .fibers
+        .get(&fiber)
+        .map(|record| record.parent);
+    known.unwrap_or_else(|| ruby::ivar_get(fiber, names().parent))
 }
 
 /// The fiber's tag, given to `spin`.
 pub fn tag(reactor: &Reactor, fiber: VALUE) -> VALUE {
-    match reactor.state().fibers.get(&fiber) {
-        Some(record) => record.tag,
-        None => ruby::ivar_get(fiber, names().tag),
-    }
+    let known = reactor.state().fibers.get(&fiber).map(|record| record.tag);
+    known.unwrap_or_else(|| ruby::ivar_get(fiber, names().tag))
 }
 
 /// The fiber's live children, oldest first.

@@ -49,6 +49,8 @@ pub struct FiberRecord {
     pub awaiters: Vec<VALUE>,
     /// Set while the fiber waits for all its children to end; the last one to go wakes it.
     pub awaiting_children: bool,
+    /// Set once the fiber's body has begun, so the body never runs twice.
+    pub started: bool,
 }
 
 impl FiberRecord {
@@ -61,6 +63,7 @@ impl FiberRecord {
             child_key,
             awaiters: Vec::new(),
             awaiting_children: false,
+            started: false,
         }
     }
 }
@@ -159,17 +162,19 @@ impl Drop for Reactor {
 /// Counts freed reactors, so a thread's cached reactor pointer is never used after a free.
 static REACTORS_FREED: AtomicU64 = AtomicU64::new(0);
 
-/// The current thread's reactor, cached: (Ruby thread, reactor, `REACTORS_FREED` when cached).
+/// The current thread's reactor, cached: (Ruby thread, reactor object and its data,
+/// `REACTORS_FREED` when cached).
 #[derive(Clone, Copy)]
 struct Cached {
     thread: VALUE,
+    object: VALUE,
     reactor: *const Reactor,
     frees: u64,
 }
 
 thread_local! {
     static CACHED: Cell<Cached> = const {
-        Cell::new(Cached { thread: 0, reactor: std::ptr::null(), frees: 0 })
+        Cell::new(Cached { thread: 0, object: 0, reactor: std::ptr::null(), frees: 0 })
     };
 }
 
@@ -199,11 +204,12 @@ pub fn current() -> Result<&'static Reactor, Jump> {
     let thread = unsafe { rb_sys::rb_thread_current() };
     let frees = REACTORS_FREED.load(Ordering::Relaxed);
     let cached = CACHED.get();
-    if cached.thread == thread && cached.frees == frees && !cached.reactor.is_null() {
-        // Safety: the reactor is alive while its thread is, and no reactor was freed since.
+    let ivar = ruby::ivar_get(thread, ids().reactor);
+    if cached.thread == thread && cached.object == ivar && cached.frees == frees {
+        // Safety: the thread holds this very reactor object, and no reactor was freed since
+        // it was cached (a dead thread's slot can be reused before its reactor is swept).
         return Ok(unsafe { &*cached.reactor });
     }
-    let ivar = ruby::ivar_get(thread, ids().reactor);
     let obj = if ivar == NIL {
         let obj = create()?;
         ruby::ivar_set(thread, ids().reactor, obj.as_raw())?;
@@ -215,6 +221,7 @@ pub fn current() -> Result<&'static Reactor, Jump> {
     let reactor: *const Reactor = &*obj;
     CACHED.set(Cached {
         thread,
+        object: obj.as_raw(),
         reactor,
         frees,
     });

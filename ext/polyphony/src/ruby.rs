@@ -97,7 +97,18 @@ pub fn current_fiber() -> VALUE {
     unsafe { rb_fiber_current() }
 }
 
-/// Whether `fiber` can still be switched to.
+/// Whether `value` is a `Fiber`.
+pub fn is_fiber(value: VALUE) -> bool {
+    unsafe { rb_sys::rb_obj_is_fiber(value) == TRUE }
+}
+
+/// Checks that a `Fiber` received from Ruby (e.g. `self`) was initialized.
+pub fn initialized_fiber(fiber: VALUE) -> Result<VALUE, Jump> {
+    protect(|| unsafe { rb_fiber_alive_p(fiber) })?;
+    Ok(fiber)
+}
+
+/// Whether `fiber`, an initialized fiber, can still be switched to.
 pub fn fiber_alive(fiber: VALUE) -> bool {
     unsafe { rb_fiber_alive_p(fiber) == TRUE }
 }
@@ -147,7 +158,10 @@ pub fn error(class: VALUE, message: &str) -> Jump {
 pub fn io_error(error: std::io::Error) -> Jump {
     const EIO: c_int = 5;
     let errno = error.raw_os_error().unwrap_or(EIO);
-    Jump::raise(unsafe { rb_sys::rb_syserr_new(errno, std::ptr::null()) })
+    match protect(|| unsafe { rb_sys::rb_syserr_new(errno, std::ptr::null()) }) {
+        Ok(exception) => Jump::raise(exception),
+        Err(jump) => jump,
+    }
 }
 
 /// A class or module by its constant path, e.g. `"FiberError"`.
