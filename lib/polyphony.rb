@@ -11,6 +11,7 @@ end
 require_relative 'polyphony/exceptions'
 require 'polyphony/polyphony'
 require_relative 'polyphony/fork'
+require_relative 'polyphony/io'
 
 # At exit, the main fiber's live children are stopped and their `ensure` blocks run.
 at_exit { Fiber.current.terminate_all_children }

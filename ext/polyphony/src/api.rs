@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 /// Runs a method body and returns its value to Ruby, or raises its error.
-fn entry(body: impl FnOnce() -> Result<VALUE, Jump>) -> VALUE {
+pub(crate) fn entry(body: impl FnOnce() -> Result<VALUE, Jump>) -> VALUE {
     let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
         Err(ruby::error(
             unsafe { rb_sys::rb_eRuntimeError },
@@ -27,7 +27,7 @@ fn entry(body: impl FnOnce() -> Result<VALUE, Jump>) -> VALUE {
 }
 
 /// Treats an exception received from a switchpoint as raised in the current fiber.
-fn raise_if_exception(received: Result<VALUE, Jump>) -> Result<VALUE, Jump> {
+pub(crate) fn raise_if_exception(received: Result<VALUE, Jump>) -> Result<VALUE, Jump> {
     match received? {
         exception if is_exception(exception) => Err(Jump::raise(exception)),
         value => Ok(value),
@@ -35,7 +35,11 @@ fn raise_if_exception(received: Result<VALUE, Jump>) -> Result<VALUE, Jump> {
 }
 
 /// The optional arguments of a variadic method, checked against `max` like core methods do.
-fn optional_args<'a>(argc: c_int, argv: *const VALUE, max: usize) -> Result<&'a [VALUE], Jump> {
+pub(crate) fn optional_args<'a>(
+    argc: c_int,
+    argv: *const VALUE,
+    max: usize,
+) -> Result<&'a [VALUE], Jump> {
     let args = if argc <= 0 {
         &[][..]
     } else {
@@ -52,7 +56,7 @@ fn optional_args<'a>(argc: c_int, argv: *const VALUE, max: usize) -> Result<&'a 
 }
 
 /// The block given to the method, as a Proc.
-fn block_proc() -> Result<VALUE, Jump> {
+pub(crate) fn block_proc() -> Result<VALUE, Jump> {
     if unsafe { rb_sys::rb_block_given_p() } == 0 {
         return Err(ruby::error(
             unsafe { rb_sys::rb_eArgError },
@@ -62,7 +66,7 @@ fn block_proc() -> Result<VALUE, Jump> {
     protect(|| unsafe { rb_sys::rb_block_proc() })
 }
 
-fn symbol(name: &str) -> VALUE {
+pub(crate) fn symbol(name: &str) -> VALUE {
     unsafe { rb_sys::rb_id2sym(ruby::intern(name)) }
 }
 
@@ -110,7 +114,7 @@ unsafe extern "C" fn sleep(argc: c_int, argv: *const VALUE, _self: VALUE) -> VAL
 }
 
 /// Converts a sleep argument as core `sleep` does (TypeError, ArgumentError if negative).
-fn time_interval(duration: VALUE) -> Result<Duration, Jump> {
+pub(crate) fn time_interval(duration: VALUE) -> Result<Duration, Jump> {
     let mut interval = rb_sys::timeval {
         tv_sec: 0,
         tv_usec: 0,
@@ -256,18 +260,18 @@ unsafe extern "C" fn after_fork(_self: VALUE) -> VALUE {
     })
 }
 
-type Method0 = unsafe extern "C" fn(VALUE) -> VALUE;
-type MethodN = unsafe extern "C" fn(c_int, *const VALUE, VALUE) -> VALUE;
+pub(crate) type Method0 = unsafe extern "C" fn(VALUE) -> VALUE;
+pub(crate) type MethodN = unsafe extern "C" fn(c_int, *const VALUE, VALUE) -> VALUE;
 type AnyMethod = unsafe extern "C" fn() -> VALUE;
 
 /// A C function Ruby can call as a method, with its arity.
-enum Func {
+pub(crate) enum Func {
     Fixed(Method0),
     Variadic(MethodN),
 }
 
 impl Func {
-    fn raw(self) -> (Option<AnyMethod>, c_int) {
+    pub(crate) fn raw(self) -> (Option<AnyMethod>, c_int) {
         // Safety: Ruby calls the function back with the arguments its arity announces.
         unsafe {
             match self {
@@ -278,7 +282,7 @@ impl Func {
     }
 }
 
-fn define_method(class: VALUE, name: &CStr, func: Func) {
+pub(crate) fn define_method(class: VALUE, name: &CStr, func: Func) {
     let (func, arity) = func.raw();
     unsafe { rb_sys::rb_define_method(class, name.as_ptr(), func, arity) };
 }

@@ -8,7 +8,10 @@
 //! - [`ruby`]: the C API calls, wrapped so that no Ruby exception crosses Rust frames.
 
 mod api;
+mod fdtable;
 mod fiber;
+mod io;
+mod io_api;
 mod poller;
 mod reactor;
 mod ruby;
@@ -28,5 +31,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let reactor_class = polyphony.define_class("Reactor", ruby.class_object())?;
     reactor_class.undef_default_alloc_func();
     api::define_methods();
+    io_api::define_methods();
     Ok(())
 }

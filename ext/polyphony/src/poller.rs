@@ -1,17 +1,90 @@
 //! Waiting for events with the GVL released.
 //!
-//! While a thread waits here, other Ruby threads run. Ruby's interrupts (Ctrl-C and other
-//! signals, `Thread#raise`, `Thread#kill`) call [`wake`], which notifies the poller so the wait
-//! ends at once; `polling` itself would retry on `EINTR` and sleep on until its timeout.
+//! `polling` registers descriptors and owns the notifier, but its `wait` costs four system
+//! calls (it re-arms a timerfd and its notifier each time). The reactor waits far more often
+//! than anything else, so [`Poller::wait`] calls `epoll_pwait2` on polling's epoll instance
+//! directly: one system call, with a nanosecond timeout. When the notifier (or polling's
+//! timer) fires, polling's own zero-timeout wait runs once to reset them. On kernels without
+//! `epoll_pwait2` (before 5.11), polling's wait is used throughout.
+//!
+//! While a thread waits, other Ruby threads run. Ruby's interrupts (Ctrl-C and other signals,
+//! `Thread#raise`, `Thread#kill`) call [`wake`], which notifies the poller so the wait ends
+//! at once.
 
+use crate::fdtable::{Arm, Interest};
 use crate::ruby::{protect, Jump, NIL};
-use polling::Events;
+use polling::Event;
 use std::ffi::c_void;
 use std::io;
 use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr::null_mut;
-use std::time::Duration;
+use std::ptr::{null, null_mut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The key polling reserves for its notifier and timer.
+const NOTIFY_KEY: u64 = usize::MAX as u64;
+
+/// How long a wait for IO first polls without sleeping. Waking a sleeping thread costs tens
+/// of microseconds on virtual machines; under load the next event usually comes sooner.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
+
+/// How many events one wait collects at most.
+const EVENTS_PER_WAIT: usize = 1024;
+
+/// Set once `epoll_pwait2` turned out to be missing (kernels before 5.11).
+static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+
+/// A descriptor the poller reported, with what it is ready for.
+#[derive(Clone, Copy)]
+pub struct Ready {
+    pub key: usize,
+    pub interest: Interest,
+}
+
+/// The events a wait found.
+pub struct Events {
+    raw: Vec<libc::epoll_event>,
+    fallback: polling::Events,
+    ready: Vec<Ready>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self {
+            raw: Vec::with_capacity(EVENTS_PER_WAIT),
+            fallback: polling::Events::new(),
+            ready: Vec::with_capacity(EVENTS_PER_WAIT),
+        }
+    }
+}
+
+impl Events {
+    /// The descriptors found ready.
+    pub fn iter(&self) -> impl Iterator<Item = Ready> + '_ {
+        self.ready.iter().copied()
+    }
+
+    fn clear(&mut self) {
+        self.raw.clear();
+        self.ready.clear();
+    }
+
+    /// Adds what polling's own wait found (fallback and reset paths).
+    fn take_fallback(&mut self) {
+        for event in self.fallback.iter() {
+            self.ready.push(Ready {
+                key: event.key,
+                interest: Interest {
+                    readable: event.readable,
+                    writable: event.writable,
+                },
+            });
+        }
+        self.fallback.clear();
+    }
+}
 
 /// The OS poller (epoll on Linux) of one thread's reactor.
 pub struct Poller {
@@ -35,7 +108,7 @@ struct WaitCall<'a> {
     poller: &'a Poller,
     events: &'a mut Events,
     timeout: Option<Duration>,
-    outcome: io::Result<usize>,
+    outcome: io::Result<()>,
 }
 
 impl Poller {
@@ -47,8 +120,103 @@ impl Poller {
         })
     }
 
+    /// Performs the registration change the fd table asked for; the event key is the
+    /// descriptor number.
+    ///
+    /// Safety: a registered descriptor must be deleted (or known closed) before it is closed,
+    /// which the reactor's close path does.
+    pub fn arm(&self, fd: RawFd, arm: Arm) -> io::Result<()> {
+        let event =
+            |interest: Interest| Event::new(fd as usize, interest.readable, interest.writable);
+        match arm {
+            Arm::Nothing => Ok(()),
+            Arm::Add(interest) => unsafe { self.poller.add(fd, event(interest)) },
+            Arm::Modify(interest) => {
+                let source = unsafe { BorrowedFd::borrow_raw(fd) };
+                self.poller.modify(source, event(interest))
+            }
+        }
+    }
+
+    /// Removes a descriptor's registration.
+    pub fn delete(&self, fd: RawFd) -> io::Result<()> {
+        self.poller.delete(unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
+    /// Collects the events already pending, without waiting (and without releasing the GVL).
+    pub fn poll_now(&self, events: &mut Events) -> io::Result<()> {
+        self.collect(events, Some(Duration::ZERO))
+    }
+
+    /// Waits for events (up to `timeout`; `None`: no limit) and collects them in `events`.
+    /// A signal ends the wait early, with no events.
+    fn collect(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        events.clear();
+        if NO_PWAIT2.load(Ordering::Relaxed) {
+            self.poller.wait(&mut events.fallback, timeout)?;
+            events.take_fallback();
+            return Ok(());
+        }
+        let timespec = timeout.map(|timeout| libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        });
+        let timespec_ptr = timespec
+            .as_ref()
+            .map_or(null(), |t| t as *const libc::timespec);
+        let count = unsafe {
+            libc::epoll_pwait2(
+                self.poller.as_raw_fd(),
+                events.raw.as_mut_ptr(),
+                EVENTS_PER_WAIT as libc::c_int,
+                timespec_ptr,
+                null(),
+            )
+        };
+        if count < 0 {
+            let error = io::Error::last_os_error();
+            return match error.raw_os_error() {
+                Some(libc::EINTR) => Ok(()),
+                Some(libc::ENOSYS) => {
+                    NO_PWAIT2.store(true, Ordering::Relaxed);
+                    self.collect(events, timeout)
+                }
+                _ => Err(error),
+            };
+        }
+        unsafe { events.raw.set_len(count as usize) };
+        let mut notified = false;
+        for event in &events.raw {
+            let (flags, key) = (event.events as libc::c_int, event.u64);
+            if key == NOTIFY_KEY {
+                notified = true;
+                continue;
+            }
+            let readable = libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR;
+            let writable = libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR;
+            events.ready.push(Ready {
+                key: key as usize,
+                interest: Interest {
+                    readable: flags & (readable | libc::EPOLLPRI) != 0,
+                    writable: flags & writable != 0,
+                },
+            });
+        }
+        if notified {
+            // Clears and re-arms polling's notifier and timer.
+            self.poller
+                .wait(&mut events.fallback, Some(Duration::ZERO))?;
+            events.take_fallback();
+        }
+        Ok(())
+    }
+
     /// Waits for an event, a notification or `timeout` (`None`: no limit) with the GVL
     /// released; the events found are left in `events`.
+    ///
+    /// With `spin` (fibers wait for IO) and no other Ruby thread to run, it first polls for a
+    /// few microseconds without sleeping (and without releasing the GVL, which costs as much
+    /// as the sleep).
     ///
     /// Returns `Err` when Ruby raised on taking the GVL back (an interrupt: a signal handler's
     /// exception, `Thread#raise`); the caller raises it once its own state is consistent.
@@ -56,12 +224,27 @@ impl Poller {
         &self,
         events: &mut Events,
         timeout: Option<Duration>,
-    ) -> Result<io::Result<usize>, Jump> {
+        spin: bool,
+    ) -> Result<io::Result<()>, Jump> {
+        let mut timeout = timeout;
+        if spin && unsafe { rb_sys::rb_thread_alone() } != 0 {
+            let started = Instant::now();
+            let spin = timeout.map_or(SPIN_BEFORE_SLEEP, |t| t.min(SPIN_BEFORE_SLEEP));
+            while started.elapsed() < spin {
+                if let Err(error) = self.collect(events, Some(Duration::ZERO)) {
+                    return Ok(Err(error));
+                }
+                if events.iter().next().is_some() {
+                    return Ok(Ok(()));
+                }
+            }
+            timeout = timeout.map(|t| t.saturating_sub(started.elapsed()));
+        }
         let mut call = WaitCall {
             poller: self,
             events,
             timeout,
-            outcome: Ok(0),
+            outcome: Ok(()),
         };
         let call_ptr: *mut c_void = (&mut call as *mut WaitCall).cast();
         let poller_ptr: *mut c_void = (&*self.poller as *const polling::Poller).cast_mut().cast();
@@ -82,8 +265,7 @@ impl Poller {
 unsafe extern "C" fn wait_without_gvl(data: *mut c_void) -> *mut c_void {
     let call = &mut *(data as *mut WaitCall);
     call.outcome = catch_unwind(AssertUnwindSafe(|| {
-        call.events.clear();
-        call.poller.poller.wait(call.events, call.timeout)
+        call.poller.collect(call.events, call.timeout)
     }))
     .unwrap_or_else(|_| Err(io::Error::other("the poller panicked")));
     null_mut()

@@ -1,23 +1,26 @@
 //! The reactor: one per Ruby thread, created on first use.
 //!
-//! It owns the run queue, the timers, the poller and the records of the fibers it runs, and
-//! implements the switchpoint: take the next runnable fiber and `Fiber#transfer` to it; when
-//! none is runnable, wait in the poller (GVL released) until a timer or an event makes one so.
+//! It owns the run queue, the timers, the fibers waiting on file descriptors, the poller and
+//! the records of the fibers it runs, and implements the switchpoint: take the next runnable
+//! fiber and `Fiber#transfer` to it; when none is runnable, wait in the poller (GVL released)
+//! until a timer or an IO event makes one so.
 //!
 //! Every Ruby value it holds is marked from [`Reactor::mark`]. The reactor object is kept
 //! alive by a hidden instance variable of its thread. No `RefCell` borrow is ever held across
 //! a call that can run Ruby code, allocate Ruby objects or switch fibers.
 
-use crate::poller::Poller;
+use crate::fdtable::{Arm, FdTable, Interest};
+use crate::poller::{Events, Poller};
 use crate::ruby::{self, current_fiber, fiber_alive, is_exception, transfer, Jump, NIL};
 use crate::runqueue::{RunQueue, WordMap};
 use crate::timers::{TimerKey, Timers};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{gc::Marker, typed_data::Obj, DataTypeFunctions, Ruby, TryConvert, TypedData, Value};
-use polling::Events;
 use rb_sys::{ID, VALUE};
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -73,6 +76,9 @@ pub struct State {
     pub runqueue: RunQueue<VALUE, VALUE>,
     pub timers: Timers<Wakeup>,
     pub fibers: WordMap<VALUE, FiberRecord>,
+    pub fds: FdTable<VALUE>,
+    /// Fibers spun since the run queue was last empty (some may have started since).
+    new_fibers: Vec<VALUE>,
     next_child_key: u64,
     switches: u32,
 }
@@ -92,6 +98,7 @@ impl State {
         }
         self.fibers
             .insert(fiber, FiberRecord::new(block, parent, tag, key));
+        self.new_fibers.push(fiber);
     }
 
     /// Schedules every timer that is due.
@@ -107,7 +114,7 @@ impl State {
 
     /// Whether anything could still make a fiber runnable (a timer, an IO wait).
     fn has_pending_work(&self) -> bool {
-        !self.timers.is_empty()
+        !self.timers.is_empty() || self.fds.waiting() > 0
     }
 }
 
@@ -125,6 +132,8 @@ pub struct Reactor {
     root: VALUE,
     /// The value a fiber that ends hands to the fiber its end returns control to.
     ended: VALUE,
+    /// The value an IO wait's timer resumes the waiting fiber with.
+    timed_out: VALUE,
 }
 
 impl DataTypeFunctions for Reactor {
@@ -150,6 +159,7 @@ impl DataTypeFunctions for Reactor {
             record.children.values().copied().for_each(ruby::mark);
             record.awaiters.iter().copied().for_each(ruby::mark);
         }
+        state.fds.fibers().for_each(ruby::mark);
     }
 }
 
@@ -190,13 +200,24 @@ fn ids() -> &'static Ids {
     })
 }
 
-/// The value fibers hand back when they end: a private object nobody else can produce.
-fn ended_marker() -> VALUE {
-    static ENDED: OnceLock<usize> = OnceLock::new();
-    *ENDED.get_or_init(|| {
+/// A private object nobody else can produce, to tell a value apart from any Ruby value.
+fn marker(cell: &OnceLock<usize>) -> VALUE {
+    *cell.get_or_init(|| {
         let marker = unsafe { rb_sys::rb_obj_alloc(rb_sys::rb_cObject) };
         ruby::keep_forever(marker) as usize
     }) as VALUE
+}
+
+/// The value fibers hand back when they end.
+fn ended_marker() -> VALUE {
+    static ENDED: OnceLock<usize> = OnceLock::new();
+    marker(&ENDED)
+}
+
+/// The value a timed-out IO wait is resumed with.
+fn timed_out_marker() -> VALUE {
+    static TIMED_OUT: OnceLock<usize> = OnceLock::new();
+    marker(&TIMED_OUT)
 }
 
 /// The current thread's reactor, created on first use.
@@ -235,6 +256,8 @@ fn create() -> Result<Obj<Reactor>, Jump> {
         runqueue: RunQueue::default(),
         timers: Timers::default(),
         fibers: WordMap::default(),
+        fds: FdTable::default(),
+        new_fibers: Vec::new(),
         next_child_key: 0,
         switches: 0,
     };
@@ -244,9 +267,10 @@ fn create() -> Result<Obj<Reactor>, Jump> {
     let reactor = Reactor {
         state: RefCell::new(state),
         poller: RefCell::new(Arc::new(poller)),
-        events: Cell::new(Some(Events::new())),
+        events: Cell::new(Some(Events::default())),
         root,
         ended: ended_marker(),
+        timed_out: timed_out_marker(),
     };
     let ruby = Ruby::get().expect("called from a Ruby thread");
     Ok(ruby.obj_wrap(reactor))
@@ -287,11 +311,156 @@ impl Reactor {
         self.state().timers.cancel(key);
     }
 
-    /// Gives the reactor a poller of its own, in a child process just forked.
+    /// Gives the reactor a poller of its own, in a child process just forked, and registers
+    /// the descriptors its fibers wait on with it.
     pub fn after_fork(&self) -> Result<(), Jump> {
         let poller = Poller::new().map_err(ruby::io_error)?;
         *self.poller.borrow_mut() = Arc::new(poller);
+        let poller = self.poller.borrow();
+        let mut state = self.state();
+        for (fd, arm) in state.fds.rearm_all() {
+            arm_or_wake_all(&poller, &mut state, fd as RawFd, arm);
+        }
         Ok(())
+    }
+
+    /// Suspends the current fiber until `fd` is ready for `interest`, or `timeout` passes.
+    ///
+    /// Returns `false` on timeout, `true` otherwise: when the poller reported the descriptor
+    /// ready, and also when something else resumed the fiber (the caller retries its
+    /// operation). An exception the fiber is resumed with is raised. Descriptors the poller
+    /// refuses (regular files) are always ready. No waiter is left behind, however the wait
+    /// ends.
+    pub fn wait_io(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        timeout: Option<Duration>,
+    ) -> Result<bool, Jump> {
+        let fiber = current_fiber();
+        let slot = fd as usize;
+        {
+            let poller = self.poller.borrow();
+            let mut state = self.state();
+            let arm = state.fds.add_waiter(slot, fiber, interest);
+            match arm_descriptor(&poller, &mut state.fds, fd, arm) {
+                Ok(()) => {}
+                Err(error) => {
+                    state.fds.remove_waiter(slot, fiber);
+                    if error.raw_os_error() == Some(libc::EPERM) {
+                        state.fds.refused(slot);
+                        return Ok(true);
+                    }
+                    drop(state);
+                    return Err(ruby::io_error(error));
+                }
+            }
+        }
+        let timer = timeout.map(|timeout| self.set_timer(timeout, fiber, self.timed_out));
+        let received = self.switchpoint();
+        self.state().fds.remove_waiter(slot, fiber);
+        if let Some(timer) = timer {
+            self.cancel_timer(timer);
+        }
+        match received? {
+            exception if is_exception(exception) => Err(Jump::raise(exception)),
+            value => Ok(value != self.timed_out),
+        }
+    }
+
+    /// Whether operations on `fd` must wait for readiness first because the descriptor is in
+    /// blocking mode. Descriptors other than the standard streams are switched to
+    /// non-blocking mode, as Ruby does for the pipes and sockets it creates; the standard
+    /// streams are shared with other processes and are left as they are.
+    pub fn blocks(&self, fd: RawFd) -> Result<bool, Jump> {
+        if let Some(blocking) = self.state().fds.blocking(fd as usize) {
+            return Ok(blocking);
+        }
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(ruby::io_error(io::Error::last_os_error()));
+        }
+        let blocking = flags & libc::O_NONBLOCK == 0
+            && (fd <= 2 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0);
+        self.state().fds.set_blocking(fd as usize, blocking);
+        Ok(blocking)
+    }
+
+    /// Makes an IO operation that completed without waiting a switchpoint too: when other
+    /// fibers are runnable, they run first, so no fiber doing IO starves the others, and a
+    /// fiber spun just before (`spin { handle(client) }`) starts before the operation returns.
+    ///
+    /// An exception the fiber receives meanwhile is kept for its next switchpoint, so the
+    /// operation's result (bytes read, a connection accepted) is not lost.
+    pub fn yield_after_io(&self) -> Result<(), Jump> {
+        let current = current_fiber();
+        {
+            let mut state = self.state();
+            if state.runqueue.is_empty() {
+                return Ok(());
+            }
+            state.schedule(current, NIL, false);
+        }
+        let received = self.switchpoint()?;
+        if is_exception(received) {
+            self.schedule(current, received, true);
+        }
+        Ok(())
+    }
+
+    /// Lets the fibers spun since the last switchpoint start (each runs until it waits), then
+    /// resumes the current fiber ahead of every other runnable one. An accept loop calls this
+    /// after each connection: the new connection's fiber picks up its socket before the next
+    /// accept, and a burst of connections is accepted without waiting for every busy fiber.
+    ///
+    /// An exception received meanwhile is kept for the next switchpoint, as in
+    /// [`Reactor::yield_after_io`].
+    pub fn start_new_fibers(&self) -> Result<(), Jump> {
+        let current = current_fiber();
+        {
+            let mut state = self.state();
+            let State {
+                new_fibers,
+                fibers,
+                runqueue,
+                ..
+            } = &mut *state;
+            let waiting: Vec<(VALUE, VALUE)> = new_fibers
+                .drain(..)
+                .filter(|fiber| fibers.get(fiber).is_some_and(|record| !record.started))
+                .filter_map(|fiber| Some((fiber, runqueue.remove(fiber)?)))
+                .collect();
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            state.runqueue.push(current, NIL, false, true);
+            for &(fiber, value) in waiting.iter().rev() {
+                state.schedule(fiber, value, true);
+            }
+        }
+        let received = self.switchpoint()?;
+        if is_exception(received) {
+            self.schedule(current, received, true);
+        }
+        Ok(())
+    }
+
+    /// Forgets `fd`, which is about to be closed: removes it from the poller, and resumes the
+    /// fibers waiting on it with the exception `make_error` returns.
+    pub fn forget_fd(&self, fd: RawFd, make_error: impl FnOnce() -> VALUE) {
+        let (waiters, registered) = self.state().fds.close(fd as usize);
+        if registered {
+            // Failure means the descriptor is already gone, and its registration with it.
+            let _ = self.poller.borrow().delete(fd);
+        }
+        if waiters.is_empty() {
+            return;
+        }
+        let error = make_error();
+        let mut state = self.state();
+        for fiber in waiters {
+            state.schedule(fiber, error, false);
+        }
     }
 
     /// Whether nothing is runnable and nothing pending could make anything runnable.
@@ -353,19 +522,21 @@ impl Reactor {
     /// The next runnable fiber, waiting in the poller for one if needed. `None` when nothing
     /// is runnable or pending.
     fn next_runnable(&self) -> Result<Option<(VALUE, VALUE)>, Jump> {
-        let poll_first = {
+        let look_around = {
             let mut state = self.state();
             state.switches = state.switches.wrapping_add(1);
-            state.runqueue.is_empty() || state.switches.is_multiple_of(SWITCHES_BETWEEN_POLLS)
+            state.switches.is_multiple_of(SWITCHES_BETWEEN_POLLS)
         };
-        if poll_first {
+        if look_around {
             self.poll(false)?;
         }
         loop {
             let mut state = self.state();
+            state.fire_due_timers();
             if let Some(entry) = state.runqueue.pop() {
                 return Ok(Some(entry));
             }
+            state.new_fibers.clear();
             if !state.has_pending_work() {
                 return Ok(None);
             }
@@ -374,28 +545,82 @@ impl Reactor {
         }
     }
 
-    /// Fires due timers; when `blocking` and nothing is runnable, first waits in the poller
-    /// (GVL released) until the next timer is due or an interrupt arrives.
+    /// Fires due timers and collects IO events. When `blocking` and nothing is runnable, it
+    /// waits in the poller (GVL released) until an IO event, the next timer or an interrupt.
     fn poll(&self, blocking: bool) -> Result<(), Jump> {
-        let timeout = {
+        let (timeout, io_waits) = {
             let mut state = self.state();
             state.fire_due_timers();
-            if !blocking || !state.runqueue.is_empty() {
+            let blocking = blocking && state.runqueue.is_empty();
+            let io_waits = state.fds.waiting() > 0;
+            if !blocking && !io_waits {
                 return Ok(());
             }
-            state
-                .timers
-                .next_deadline()
-                .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            let timeout = match state.timers.next_deadline() {
+                _ if !blocking => Some(Duration::ZERO),
+                Some(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
+                None => None,
+            };
+            (timeout, io_waits)
         };
         let poller = Arc::clone(&self.poller.borrow());
         // A signal handler may wait again while this wait ends: it gets a buffer of its own.
         let mut events = self.events.take().unwrap_or_default();
-        let outcome = poller.wait(&mut events, timeout);
+        let outcome = match timeout {
+            Some(Duration::ZERO) => Ok(poller.poll_now(&mut events)),
+            timeout => poller.wait(&mut events, timeout, io_waits),
+        };
+        let outcome = outcome.and_then(|outcome| outcome.map_err(ruby::io_error));
+        if outcome.is_ok() {
+            self.dispatch(&poller, &events);
+        }
         self.events.set(Some(events));
-        let outcome = outcome?;
-        outcome.map_err(ruby::io_error)?;
+        outcome?;
         self.state().fire_due_timers();
         Ok(())
+    }
+
+    /// Schedules the fibers waiting on the descriptors the poller reported, and re-arms the
+    /// descriptors others still wait on.
+    fn dispatch(&self, poller: &Poller, events: &Events) {
+        let mut state = self.state();
+        for event in events.iter() {
+            let State { fds, runqueue, .. } = &mut *state;
+            let arm = fds.on_event(event.key, event.interest, |fiber| {
+                runqueue.push(fiber, NIL, false, false);
+            });
+            arm_or_wake_all(poller, &mut state, event.key as RawFd, arm);
+        }
+    }
+}
+
+/// Performs `arm` for `fd`, repairing the table's view when it was wrong: a descriptor the
+/// table thought registered may have been closed and its number reused, and one it thought
+/// new may still be registered.
+fn arm_descriptor(
+    poller: &Poller,
+    fds: &mut FdTable<VALUE>,
+    fd: RawFd,
+    arm: Arm,
+) -> io::Result<()> {
+    let retry = match (arm, poller.arm(fd, arm)) {
+        (_, Ok(())) => return Ok(()),
+        (Arm::Modify(_), Err(error)) if error.raw_os_error() == Some(libc::ENOENT) => false,
+        (Arm::Add(_), Err(error)) if error.raw_os_error() == Some(libc::EEXIST) => true,
+        (_, Err(error)) => return Err(error),
+    };
+    let arm = fds.retry_arm(fd as usize, retry);
+    poller.arm(fd, arm)
+}
+
+/// Arms `fd` for its waiters; if the poller will not have it (it was closed behind the
+/// reactor's back), wakes them all so their operations fail with the descriptor's error.
+fn arm_or_wake_all(poller: &Poller, state: &mut State, fd: RawFd, arm: Arm) {
+    if arm_descriptor(poller, &mut state.fds, fd, arm).is_ok() {
+        return;
+    }
+    let (waiters, _) = state.fds.close(fd as usize);
+    for fiber in waiters {
+        state.schedule(fiber, NIL, false);
     }
 }

@@ -1,0 +1,200 @@
+# frozen_string_literal: true
+
+# Echo server benchmark: drives the tutorial echo server (Polyphony), a
+# thread-per-client Ruby server and a single-threaded Rust server (the
+# ceiling) with bench/loadgen, and prints a table per connection count.
+#
+# Usage: ruby bench/echo.rb
+#
+# Environment:
+#   ECHO_CONNECTIONS  connection counts, default "10,1000,10000"
+#   ECHO_ROUND_TRIPS  round trips per connection for each count, e.g.
+#                     "20000,200,20" (default: 200_000 / connections)
+#   ECHO_REPEAT       runs per server and count, best rate kept (default 1)
+#   ECHO_MEMORY=N     also measure server RSS per idle connection with N
+#                     connections (default: skipped)
+
+require 'io/wait'
+require 'open3'
+require 'rbconfig'
+require 'socket'
+
+ROOT = File.expand_path('..', __dir__)
+PORT = 1234
+RUBY = RbConfig.ruby
+LOADGEN = File.join(ROOT, 'target/release/loadgen')
+POLYPHONY_SERVER = File.join(ROOT, 'examples/echo_server.rb')
+
+SERVERS = {
+  'ceiling' => [File.join(ROOT, 'target/release/echo_ceiling'), PORT.to_s],
+  'polyphony' => [RUBY, '-Ilib', 'examples/echo_server.rb'],
+  'threads' => [RUBY, 'bench/echo_threads.rb', PORT.to_s]
+}.freeze
+
+def now
+  Process.clock_gettime(Process::CLOCK_MONOTONIC)
+end
+
+def port_open?
+  Socket.tcp('127.0.0.1', PORT, connect_timeout: 0.2).close
+  true
+rescue SystemCallError, SocketError
+  false
+end
+
+# A running server: its process group leader's pid.
+Server = Struct.new(:name, :pid)
+
+# Spawns the server in its own process group and waits until it prints its
+# startup line or accepts connections.
+def start_server(name)
+  abort "port #{PORT} is already in use" if port_open?
+
+  out_r, out_w = IO.pipe
+  pid = Process.spawn(*SERVERS[name], chdir: ROOT, out: out_w, pgroup: true)
+  out_w.close
+  deadline = now + 30
+  loop do
+    if out_r.wait_readable(0.1)
+      line = out_r.gets or abort "#{name} server exited during startup"
+      break if line.include?('Echoing on port')
+    elsif port_open?
+      break
+    end
+    abort "#{name} server did not start" if now > deadline
+  end
+  # Keep draining its stdout so that later output cannot block it.
+  Thread.new { IO.copy_stream(out_r, IO::NULL) }
+  Server.new(name, pid)
+end
+
+def signal_group(signal, server)
+  Process.kill(signal, -server.pid)
+rescue Errno::ESRCH
+  # Already gone.
+end
+
+def stop_server(server)
+  signal_group('TERM', server)
+  deadline = now + 3
+  until Process.wait(server.pid, Process::WNOHANG)
+    if now > deadline
+      signal_group('KILL', server)
+      Process.wait(server.pid)
+      break
+    end
+    sleep 0.05
+  end
+  sleep 1 # let sockets and the port settle
+end
+
+def loadgen_args(connections, round_trips, *extra)
+  [LOADGEN, '--port', PORT.to_s, '--connections', connections.to_s,
+   '--round-trips', round_trips.to_s, *extra]
+end
+
+# Parses loadgen's "key=value ..." summary line.
+def parse_summary(line)
+  line.to_s.split.to_h { |pair| pair.split('=', 2) }
+end
+
+def run_loadgen(connections, round_trips)
+  out, status = Open3.capture2(*loadgen_args(connections, round_trips))
+  summary = parse_summary(out.lines.last)
+  warn "loadgen exited with #{status.exitstatus}" unless status.success?
+  summary
+end
+
+def vm_rss_bytes(pid)
+  File.read("/proc/#{pid}/status")[/^VmRSS:\s+(\d+) kB/, 1].to_i * 1024
+end
+
+def ms(summary, key)
+  format('%.2f', summary[key].to_i / 1000.0)
+end
+
+def print_table(connections, round_trips, results, repeat)
+  puts
+  puts "== #{connections} connections x #{round_trips} round trips (best of #{repeat}) =="
+  puts format('%-10s %10s %8s %9s %9s %9s %7s', 'server', 'rate/s', 'ratio',
+              'p50 ms', 'p99 ms', 'max ms', 'errors')
+  ceiling = results.dig('ceiling', :best, 'rate').to_f
+  results.each do |name, r|
+    best = r[:best]
+    rate = best['rate'].to_f
+    ratio = ceiling.positive? ? format('%.3f', rate / ceiling) : '-'
+    errors = r[:errors].to_s + (r[:timeouts].positive? ? " (#{r[:timeouts]} timeouts)" : '')
+    puts format('%-10s %10d %8s %9s %9s %9s %7s', name, rate, ratio,
+                ms(best, 'p50_us'), ms(best, 'p99_us'), ms(best, 'max_us'), errors)
+  end
+  $stdout.flush
+end
+
+def benchmark(servers, connections, round_trips, repeat)
+  results = {}
+  repeat.times do
+    servers.each do |name|
+      server = start_server(name)
+      summary = begin
+        run_loadgen(connections, round_trips)
+      ensure
+        stop_server(server)
+      end
+      r = results[name] ||= { best: nil, errors: 0, timeouts: 0 }
+      r[:errors] += summary['errors'].to_i
+      r[:timeouts] += 1 if summary['timeout']
+      r[:best] = summary if r[:best].nil? || summary['rate'].to_f > r[:best]['rate'].to_f
+    end
+  end
+  print_table(connections, round_trips, results, repeat)
+end
+
+# Server RSS growth per idle connection, measured while loadgen holds
+# `connections` connections open after one round trip each.
+def memory(servers, connections)
+  puts
+  puts "== memory: #{connections} idle connections =="
+  servers.each do |name|
+    server = start_server(name)
+    begin
+      before = vm_rss_bytes(server.pid)
+      after = nil
+      args = loadgen_args(connections, 1, '--hold', '5')
+      Open3.popen2(*args) do |_in, out, wait|
+        out.each_line do |line|
+          after = vm_rss_bytes(server.pid) if line.start_with?('holding')
+        end
+        wait.value
+      end
+      if after
+        per_conn = (after - before) / connections
+        puts format('%-10s %8d bytes/connection (RSS %d -> %d KiB)', name, per_conn,
+                    before / 1024, after / 1024)
+      else
+        puts format('%-10s loadgen did not reach the hold phase', name)
+      end
+    ensure
+      stop_server(server)
+    end
+  end
+end
+
+system('cargo', 'build', '--release', '--quiet', '-p', 'loadgen', '-p', 'echo_ceiling',
+       chdir: ROOT) or abort 'cargo build failed'
+
+servers = SERVERS.keys
+unless File.exist?(POLYPHONY_SERVER)
+  puts 'note: examples/echo_server.rb not found, skipping the polyphony server'
+  servers.delete('polyphony')
+end
+
+counts = ENV.fetch('ECHO_CONNECTIONS', '10,1000,10000').split(',').map { Integer(_1) }
+trips = ENV['ECHO_ROUND_TRIPS']&.split(',')&.map { Integer(_1) }
+repeat = Integer(ENV.fetch('ECHO_REPEAT', '1'))
+
+counts.each_with_index do |connections, i|
+  round_trips = trips&.[](i) || (200_000 / connections).clamp(1, 20_000)
+  benchmark(servers, connections, round_trips, repeat)
+end
+
+memory(servers, Integer(ENV['ECHO_MEMORY'])) if ENV['ECHO_MEMORY']

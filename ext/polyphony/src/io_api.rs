@@ -1,0 +1,1193 @@
+//! The IO and socket methods: core's signatures, results and errors, with every wait done in
+//! the reactor (see [`crate::io`]).
+//!
+//! The methods live in modules that `lib/polyphony/io.rb` prepends to `IO`, `BasicSocket`,
+//! `TCPServer`, `UNIXServer` and `Socket`, so cases left to core (conversions, buffered
+//! writes) call `super`.
+
+use crate::api::{self, entry, optional_args, time_interval, Func};
+use crate::fdtable::Interest;
+use crate::io::{fill_buffer, new_string, syscall_result, system_error, OpenIo, ReadKind};
+use crate::reactor::{self, Reactor};
+use crate::ruby::{self, protect, Jump, NIL, TRUE};
+use rb_sys::VALUE;
+use std::ffi::CStr;
+use std::hint::black_box;
+use std::os::fd::RawFd;
+use std::os::raw::{c_int, c_long};
+use std::ptr::null_mut;
+
+/// Size of the chunks `read_loop` reads by default.
+const CHUNK_SIZE: usize = 8192;
+
+fn args<'a>(argc: c_int, argv: *const VALUE) -> &'a [VALUE] {
+    if argc <= 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(argv, argc as usize) }
+    }
+}
+
+/// Calls the core method this one overrides, with the same arguments (and keywords).
+fn call_super(argc: c_int, argv: *const VALUE) -> Result<VALUE, Jump> {
+    protect(|| unsafe {
+        let keywords = rb_sys::rb_keyword_given_p();
+        rb_sys::rb_call_super_kw(argc, argv, keywords)
+    })
+}
+
+/// Checks the argument count as core does.
+fn arity(argc: c_int, min: c_int, max: c_int) -> Result<(), Jump> {
+    if (min..=max).contains(&argc) {
+        return Ok(());
+    }
+    Err(arg_error(&format!(
+        "wrong number of arguments (given {argc}, expected {min}..{max})"
+    )))
+}
+
+fn arg_error(message: &str) -> Jump {
+    ruby::error(unsafe { rb_sys::rb_eArgError }, message)
+}
+
+fn eof_error() -> Jump {
+    ruby::error(unsafe { rb_sys::rb_eEOFError }, "end of file reached")
+}
+
+fn io_error(message: &str) -> Jump {
+    ruby::error(unsafe { rb_sys::rb_eIOError }, message)
+}
+
+fn to_long(value: VALUE) -> Result<c_long, Jump> {
+    Ok(protect(|| unsafe { rb_sys::rb_num2long(value) as VALUE })? as c_long)
+}
+
+/// A length argument: an Integer, not negative.
+fn length(value: VALUE) -> Result<usize, Jump> {
+    let length = to_long(value)?;
+    if length < 0 {
+        return Err(arg_error(&format!("negative length {length} given")));
+    }
+    Ok(length as usize)
+}
+
+fn to_string(value: VALUE) -> Result<VALUE, Jump> {
+    protect(|| unsafe { rb_sys::rb_str_to_str(value) })
+}
+
+fn string_bytes<'a>(string: VALUE) -> &'a [u8] {
+    unsafe {
+        let ptr = rb_sys::RSTRING_PTR(string);
+        let len = rb_sys::RSTRING_LEN(string) as usize;
+        if len == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(ptr.cast::<u8>(), len)
+        }
+    }
+}
+
+/// The result of a binary read: a new String, or the caller's buffer refilled.
+fn binary_result(bytes: &[u8], buffer: VALUE) -> Result<VALUE, Jump> {
+    if buffer == NIL {
+        new_string(bytes, null_mut())
+    } else {
+        fill_buffer(buffer, bytes)
+    }
+}
+
+/// An optional output buffer argument, checked to be a String.
+fn buffer_arg(args: &[VALUE], index: usize) -> Result<VALUE, Jump> {
+    match args.get(index) {
+        None | Some(&NIL) => Ok(NIL),
+        Some(&buffer) => to_string(buffer),
+    }
+}
+
+/// Takes up to `max` buffered bytes; `None` when nothing is buffered.
+fn take_buffered(open: OpenIo, max: usize) -> Option<Vec<u8>> {
+    let buffered = open.buffered();
+    if buffered.is_empty() {
+        return None;
+    }
+    let bytes = buffered[..buffered.len().min(max)].to_vec();
+    open.consume(bytes.len());
+    Some(bytes)
+}
+
+/// Reads at most `max` bytes straight from the descriptor (the read buffer being empty),
+/// waiting for some to arrive; an empty result means end of file.
+fn read_some(open: OpenIo, reactor: &Reactor, max: usize) -> Result<Vec<u8>, Jump> {
+    let mut bytes = Vec::with_capacity(max);
+    let count = open.read_with(reactor, |fd| {
+        let spare = bytes.spare_capacity_mut();
+        syscall_result(unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) })
+    })?;
+    unsafe { bytes.set_len(count) };
+    Ok(bytes)
+}
+
+/// Reads into `bytes` until it holds `limit` bytes (`None`: until end of file). On error,
+/// the bytes already read go back into the read buffer.
+fn read_until(
+    open: OpenIo,
+    reactor: &Reactor,
+    mut bytes: Vec<u8>,
+    limit: Option<usize>,
+) -> Result<Vec<u8>, Jump> {
+    if let Some(buffered) = take_buffered(open, limit.unwrap_or(usize::MAX)) {
+        bytes.extend_from_slice(&buffered);
+    }
+    while limit.is_none_or(|limit| bytes.len() < limit) {
+        let room = match limit {
+            Some(limit) => limit - bytes.len(),
+            None => bytes.len().max(CHUNK_SIZE),
+        };
+        bytes.reserve(room);
+        let outcome = open.read_with(reactor, |fd| {
+            let spare = bytes.spare_capacity_mut();
+            let count = spare.len().min(room);
+            syscall_result(unsafe { libc::read(fd, spare.as_mut_ptr().cast(), count) })
+        });
+        match outcome {
+            Ok(0) => break,
+            Ok(count) => unsafe { bytes.set_len(bytes.len() + count) },
+            Err(jump) => {
+                open.unread(&bytes)?;
+                return Err(jump);
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+/// `IO#read(length = nil, outbuf = nil)`: with a length, up to that many bytes (binary; nil
+/// at end of file); without, everything up to end of file (text; "" at end of file).
+unsafe extern "C" fn io_read(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        let args = optional_args(argc, argv, 2)?;
+        let length = match args.first() {
+            None | Some(&NIL) => None,
+            Some(&length) => Some(self::length(length)?),
+        };
+        let buffer = buffer_arg(args, 1)?;
+        let kind = if length.is_some() {
+            ReadKind::Bytes
+        } else {
+            ReadKind::Chars
+        };
+        let open = OpenIo::for_reading(io, kind)?;
+        if length.is_none() && open.converts_on_read() {
+            return call_super(argc, argv);
+        }
+        let reactor = reactor::current()?;
+        match length {
+            Some(0) => binary_result(&[], buffer),
+            Some(length) => {
+                let bytes = read_until(open, reactor, Vec::new(), Some(length))?;
+                if bytes.is_empty() {
+                    if buffer != NIL {
+                        fill_buffer(buffer, &[])?;
+                    }
+                    return Ok(NIL);
+                }
+                binary_result(&bytes, buffer)
+            }
+            None => {
+                let bytes = read_until(open, reactor, Vec::new(), None)?;
+                if buffer == NIL {
+                    return new_string(&bytes, open.read_encoding());
+                }
+                let enc = open.read_encoding();
+                fill_buffer(buffer, &bytes)?;
+                protect(|| unsafe { rb_sys::rb_enc_associate(buffer, enc) })
+            }
+        }
+    })
+}
+
+/// Reads what is available, up to `max` bytes, waiting only if nothing is; `None` at end of
+/// file. Buffered bytes are served first, without a system call.
+fn read_partial(open: OpenIo, reactor: &Reactor, max: usize) -> Result<Option<Vec<u8>>, Jump> {
+    if let Some(bytes) = take_buffered(open, max) {
+        return Ok(Some(bytes));
+    }
+    let bytes = read_some(open, reactor, max)?;
+    Ok((!bytes.is_empty()).then_some(bytes))
+}
+
+/// `IO#readpartial(maxlen, outbuf = nil)`: the bytes available, at most `maxlen`, waiting
+/// for some if none are; raises EOFError at end of file.
+unsafe extern "C" fn io_readpartial(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        arity(argc, 1, 2)?;
+        let args = args(argc, argv);
+        let max = length(args[0])?;
+        let buffer = buffer_arg(args, 1)?;
+        let open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        if max == 0 {
+            return binary_result(&[], buffer);
+        }
+        match read_partial(open, reactor::current()?, max)? {
+            Some(bytes) => binary_result(&bytes, buffer),
+            None => Err(eof_error()),
+        }
+    })
+}
+
+/// `IO#sysread(maxlen, outbuf = nil)`: one read system call (waiting for data); raises
+/// EOFError at end of file, IOError if bytes are buffered.
+unsafe extern "C" fn io_sysread(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        arity(argc, 1, 2)?;
+        let args = args(argc, argv);
+        let max = length(args[0])?;
+        let buffer = buffer_arg(args, 1)?;
+        let open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        if !open.buffered().is_empty() {
+            return Err(io_error("sysread for buffered IO"));
+        }
+        if max == 0 {
+            return binary_result(&[], buffer);
+        }
+        let bytes = read_some(open, reactor::current()?, max)?;
+        if bytes.is_empty() {
+            return Err(eof_error());
+        }
+        binary_result(&bytes, buffer)
+    })
+}
+
+/// How `gets` and its relatives split lines.
+enum Separator {
+    /// No separator: read to end of file.
+    None,
+    /// Paragraph mode (`""`): lines end at blank lines, and extra newlines are skipped.
+    Paragraph,
+    Bytes(Vec<u8>),
+}
+
+struct LineArgs {
+    separator: Separator,
+    limit: Option<usize>,
+    chomp: bool,
+}
+
+impl LineArgs {
+    /// Parses `(sep = $/, limit = nil, chomp: false)` as core does (`gets(10)` is a limit).
+    fn parse(args: &[VALUE]) -> Result<Self, Jump> {
+        let mut args = args;
+        let mut chomp = false;
+        if let Some((&last, rest)) = args.split_last() {
+            if unsafe { rb_sys::rb_keyword_given_p() } != 0 {
+                chomp = keyword_chomp(last)?;
+                args = rest;
+            }
+        }
+        if args.len() > 2 {
+            let message = format!(
+                "wrong number of arguments (given {}, expected 0..2)",
+                args.len()
+            );
+            return Err(arg_error(&message));
+        }
+        // `$/`, read without a global variable lookup on every line.
+        #[allow(deprecated)]
+        let default_separator = unsafe { rb_sys::rb_rs };
+        let (separator, limit) = match *args {
+            [] => (default_separator, NIL),
+            [NIL] => (NIL, NIL),
+            [arg] => {
+                let string = protect(|| unsafe { rb_sys::rb_check_string_type(arg) })?;
+                if string == NIL {
+                    (default_separator, arg)
+                } else {
+                    (string, NIL)
+                }
+            }
+            [separator, limit] => {
+                let separator = match separator {
+                    NIL => NIL,
+                    separator => to_string(separator)?,
+                };
+                (separator, limit)
+            }
+            _ => unreachable!("checked above"),
+        };
+        let limit = match limit {
+            NIL => None,
+            limit => usize::try_from(to_long(limit)?).ok(),
+        };
+        let separator = match separator {
+            NIL => Separator::None,
+            separator => match string_bytes(separator) {
+                [] => Separator::Paragraph,
+                bytes => Separator::Bytes(bytes.to_vec()),
+            },
+        };
+        Ok(Self {
+            separator,
+            limit,
+            chomp,
+        })
+    }
+
+    fn separator(&self) -> Option<&[u8]> {
+        match &self.separator {
+            Separator::None => None,
+            Separator::Paragraph => Some(b"\n\n"),
+            Separator::Bytes(bytes) => Some(bytes),
+        }
+    }
+
+    /// The line without its separator, when chomping.
+    fn chomped<'a>(&self, line: &'a [u8]) -> &'a [u8] {
+        if !self.chomp {
+            return line;
+        }
+        match self.separator() {
+            Some(b"\n") | None => {
+                let line = line.strip_suffix(b"\n").unwrap_or(line);
+                line.strip_suffix(b"\r").unwrap_or(line)
+            }
+            Some(separator) => line.strip_suffix(separator).unwrap_or(line),
+        }
+    }
+}
+
+/// The `chomp:` keyword (any other keyword is an error, as in core).
+fn keyword_chomp(options: VALUE) -> Result<bool, Jump> {
+    let chomp_key = api::symbol("chomp");
+    let chomp = protect(|| unsafe { rb_sys::rb_hash_lookup2(options, chomp_key, NIL) })?;
+    let size = protect(|| unsafe { rb_sys::rb_hash_size(options) })?;
+    let known =
+        usize::from(protect(|| unsafe { rb_sys::rb_hash_lookup2(options, chomp_key, 0) })? != 0);
+    if unsafe { rb_sys::FIX2LONG(size) } as usize > known {
+        let keys = protect(|| unsafe {
+            let keys = rb_sys::rb_funcall(options, rb_sys::rb_intern(c"keys".as_ptr()), 0);
+            rb_sys::rb_ary_delete(keys, chomp_key);
+            rb_sys::rb_funcall(keys, rb_sys::rb_intern(c"first".as_ptr()), 0)
+        })?;
+        let name = protect(|| unsafe { rb_sys::rb_inspect(keys) })?;
+        let name = String::from_utf8_lossy(string_bytes(name)).into_owned();
+        return Err(arg_error(&format!("unknown keyword: {name}")));
+    }
+    Ok(chomp != NIL && chomp != rb_sys::Qfalse as VALUE)
+}
+
+/// Where a separator that may have begun at the end of `line` ends in `window` (the index
+/// after it), if it is there.
+fn separator_end(line: &[u8], window: &[u8], separator: &[u8]) -> Option<usize> {
+    for taken in (1..separator.len()).rev() {
+        let (head, tail) = separator.split_at(taken);
+        if line.ends_with(head) && window.starts_with(tail) {
+            return Some(tail.len());
+        }
+    }
+    match separator {
+        [byte] => window.iter().position(|b| b == byte).map(|at| at + 1),
+        _ => window
+            .windows(separator.len())
+            .position(|candidate| candidate == separator)
+            .map(|at| at + separator.len()),
+    }
+}
+
+/// How many more bytes the last character of `bytes` needs to be whole in `enc`.
+fn missing_char_bytes(bytes: &[u8], enc: *mut rb_sys::rb_encoding) -> usize {
+    if unsafe { (*enc).max_enc_len } <= 1 {
+        return 0;
+    }
+    let range = bytes.as_ptr_range();
+    let mut at = range.start;
+    while at < range.end {
+        let length = unsafe { rb_sys::rb_enc_precise_mbclen(at.cast(), range.end.cast(), enc) };
+        match length {
+            found if found > 0 => at = unsafe { at.add(found as usize) },
+            -1 => at = unsafe { at.add(1) },
+            needed => return (-1 - needed) as usize,
+        }
+    }
+    0
+}
+
+/// Skips newlines (paragraph mode), waiting for data as needed.
+fn skip_newlines(open: OpenIo, reactor: &Reactor) -> Result<(), Jump> {
+    loop {
+        let buffered = open.buffered();
+        if buffered.is_empty() {
+            if open.fill(reactor)? == 0 {
+                return Ok(());
+            }
+            continue;
+        }
+        let newlines = buffered.iter().take_while(|&&b| b == b'\n').count();
+        let done = newlines < buffered.len();
+        open.consume(newlines);
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// Collects the next line into `line` (left empty at end of file).
+fn collect_line(
+    open: OpenIo,
+    reactor: &Reactor,
+    args: &LineArgs,
+    line: &mut Vec<u8>,
+) -> Result<(), Jump> {
+    let paragraph = matches!(args.separator, Separator::Paragraph);
+    if paragraph {
+        skip_newlines(open, reactor)?;
+    }
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let mut complete = false;
+    loop {
+        let buffered = open.buffered();
+        if buffered.is_empty() {
+            if open.fill(reactor)? == 0 {
+                break;
+            }
+            continue;
+        }
+        let window = &buffered[..buffered.len().min(limit - line.len())];
+        if let Some(end) = args
+            .separator()
+            .and_then(|separator| separator_end(line, window, separator))
+        {
+            line.extend_from_slice(&window[..end]);
+            open.consume(end);
+            complete = true;
+            break;
+        }
+        line.extend_from_slice(window);
+        open.consume(window.len());
+        if line.len() >= limit {
+            complete_last_char(open, reactor, line)?;
+            break;
+        }
+    }
+    if paragraph && complete {
+        skip_newlines(open, reactor)?;
+    }
+    Ok(())
+}
+
+/// Reads the bytes a line cut at its limit needs to end on a whole character.
+fn complete_last_char(open: OpenIo, reactor: &Reactor, line: &mut Vec<u8>) -> Result<(), Jump> {
+    let enc = open.read_encoding();
+    loop {
+        let missing = missing_char_bytes(line, enc);
+        if missing == 0 {
+            return Ok(());
+        }
+        if open.buffered().is_empty() && open.fill(reactor)? == 0 {
+            return Ok(());
+        }
+        let buffered = open.buffered();
+        let count = missing.min(buffered.len());
+        line.extend_from_slice(&buffered[..count]);
+        open.consume(count);
+    }
+}
+
+/// Reads the next line as `gets` does; `nil` at end of file.
+fn read_line(open: OpenIo, reactor: &Reactor, args: &LineArgs) -> Result<VALUE, Jump> {
+    let enc = open.read_encoding();
+    if args.limit == Some(0) {
+        return new_string(&[], enc);
+    }
+    // The common case: the whole line is already buffered.
+    if let (Some(separator), false) = (
+        args.separator(),
+        matches!(args.separator, Separator::Paragraph),
+    ) {
+        let buffered = open.buffered();
+        let window = &buffered[..buffered.len().min(args.limit.unwrap_or(usize::MAX))];
+        if let Some(end) = separator_end(&[], window, separator) {
+            let line = new_string(args.chomped(&window[..end]), enc)?;
+            open.consume(end);
+            open.count_line();
+            return Ok(line);
+        }
+    }
+    let mut line = Vec::new();
+    if let Err(jump) = collect_line(open, reactor, args, &mut line) {
+        open.unread(&line)?;
+        return Err(jump);
+    }
+    if line.is_empty() {
+        return Ok(NIL);
+    }
+    open.count_line();
+    new_string(args.chomped(&line), enc)
+}
+
+/// Prepares a line-reading method: `None` when core must do it (conversions).
+fn line_reader(io: VALUE, args: &[VALUE]) -> Result<Option<(OpenIo, LineArgs)>, Jump> {
+    let line_args = LineArgs::parse(args)?;
+    let open = OpenIo::for_reading(io, ReadKind::Chars)?;
+    if open.converts_on_read() {
+        return Ok(None);
+    }
+    Ok(Some((open, line_args)))
+}
+
+/// `IO#gets(sep = $/, limit = nil, chomp: false)`: the next line, or nil at end of file;
+/// sets `$_`.
+unsafe extern "C" fn io_gets(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        let Some((open, line_args)) = line_reader(io, args(argc, argv))? else {
+            return call_super(argc, argv);
+        };
+        let line = read_line(open, reactor::current()?, &line_args)?;
+        unsafe { rb_sys::rb_lastline_set(line) };
+        Ok(line)
+    })
+}
+
+/// `IO#readline(sep = $/, limit = nil, chomp: false)`: like `gets`, but raises EOFError at
+/// end of file.
+unsafe extern "C" fn io_readline(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        let Some((open, line_args)) = line_reader(io, args(argc, argv))? else {
+            return call_super(argc, argv);
+        };
+        match read_line(open, reactor::current()?, &line_args)? {
+            NIL => Err(eof_error()),
+            line => {
+                unsafe { rb_sys::rb_lastline_set(line) };
+                Ok(line)
+            }
+        }
+    })
+}
+
+/// `IO#each_line(sep = $/, limit = nil, chomp: false) { |line| }` (alias `each`): yields
+/// each line until end of file; returns self, or an Enumerator without a block.
+unsafe extern "C" fn io_each_line(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        if unsafe { rb_sys::rb_block_given_p() } == 0 {
+            return enumerator(io, argc, argv);
+        }
+        let Some((open, line_args)) = line_reader(io, args(argc, argv))? else {
+            return call_super(argc, argv);
+        };
+        if line_args.limit == Some(0) {
+            return Err(arg_error("invalid limit: 0 for each_line"));
+        }
+        let reactor = reactor::current()?;
+        loop {
+            match read_line(open, reactor, &line_args)? {
+                NIL => return Ok(io),
+                line => yield_value(line)?,
+            };
+        }
+    })
+}
+
+/// `IO#readlines(sep = $/, limit = nil, chomp: false)`: every remaining line.
+unsafe extern "C" fn io_readlines(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        let Some((open, line_args)) = line_reader(io, args(argc, argv))? else {
+            return call_super(argc, argv);
+        };
+        if line_args.limit == Some(0) {
+            return Err(arg_error("invalid limit: 0 for readlines"));
+        }
+        let reactor = reactor::current()?;
+        let lines = protect(|| unsafe { rb_sys::rb_ary_new() })?;
+        loop {
+            match read_line(open, reactor, &line_args)? {
+                NIL => return Ok(lines),
+                line => protect(|| unsafe { rb_sys::rb_ary_push(lines, line) })?,
+            };
+        }
+    })
+}
+
+/// An Enumerator over the method being called, with its arguments.
+fn enumerator(receiver: VALUE, argc: c_int, argv: *const VALUE) -> Result<VALUE, Jump> {
+    protect(|| unsafe {
+        let method = rb_sys::rb_id2sym(rb_sys::rb_frame_this_func());
+        rb_sys::rb_enumeratorize_with_size(receiver, method, argc, argv, None)
+    })
+}
+
+fn yield_value(value: VALUE) -> Result<VALUE, Jump> {
+    protect(|| unsafe { rb_sys::rb_yield(value) })
+}
+
+/// `IO#getc`: the next character (in the IO's encoding), or nil at end of file.
+unsafe extern "C" fn io_getc(io: VALUE) -> VALUE {
+    entry(|| {
+        let open = OpenIo::for_reading(io, ReadKind::Chars)?;
+        if open.converts_on_read() {
+            return call_super(0, std::ptr::null());
+        }
+        let reactor = reactor::current()?;
+        let enc = open.read_encoding();
+        let mut char = Vec::new();
+        loop {
+            if open.buffered().is_empty() {
+                match open.fill(reactor) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(jump) => {
+                        open.unread(&char)?;
+                        return Err(jump);
+                    }
+                }
+            }
+            let buffered = open.buffered();
+            char.push(buffered[0]);
+            open.consume(1);
+            if missing_char_bytes(&char, enc) == 0 {
+                break;
+            }
+        }
+        if char.is_empty() {
+            return Ok(NIL);
+        }
+        new_string(&char, enc)
+    })
+}
+
+/// `IO#getbyte`: the next byte as an Integer, or nil at end of file.
+unsafe extern "C" fn io_getbyte(io: VALUE) -> VALUE {
+    entry(|| {
+        let open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        if open.buffered().is_empty() && open.fill(reactor::current()?)? == 0 {
+            return Ok(NIL);
+        }
+        let byte = open.buffered()[0];
+        open.consume(1);
+        Ok(rb_sys::LONG2FIX(c_long::from(byte)))
+    })
+}
+
+/// `IO#eof?` (alias `eof`): whether the stream is at end of file, waiting for data (or its
+/// end) if none is buffered.
+unsafe extern "C" fn io_eof(io: VALUE) -> VALUE {
+    entry(|| {
+        let open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        if !open.buffered().is_empty() {
+            return Ok(rb_sys::Qfalse as VALUE);
+        }
+        Ok(if open.fill(reactor::current()?)? == 0 {
+            TRUE
+        } else {
+            rb_sys::Qfalse as VALUE
+        })
+    })
+}
+
+/// `IO#read_loop(maxlen = 8192) { |data| }` (also `BasicSocket#recv_loop`): yields each chunk
+/// read until end of file, then returns self.
+unsafe extern "C" fn io_read_loop(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        let max = match optional_args(argc, argv, 1)?.first() {
+            None => CHUNK_SIZE,
+            Some(&max) => length(max)?.max(1),
+        };
+        api::block_proc()?;
+        let open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        let reactor = reactor::current()?;
+        while let Some(bytes) = read_partial(open, reactor, max)? {
+            yield_value(new_string(&bytes, null_mut())?)?;
+        }
+        Ok(io)
+    })
+}
+
+/// Writes `string` whole, straight from its bytes; if it must wait, what remains is copied
+/// first, since another fiber may change the string meanwhile.
+fn write_string(open: OpenIo, reactor: &Reactor, string: VALUE) -> Result<usize, Jump> {
+    let bytes = string_bytes(string);
+    let fd = open.fd()?;
+    let written =
+        match syscall_result(unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) }) {
+            Ok(count) => count,
+            Err(libc::EAGAIN) | Err(libc::EINTR) => 0,
+            Err(errno) => return Err(system_error(errno, NIL)),
+        };
+    if written == bytes.len() {
+        reactor.yield_after_io()?;
+        return Ok(written);
+    }
+    let rest = bytes[written..].to_vec();
+    black_box(string);
+    Ok(written + open.write_all(reactor, || (rest.as_ptr(), rest.len()))?)
+}
+
+/// `IO#write(*objects)`: writes each object's `to_s`, waiting as long as the descriptor is
+/// full; returns the number of bytes written. `<<`, `print` and `puts` call it.
+unsafe extern "C" fn io_write(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        let objects = args(argc, argv);
+        let open = OpenIo::for_writing(io)?;
+        if !open.writes_directly() {
+            return call_super(argc, argv);
+        }
+        let reactor = reactor::current()?;
+        let written = match *objects {
+            [] => 0,
+            [object] => {
+                let string = protect(|| unsafe { rb_sys::rb_obj_as_string(object) })?;
+                write_string(open, reactor, string)?
+            }
+            _ => {
+                let mut bytes = Vec::new();
+                for &object in objects {
+                    let string = protect(|| unsafe { rb_sys::rb_obj_as_string(object) })?;
+                    bytes.extend_from_slice(string_bytes(string));
+                }
+                open.write_all(reactor, || (bytes.as_ptr(), bytes.len()))?
+            }
+        };
+        Ok(rb_sys::LONG2FIX(written as c_long))
+    })
+}
+
+/// `IO#syswrite(string)`: one write system call (waiting until the descriptor takes some
+/// bytes); returns how many it took.
+unsafe extern "C" fn io_syswrite(io: VALUE, object: VALUE) -> VALUE {
+    entry(|| {
+        let open = OpenIo::for_writing(io)?;
+        if !open.writes_directly() {
+            return call_super(1, &object);
+        }
+        let string = protect(|| unsafe { rb_sys::rb_obj_as_string(object) })?;
+        let written = open.write_with(reactor::current()?, |fd| {
+            let bytes = string_bytes(string);
+            syscall_result(unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) })
+        })?;
+        black_box(string);
+        Ok(rb_sys::LONG2FIX(written as c_long))
+    })
+}
+
+/// An optional timeout argument in seconds (`nil`: none).
+fn timeout_arg(argc: c_int, argv: *const VALUE) -> Result<Option<std::time::Duration>, Jump> {
+    match optional_args(argc, argv, 1)?.first() {
+        None | Some(&NIL) => Ok(None),
+        Some(&timeout) => Ok(Some(time_interval(timeout)?)),
+    }
+}
+
+/// `IO#wait_readable(timeout = nil)`: waits until the IO is readable; returns self (true if
+/// bytes are already buffered), or nil on timeout.
+unsafe extern "C" fn io_wait_readable(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        let timeout = timeout_arg(argc, argv)?;
+        let open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        if !open.buffered().is_empty() {
+            return Ok(TRUE);
+        }
+        let ready = open.wait(reactor::current()?, Interest::READABLE, timeout)?;
+        Ok(if ready { io } else { NIL })
+    })
+}
+
+/// `IO#wait_writable(timeout = nil)`: waits until the IO is writable; returns self, or nil
+/// on timeout.
+unsafe extern "C" fn io_wait_writable(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        let timeout = timeout_arg(argc, argv)?;
+        let open = OpenIo::for_writing(io)?;
+        let ready = open.wait(reactor::current()?, Interest::WRITABLE, timeout)?;
+        Ok(if ready { io } else { NIL })
+    })
+}
+
+/// `Polyphony.backend_wait_io(io, write = false)`: waits until `io` (an IO or a file
+/// descriptor) is readable, or writable when `write` is true; returns `io`.
+unsafe extern "C" fn backend_wait_io(argc: c_int, argv: *const VALUE, _self: VALUE) -> VALUE {
+    entry(|| {
+        arity(argc, 1, 2)?;
+        let args = args(argc, argv);
+        let io = args[0];
+        let interest = match args.get(1) {
+            None | Some(&NIL) => Interest::READABLE,
+            Some(&value) if value == rb_sys::Qfalse as VALUE => Interest::READABLE,
+            Some(_) => Interest::WRITABLE,
+        };
+        let fd = if rb_sys::FIXNUM_P(io) {
+            rb_sys::FIX2LONG(io) as RawFd
+        } else {
+            let io = protect(|| unsafe { rb_sys::rb_io_get_io(io) })?;
+            OpenIo::new(io)?.fd()?
+        };
+        reactor::current()?.wait_io(fd, interest, None)?;
+        Ok(io)
+    })
+}
+
+/// The IOError waiters on a closed descriptor get.
+fn closed_error() -> VALUE {
+    let message = "stream closed in another fiber";
+    protect(|| unsafe {
+        rb_sys::rb_exc_new(
+            rb_sys::rb_eIOError,
+            message.as_ptr().cast(),
+            message.len() as c_long,
+        )
+    })
+    .unwrap_or(NIL)
+}
+
+/// The descriptor of `io` if it is open, without raising.
+fn open_fd(io: VALUE) -> Option<RawFd> {
+    if !unsafe { rb_sys::RB_TYPE_P(io, rb_sys::ruby_value_type::RUBY_T_FILE) } {
+        return None;
+    }
+    let fptr = unsafe { (*(io as *mut rb_sys::RFile)).fptr };
+    let fd = if fptr.is_null() {
+        -1
+    } else {
+        unsafe { (*fptr).fd }
+    };
+    (fd >= 0).then_some(fd)
+}
+
+/// `IO#close`: removes the descriptor from the reactor, waking the fibers waiting on it with
+/// IOError, then closes it.
+unsafe extern "C" fn io_close(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        if let Some(fd) = open_fd(io) {
+            reactor::current()?.forget_fd(fd, closed_error);
+        }
+        call_super(argc, argv)
+    })
+}
+
+/// `close_read`/`close_write`: as core; if that closed the descriptor, the reactor forgets it.
+unsafe extern "C" fn io_close_half(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        let fd = open_fd(io);
+        let result = call_super(argc, argv)?;
+        if let (Some(fd), None) = (fd, open_fd(io)) {
+            reactor::current()?.forget_fd(fd, closed_error);
+        }
+        Ok(result)
+    })
+}
+
+/// `BasicSocket#recv(maxlen, flags = 0, outbuf = nil)`: one receive, waiting for data;
+/// at end of stream "" (nil from Ruby 3.3, as core).
+unsafe extern "C" fn socket_recv(argc: c_int, argv: *const VALUE, socket: VALUE) -> VALUE {
+    entry(|| {
+        arity(argc, 1, 3)?;
+        let args = args(argc, argv);
+        let max = length(args[0])?;
+        let flags = match args.get(1) {
+            None | Some(&NIL) => 0,
+            Some(&flags) => to_long(flags)? as c_int,
+        };
+        let buffer = buffer_arg(args, 2)?;
+        let open = OpenIo::for_reading(socket, ReadKind::Bytes)?;
+        if !open.buffered().is_empty() {
+            return Err(io_error("recv for buffered IO"));
+        }
+        let mut bytes = Vec::with_capacity(max);
+        let count = open.read_with(reactor::current()?, |fd| {
+            let spare = bytes.spare_capacity_mut();
+            syscall_result(unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), flags) })
+        })?;
+        unsafe { bytes.set_len(count) };
+        if cfg!(ruby_gte_3_3) && count == 0 && max > 0 {
+            return Ok(NIL);
+        }
+        binary_result(&bytes, buffer)
+    })
+}
+
+/// The packed socket address of `address` (an Addrinfo or a String).
+fn sockaddr(address: VALUE) -> Result<VALUE, Jump> {
+    let addrinfo = ruby::class_named(c"Addrinfo");
+    if ruby::is_kind_of(address, addrinfo) {
+        return protect(|| unsafe {
+            rb_sys::rb_funcall(address, rb_sys::rb_intern(c"to_sockaddr".as_ptr()), 0)
+        });
+    }
+    to_string(address)
+}
+
+/// `BasicSocket#send(mesg, flags, dest_sockaddr = nil)`: one send (waiting until the socket
+/// takes some bytes); returns how many it took.
+unsafe extern "C" fn socket_send(argc: c_int, argv: *const VALUE, socket: VALUE) -> VALUE {
+    entry(|| {
+        arity(argc, 2, 3)?;
+        let args = args(argc, argv);
+        let message = to_string(args[0])?;
+        let flags = to_long(args[1])? as c_int;
+        let destination = match args.get(2) {
+            None | Some(&NIL) => NIL,
+            Some(&address) => sockaddr(address)?,
+        };
+        let open = OpenIo::for_writing(socket)?;
+        let sent = open.write_with(reactor::current()?, |fd| {
+            let bytes = string_bytes(message);
+            let (ptr, len) = (bytes.as_ptr().cast(), bytes.len());
+            syscall_result(unsafe {
+                if destination == NIL {
+                    libc::send(fd, ptr, len, flags)
+                } else {
+                    let address = string_bytes(destination);
+                    libc::sendto(
+                        fd,
+                        ptr,
+                        len,
+                        flags,
+                        address.as_ptr().cast(),
+                        address.len() as libc::socklen_t,
+                    )
+                }
+            })
+        })?;
+        black_box((message, destination));
+        Ok(rb_sys::LONG2FIX(sent as c_long))
+    })
+}
+
+/// Accepts a connection, waiting for one; returns the new descriptor and the peer's packed
+/// address.
+fn accept(server: VALUE) -> Result<(RawFd, Vec<u8>), Jump> {
+    let open = OpenIo::for_reading(server, ReadKind::Bytes)?;
+    let mut address: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut length = 0;
+    let fd = open.accept_with(reactor::current()?, |fd| {
+        length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+        let address = (&mut address as *mut libc::sockaddr_storage).cast();
+        match syscall_result(unsafe { libc::accept4(fd, address, &mut length, flags) } as isize) {
+            // The connection went away before it was accepted: try the next one.
+            Err(libc::ECONNABORTED) => Err(libc::EINTR),
+            outcome => outcome,
+        }
+    })? as RawFd;
+    unsafe { rb_sys::rb_update_max_fd(fd) };
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&address as *const libc::sockaddr_storage).cast(),
+            length as usize,
+        )
+    };
+    Ok((fd, bytes.to_vec()))
+}
+
+/// Wraps an accepted descriptor in an instance of `class` (closing it if that fails).
+fn wrap_socket(class: VALUE, fd: RawFd) -> Result<VALUE, Jump> {
+    let socket = protect(|| unsafe {
+        rb_sys::rb_funcall(
+            class,
+            rb_sys::rb_intern(c"for_fd".as_ptr()),
+            1,
+            rb_sys::LONG2FIX(c_long::from(fd)),
+        )
+    });
+    if socket.is_err() {
+        unsafe { libc::close(fd) };
+    }
+    socket
+}
+
+/// The class of the sockets a server accepts: TCPSocket or UNIXSocket.
+fn accepted_class(server: VALUE) -> VALUE {
+    if ruby::is_kind_of(server, ruby::class_named(c"TCPServer")) {
+        ruby::class_named(c"TCPSocket")
+    } else {
+        ruby::class_named(c"UNIXSocket")
+    }
+}
+
+/// `TCPServer#accept`, `UNIXServer#accept`: waits for a connection and returns its socket.
+unsafe extern "C" fn server_accept(server: VALUE) -> VALUE {
+    entry(|| {
+        let (fd, _) = accept(server)?;
+        wrap_socket(accepted_class(server), fd)
+    })
+}
+
+/// `TCPServer#accept_loop { |socket| }`, `UNIXServer#accept_loop`: yields each connection
+/// as it is accepted, forever (until the block breaks or raises).
+unsafe extern "C" fn server_accept_loop(server: VALUE) -> VALUE {
+    entry(|| {
+        api::block_proc()?;
+        let class = accepted_class(server);
+        loop {
+            let (fd, _) = accept(server)?;
+            yield_value(wrap_socket(class, fd)?)?;
+        }
+    })
+}
+
+/// A connection accepted by a `Socket`: `[socket, addrinfo]`.
+fn socket_accept_pair(server: VALUE) -> Result<VALUE, Jump> {
+    let (fd, address) = accept(server)?;
+    let socket = wrap_socket(ruby::class_named(c"Socket"), fd)?;
+    let address = new_string(&address, null_mut())?;
+    protect(|| unsafe {
+        let mut socket_type: c_int = 0;
+        let mut length = std::mem::size_of::<c_int>() as libc::socklen_t;
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut socket_type as *mut c_int).cast(),
+            &mut length,
+        );
+        let addrinfo_args = [
+            address,
+            NIL,
+            rb_sys::LONG2FIX(c_long::from(socket_type)),
+            rb_sys::LONG2FIX(0),
+        ];
+        let addrinfo = rb_sys::rb_class_new_instance(
+            addrinfo_args.len() as c_int,
+            addrinfo_args.as_ptr(),
+            ruby::class_named(c"Addrinfo"),
+        );
+        let pair = [socket, addrinfo];
+        rb_sys::rb_ary_new_from_values(2, pair.as_ptr())
+    })
+}
+
+/// `Socket#accept`: waits for a connection; returns `[socket, addrinfo]`.
+unsafe extern "C" fn socket_accept(server: VALUE) -> VALUE {
+    entry(|| socket_accept_pair(server))
+}
+
+/// `Socket#accept_loop { |socket, addrinfo| }`: yields each connection as it is accepted.
+unsafe extern "C" fn socket_accept_loop(server: VALUE) -> VALUE {
+    entry(|| {
+        api::block_proc()?;
+        loop {
+            yield_value(socket_accept_pair(server)?)?;
+        }
+    })
+}
+
+/// The error for a failed connect, worded as core's: "connect(2) for 127.0.0.1:1".
+fn connect_error(errno: c_int, address: VALUE) -> Jump {
+    let detail = protect(|| unsafe {
+        let addrinfo = rb_sys::rb_class_new_instance(1, &address, ruby::class_named(c"Addrinfo"));
+        let text = rb_sys::rb_funcall(addrinfo, rb_sys::rb_intern(c"inspect_sockaddr".as_ptr()), 0);
+        let prefix = c"connect(2) for ";
+        let message = rb_sys::rb_str_new_cstr(prefix.as_ptr());
+        rb_sys::rb_str_append(message, text)
+    })
+    .unwrap_or(NIL);
+    system_error(errno, detail)
+}
+
+/// `Socket#connect(address)`: connects without blocking the thread (the fiber waits until
+/// the connection is established or refused); returns 0.
+unsafe extern "C" fn socket_connect(socket: VALUE, address: VALUE) -> VALUE {
+    entry(|| {
+        let address = sockaddr(address)?;
+        let open = OpenIo::new(socket)?;
+        let reactor = reactor::current()?;
+        let fd = open.fd()?;
+        reactor.blocks(fd)?;
+        let bytes = string_bytes(address);
+        let result =
+            unsafe { libc::connect(fd, bytes.as_ptr().cast(), bytes.len() as libc::socklen_t) };
+        let errno = match syscall_result(result as isize) {
+            Ok(_) | Err(libc::EISCONN) => 0,
+            Err(libc::EINPROGRESS) | Err(libc::EINTR) | Err(libc::EALREADY) => {
+                open.wait(reactor, Interest::WRITABLE, None)?;
+                let fd = open.fd()?;
+                let mut error: c_int = 0;
+                let mut length = std::mem::size_of::<c_int>() as libc::socklen_t;
+                unsafe {
+                    libc::getsockopt(
+                        fd,
+                        libc::SOL_SOCKET,
+                        libc::SO_ERROR,
+                        (&mut error as *mut c_int).cast(),
+                        &mut length,
+                    )
+                };
+                error
+            }
+            Err(errno) => errno,
+        };
+        if errno != 0 {
+            return Err(connect_error(errno, address));
+        }
+        black_box(address);
+        Ok(rb_sys::LONG2FIX(0))
+    })
+}
+
+fn define_module(name: &CStr) -> VALUE {
+    let polyphony = ruby::class_named(c"Polyphony");
+    unsafe { rb_sys::rb_define_module_under(polyphony, name.as_ptr()) }
+}
+
+/// Defines the modules `lib/polyphony/io.rb` prepends to the IO and socket classes, and
+/// `Polyphony.backend_wait_io`.
+pub fn define_methods() {
+    use Func::{Fixed, Variadic};
+    let io = define_module(c"IOExtensions");
+    let methods: [(&CStr, Func); 18] = [
+        (c"read", Variadic(io_read)),
+        (c"readpartial", Variadic(io_readpartial)),
+        (c"sysread", Variadic(io_sysread)),
+        (c"gets", Variadic(io_gets)),
+        (c"readline", Variadic(io_readline)),
+        (c"each_line", Variadic(io_each_line)),
+        (c"each", Variadic(io_each_line)),
+        (c"readlines", Variadic(io_readlines)),
+        (c"getc", Fixed(io_getc)),
+        (c"getbyte", Fixed(io_getbyte)),
+        (c"eof?", Fixed(io_eof)),
+        (c"eof", Fixed(io_eof)),
+        (c"read_loop", Variadic(io_read_loop)),
+        (c"write", Variadic(io_write)),
+        (c"wait_readable", Variadic(io_wait_readable)),
+        (c"wait_writable", Variadic(io_wait_writable)),
+        (c"close", Variadic(io_close)),
+        (c"close_read", Variadic(io_close_half)),
+    ];
+    for (name, func) in methods {
+        api::define_method(io, name, func);
+    }
+    api::define_method(io, c"close_write", Variadic(io_close_half));
+    define_method_1(io, c"syswrite", io_syswrite);
+
+    let socket = define_module(c"SocketExtensions");
+    api::define_method(socket, c"recv", Variadic(socket_recv));
+    api::define_method(socket, c"recv_loop", Variadic(io_read_loop));
+    api::define_method(socket, c"send", Variadic(socket_send));
+    api::define_method(socket, c"close_read", Variadic(io_close_half));
+    api::define_method(socket, c"close_write", Variadic(io_close_half));
+
+    let server = define_module(c"ServerExtensions");
+    api::define_method(server, c"accept", Fixed(server_accept));
+    api::define_method(server, c"accept_loop", Fixed(server_accept_loop));
+
+    let raw_socket = define_module(c"RawSocketExtensions");
+    api::define_method(raw_socket, c"accept", Fixed(socket_accept));
+    api::define_method(raw_socket, c"accept_loop", Fixed(socket_accept_loop));
+    define_method_1(raw_socket, c"connect", socket_connect);
+
+    let polyphony = ruby::class_named(c"Polyphony");
+    let (func, arity) = Variadic(backend_wait_io).raw();
+    unsafe {
+        rb_sys::rb_define_singleton_method(polyphony, c"backend_wait_io".as_ptr(), func, arity)
+    };
+}
+
+/// Defines a method taking exactly one argument.
+fn define_method_1(module: VALUE, name: &CStr, func: unsafe extern "C" fn(VALUE, VALUE) -> VALUE) {
+    let func = unsafe {
+        std::mem::transmute::<
+            unsafe extern "C" fn(VALUE, VALUE) -> VALUE,
+            unsafe extern "C" fn() -> VALUE,
+        >(func)
+    };
+    unsafe { rb_sys::rb_define_method(module, name.as_ptr(), Some(func), 1) };
+}
