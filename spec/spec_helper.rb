@@ -31,6 +31,11 @@ module SpecHelpers
     end
   end
 
+  # Stops a fiber (its `ensure` blocks run) at its next switchpoint.
+  def stop(fiber)
+    fiber.schedule(Polyphony::Terminate.new)
+  end
+
   # The monotonic clock, in seconds.
   def now
     Process.clock_gettime(Process::CLOCK_MONOTONIC)

@@ -430,19 +430,21 @@ fn skip_newlines(open: OpenIo, reactor: &Reactor) -> Result<(), Jump> {
     }
 }
 
-/// Collects the next line into `line` (left empty at end of file).
+/// Collects the next line into `line` (left empty at end of file); returns whether the
+/// limit cut it before its separator or the end of file.
 fn collect_line(
     open: OpenIo,
     reactor: &Reactor,
     args: &LineArgs,
     line: &mut Vec<u8>,
-) -> Result<(), Jump> {
+) -> Result<bool, Jump> {
     let paragraph = matches!(args.separator, Separator::Paragraph);
     if paragraph {
         skip_newlines(open, reactor)?;
     }
     let limit = args.limit.unwrap_or(usize::MAX);
     let mut complete = false;
+    let mut cut = false;
     loop {
         let buffered = open.buffered();
         if buffered.is_empty() {
@@ -465,13 +467,14 @@ fn collect_line(
         open.consume(window.len());
         if line.len() >= limit {
             complete_last_char(open, reactor, line)?;
+            cut = true;
             break;
         }
     }
     if paragraph && complete {
         skip_newlines(open, reactor)?;
     }
-    Ok(())
+    Ok(cut)
 }
 
 /// Reads the bytes a line cut at its limit needs to end on a whole character.
@@ -513,14 +516,20 @@ fn read_line(open: OpenIo, reactor: &Reactor, args: &LineArgs) -> Result<VALUE, 
         }
     }
     let mut line = Vec::new();
-    if let Err(jump) = collect_line(open, reactor, args, &mut line) {
-        open.unread(&line)?;
-        return Err(jump);
-    }
+    let cut = match collect_line(open, reactor, args, &mut line) {
+        Ok(cut) => cut,
+        Err(jump) => {
+            open.unread(&line)?;
+            return Err(jump);
+        }
+    };
     if line.is_empty() {
         return Ok(NIL);
     }
-    open.count_line();
+    // Core counts every line but those its limit cut.
+    if !cut {
+        open.count_line();
+    }
     new_string(args.chomped(&line), enc)
 }
 

@@ -1,0 +1,130 @@
+# frozen_string_literal: true
+
+# IO benchmarks: 1-byte ping-pong between two Polyphony fibers over a pipe pair and over a
+# UNIX socket pair, each figure printed beside its floors, measured in the same run.
+#
+#   ruby -Ilib bench/io.rb
+#
+# Floors run in plain Ruby subprocesses (`ruby` without -Ilib or polyphony, so core IO is
+# used), one subprocess per round so that their rounds interleave with the Polyphony ones:
+#   threads:  the same ping-pong between two plain Ruby threads, once as the OS places them
+#             and once pinned to one core with taskset (on a 2-core VM, threads spread over
+#             both cores are bimodal, 4 or 30-70 µs, from cross-core wake-ups; pinned they
+#             are steady, so the pinned figure is the floor the ratio is taken against);
+#   syscalls: the 4 system calls of a round trip (write, read, write, read) in one thread,
+#             with no waiting: the cost of the IO alone.
+require 'rbconfig'
+require 'socket'
+
+ROUND_TRIPS = 20_000
+ROUNDS = 5
+
+# Two channels for a round trip, as [a_read, a_write, b_read, b_write] ends: A writes on
+# a_write and reads its answer on a_read; B reads on b_read and answers on b_write.
+def channels(kind)
+  if kind == 'pipe'
+    ping_r, ping_w = IO.pipe
+    pong_r, pong_w = IO.pipe
+    [pong_r, ping_w, ping_r, pong_w]
+  else
+    a, b = UNIXSocket.pair
+    [a, a, b, b]
+  end
+end
+
+# `count` round trips; `run_both` runs the two sides concurrently (fibers or threads).
+def ping_pong(kind, count, run_both)
+  a_read, a_write, b_read, b_write = ends = channels(kind)
+  run_both.call(
+    -> { count.times { a_write.write('x'); a_read.readpartial(1) } },
+    -> { count.times { b_write.write(b_read.readpartial(1)) } }
+  )
+ensure
+  ends.uniq.each(&:close)
+end
+
+# The 4 system calls of `count` round trips, in one thread: nothing ever waits.
+def syscalls(kind, count)
+  a_read, a_write, b_read, b_write = ends = channels(kind)
+  count.times do
+    a_write.syswrite('x')
+    b_write.syswrite(b_read.sysread(1))
+    a_read.sysread(1)
+  end
+ensure
+  ends.uniq.each(&:close)
+end
+
+FIBERS = ->(a, b) { [spin(&a), spin(&b)].each(&:await) }
+THREADS = ->(a, b) { [Thread.new(&a), Thread.new(&b)].each(&:join) }
+
+# Seconds per round trip of one round, after a full GC.
+def timed(count, job)
+  GC.start
+  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  job.call(count)
+  (Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) / count
+end
+
+# Child process: one round of a plain-Ruby floor, printing seconds per round trip.
+if (floor = ENV.fetch('POLYPHONY_BENCH_FLOOR', nil))
+  kind, what = floor.split(':')
+  job = what == 'threads' ? ->(n) { ping_pong(kind, n, THREADS) } : ->(n) { syscalls(kind, n) }
+  abort 'floor subprocess must not load polyphony' if defined?(Polyphony)
+  timed(ROUND_TRIPS / 10, job) # warm-up
+  print timed(ROUND_TRIPS, job)
+  exit
+end
+
+require 'polyphony'
+
+# `taskset` pinning to the first CPU this process may use, or nil without taskset.
+PIN = if system('taskset', '-p', Process.pid.to_s, out: File::NULL, err: File::NULL)
+        cpu = File.read('/proc/self/status')[/Cpus_allowed_list:\s*(\d+)/, 1]
+        ['taskset', '-c', cpu]
+      end
+
+# One round of a floor in a fresh plain `ruby` (the child times itself: no start-up cost).
+def floor_job(kind, what, pin: false)
+  lambda do |_count|
+    env = { 'POLYPHONY_BENCH_FLOOR' => "#{kind}:#{what}", 'RUBYOPT' => nil, 'RUBYLIB' => nil }
+    Float(IO.popen(env, [*(PIN if pin), RbConfig.ruby, __FILE__], &:read))
+  end
+end
+
+# Best of ROUNDS rounds of each job, the rounds of all jobs interleaved so that every job
+# meets the same machine state; a job is either measured here (timed) or in a subprocess.
+def per_round_trip(jobs)
+  ROUNDS.times.map do
+    jobs.map { |local, job| local ? timed(ROUND_TRIPS, job) : job.call(ROUND_TRIPS) }
+  end.transpose.map(&:min)
+end
+
+def row(name, seconds, floor = nil)
+  ratio = floor ? format('%7.2f µs %7.2fx', floor * 1e6, seconds / floor) : ''
+  puts format('  %-36s %8.2f µs %s', name, seconds * 1e6, ratio).rstrip
+end
+
+TITLES = {
+  'pipe' => 'pipe ping-pong (target < 3 µs; C original: 3.4 on io_uring, 5.6 on epoll)',
+  'socket' => 'UNIX socketpair ping-pong'
+}.freeze
+
+puts "Ruby #{RUBY_VERSION}, #{`nproc`.strip} cores; #{ROUND_TRIPS} round trips of 1 byte, " \
+     "best of #{ROUNDS} rounds each"
+puts format('  %-36s %11s %10s %8s', 'benchmark (µs per round trip)', 'figure', 'floor', 'ratio')
+%w[pipe socket].each do |kind|
+  timed(ROUND_TRIPS / 10, ->(n) { ping_pong(kind, n, FIBERS) }) # warm-up
+  fibers, threads, pinned, calls = per_round_trip(
+    [[true, ->(n) { ping_pong(kind, n, FIBERS) }],
+     [false, floor_job(kind, 'threads')],
+     [false, floor_job(kind, 'threads', pin: true)],
+     [false, floor_job(kind, 'syscalls')]]
+  )
+  puts TITLES[kind]
+  row('2 plain Ruby threads, unpinned', threads)
+  row("floor (a): 2 threads, #{PIN ? 'one core' : 'unpinned (no taskset)'}", pinned)
+  row('floor (b): 4 syscalls, one thread', calls)
+  row('polyphony fibers vs (a) threads', fibers, pinned)
+  row('polyphony fibers vs (b) syscalls', fibers, calls)
+end

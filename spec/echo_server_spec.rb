@@ -1,0 +1,61 @@
+# frozen_string_literal: true
+
+require_relative 'spec_helper'
+
+# The tutorial's echo server (examples/echo_server.rb), run as printed.
+RSpec.describe 'examples/echo_server.rb' do
+  # The example's output goes to a pipe, so Ruby buffers it until the program ends: the
+  # server is ready when its port accepts connections.
+  before(:all) do
+    @server = IO.popen([RbConfig.ruby, "-I#{SpecHelpers::LIB}", 'examples/echo_server.rb'], chdir: SpecHelpers::ROOT)
+    deadline = now + 10
+    begin
+      TCPSocket.new('127.0.0.1', 1234).close
+    rescue Errno::ECONNREFUSED
+      raise 'the echo server did not start' if now > deadline
+
+      sleep 0.05
+      retry
+    end
+  end
+
+  after(:all) do
+    Process.kill(:TERM, @server.pid) unless @server.closed?
+    @server.close unless @server.closed?
+  end
+
+  it 'serves 2,000 concurrent clients, each getting its own replies' do
+    clients = 2000.times.map do |i|
+      spin do
+        socket = TCPSocket.new('127.0.0.1', 1234)
+        replies = 3.times.map do |j|
+          socket.write("client #{i} line #{j}\r\n")
+          socket.gets
+        end
+        socket.close
+        replies
+      end
+    end
+    replies = clients.map(&:await)
+    expect(replies).to eq(2000.times.map { |i| 3.times.map { |j| "you said: client #{i} line #{j}!\n" } })
+  end
+
+  it 'keeps serving clients that stay connected while others come and go' do
+    idle = TCPSocket.new('127.0.0.1', 1234)
+    20.times do |i|
+      socket = TCPSocket.new('127.0.0.1', 1234)
+      socket.puts(i)
+      expect(socket.gets).to eq("you said: #{i}!\n")
+      socket.close
+    end
+    idle.puts('still here')
+    expect(idle.gets).to eq("you said: still here!\n")
+    idle.close
+  end
+
+  it 'printed its banner (seen once it ends)' do
+    Process.kill(:TERM, @server.pid)
+    expect(@server.read).to eq("Echoing on port 1234...\n")
+    @server.close
+  end
+end

@@ -1,0 +1,548 @@
+# frozen_string_literal: true
+
+require_relative 'spec_helper'
+require 'tempfile'
+
+# Reading and writing pipes, files and sockets from fibers: each call suspends only the calling
+# fiber, and behaves as the core method does.
+RSpec.describe 'IO in fibers' do
+  def pipe
+    r, w = IO.pipe
+    @ios = (@ios || []) + [r, w]
+    [r, w]
+  end
+
+  after { (@ios || []).each { |io| io.close unless io.closed? } }
+
+  # Runs `ticker` fiber alongside the block and returns how many times it ticked meanwhile.
+  def ticks_during
+    count = 0
+    ticker = spin { loop { count += 1; sleep 0.001 } }
+    yield
+    stop(ticker)
+    count
+  end
+
+  describe 'reading a pipe' do
+    it 'suspends only the reading fiber until data arrives', gc: true do
+      r, w = pipe
+      order = []
+      reader = spin { order << [:read, r.readpartial(100)] }
+      spin { order << :writer; sleep 0.02; w << 'hello' }
+      reader.await
+      expect(order).to eq([:writer, [:read, 'hello']])
+    end
+
+    it 'lets other fibers run while the main fiber waits in a read' do
+      r, w = pipe
+      spin { sleep 0.05; w << "done\n" }
+      ticks = ticks_during { expect(r.gets).to eq("done\n") }
+      expect(ticks).to be >= 10
+    end
+
+    it 'reads with and without a length, and into a buffer, as core does', gc: true do
+      r, w = pipe
+      spin do
+        w << 'abc'
+        sleep 0.01
+        w.write('def', 'gh')
+        w.close
+      end
+      expect(r.read(0)).to eq('')
+      expect(r.read(4)).to eq('abcd')
+      buffer = +'old contents'
+      expect(r.read(2, buffer)).to equal(buffer)
+      expect(buffer).to eq('ef')
+      expect(buffer.encoding).to eq(Encoding::BINARY)
+      rest = r.read
+      expect(rest).to eq('gh')
+      expect(rest.encoding).to eq(Encoding.default_external)
+      expect(r.read).to eq('')
+      expect(r.read(1)).to be_nil
+      expect(r.read(1, buffer)).to be_nil
+      expect(buffer).to eq('')
+    end
+
+    it 'raises core errors for bad arguments' do
+      r, = pipe
+      expect { r.read(-1) }.to raise_error(ArgumentError, 'negative length -1 given')
+      expect { r.read('x') }.to raise_error(TypeError)
+      expect { r.readpartial }.to raise_error(ArgumentError)
+      expect { r.read(1, 2) }.to raise_error(TypeError)
+      expect { r.gets(1, 2, 3) }.to raise_error(ArgumentError)
+      expect { r.gets(foo: 1) }.to raise_error(ArgumentError, /unknown keyword: :foo/)
+      expect { r.write('x') }.to raise_error(IOError, 'not opened for writing')
+    end
+
+    it 'serves readpartial from what is available, and raises EOFError at the end', gc: true do
+      r, w = pipe
+      w << 'hello world'
+      expect(r.readpartial(5)).to eq('hello')
+      expect(r.readpartial(100)).to eq(' world')
+      w.close
+      expect { r.readpartial(10) }.to raise_error(EOFError, 'end of file reached')
+    end
+
+    it 'reads with sysread, refusing when bytes are buffered' do
+      r, w = pipe
+      w << "ab\ncd"
+      expect(r.sysread(3)).to eq("ab\n")
+      expect(r.getc).to eq('c')
+      expect { r.sysread(1) }.to raise_error(IOError, 'sysread for buffered IO')
+      expect(r.read(1)).to eq('d')
+      w.close
+      expect { r.sysread(1) }.to raise_error(EOFError)
+    end
+  end
+
+  describe 'lines' do
+    it 'splits lines like core gets, with separators, limits and chomp', gc: true do
+      r, w = pipe
+      w << "one\ntwo\r\nthreeXYfourXYfive\n\n\n\npara\ngraph\n\n\nlast é"
+      w.close
+      expect(r.gets).to eq("one\n")
+      expect(r.gets(chomp: true)).to eq('two')
+      expect(r.gets('XY')).to eq('threeXY')
+      expect(r.gets('XY', chomp: true)).to eq('four')
+      expect(r.gets(3)).to eq('fiv')
+      expect(r.gets(0)).to eq('')
+      expect(r.gets).to eq("e\n")
+      expect(r.gets('')).to eq("para\ngraph\n\n")
+      # A limit that cuts a character reads on to its end, as core does.
+      expect(r.gets(nil, 6)).to eq('last é')
+      expect(r.gets).to be_nil
+      expect(r.lineno).to eq(6)
+    end
+
+    it 'sets $_ from gets' do
+      r, w = pipe
+      w << "line\n"
+      r.gets
+      expect($_).to eq("line\n")
+    end
+
+    it 'waits for the rest of a line that arrives in pieces, as other fibers run', gc: true do
+      r, w = pipe
+      spin do
+        %w[he ll o\nwor ld\n].each do |piece|
+          sleep 0.01
+          w << piece.gsub('\n', "\n")
+        end
+      end
+      expect(r.gets).to eq("hello\n")
+      expect(r.gets).to eq("world\n")
+    end
+
+    it 'handles a separator split across two reads' do
+      r, w = pipe
+      spin do
+        w << 'aX'
+        sleep 0.01
+        w << 'Yb'
+        w.close
+      end
+      expect(r.gets('XY')).to eq('aXY')
+      expect(r.gets('XY')).to eq('b')
+    end
+
+    it 'reads lines longer than the read buffer' do
+      r, w = pipe
+      line = "#{'x' * 100_000}\n"
+      writer = spin { w << line << "short\n" }
+      expect(r.gets).to eq(line)
+      expect(r.gets).to eq("short\n")
+      writer.await
+    end
+
+    it 'iterates with each_line, readline and readlines', gc: true do
+      r, w = pipe
+      w << "a\nb\nc\n"
+      w.close
+      expect(r.readline).to eq("a\n")
+      expect(r.each_line.first).to eq("b\n")
+      expect(r.readlines(chomp: true)).to eq(['c'])
+      expect { r.readline }.to raise_error(EOFError)
+      r2, w2 = pipe
+      w2 << "x\ny\n"
+      w2.close
+      seen = []
+      expect(r2.each_line { |line| seen << line }).to equal(r2)
+      expect(seen).to eq(["x\n", "y\n"])
+    end
+
+    it 'reads characters and bytes', gc: true do
+      r, w = pipe
+      w << 'aé'
+      w.close
+      expect(r.getc).to eq('a')
+      expect(r.getc).to eq('é')
+      expect(r.getc).to be_nil
+      r2, w2 = pipe
+      w2 << "\x01\xff"
+      w2.close
+      expect(r2.getbyte).to eq(1)
+      expect(r2.readbyte).to eq(255)
+      expect(r2.getbyte).to be_nil
+      expect(r2.eof?).to be(true)
+    end
+
+    it 'never loses or reorders a byte when reading methods are mixed' do
+      r, w = pipe
+      data = (0...2000).map { |i| "line #{i}\n" }.join
+      spin do
+        data.bytes.each_slice(777) do |slice|
+          w << slice.pack('C*')
+          snooze
+        end
+        w.close
+      end
+      received = +''
+      step = 0
+      until r.eof?
+        chunk =
+          case step % 7
+          when 0 then r.gets
+          when 1 then r.read(13)
+          when 2 then r.readpartial(50)
+          when 3 then r.getc
+          when 4 then r.getbyte&.chr
+          when 5
+            char = r.getc
+            r.ungetc(char) if char
+            r.getc
+          else r.each_line.first
+          end
+        received << chunk.to_s.b
+        step += 1
+      end
+      expect(received).to eq(data.b)
+    end
+    it 'returns what core returns for random sequences of reading calls' do
+      script = <<~'RUBY'
+        rng = Random.new(Integer(ARGV[0]))
+        data = Array.new(300) { ["line\n", "\r\n", "XY", "é", "abc", "\n\n\n", "z" * 50].sample(random: rng) }.join
+        r, w = IO.pipe
+        writer = Thread.new { data.bytes.each_slice(97) { |s| w.write(s.pack('C*')); sleep 0.0005 }; w.close }
+        calls = [
+          -> { r.gets }, -> { r.gets(chomp: true) }, -> { r.gets('XY') }, -> { r.gets('XY', chomp: true) },
+          -> { r.gets(5) }, -> { r.gets(nil, 7) }, -> { r.gets('') }, -> { r.gets("\n", 3, chomp: true) },
+          -> { r.read(4) }, -> { r.readpartial(9) rescue :eof }, -> { r.getc }, -> { r.getbyte },
+          -> { r.readline rescue :eof }, -> { r.eof? }, -> { [r.getc&.tap { |c| r.ungetc(c) }, r.getc] }
+        ]
+        results = []
+        300.times { results << [calls.sample(random: rng).call, r.lineno] }
+        results << r.read
+        writer.join
+        print Marshal.dump(results)
+      RUBY
+      3.times do |seed|
+        core, = Open3.capture2(RbConfig.ruby, '-e', script, seed.to_s)
+        ours, = Open3.capture2(RbConfig.ruby, "-I#{SpecHelpers::LIB}", '-rpolyphony', '-e', script, seed.to_s)
+        expect(Marshal.load(ours)).to eq(Marshal.load(core))
+      end
+    end
+  end
+
+  describe 'writing' do
+    it 'writes several objects and returns the byte count; <<, print and puts go through it' do
+      r, w = pipe
+      expect(w.write('a', 1, :b)).to eq(3)
+      w << 'c'
+      w.print('d', 'e')
+      w.puts('f', %w[g h])
+      w.syswrite("i\n")
+      w.close
+      expect(r.read).to eq("a1bcdef\ng\nh\ni\n")
+    end
+
+    it 'suspends a large write to a slow reader while other fibers run, and completes it', gc: true do
+      r, w = pipe
+      data = Random.new(1).bytes(GC.stress ? 300_000 : 3_000_000)
+      ticks = 0
+      ticker = spin { loop { ticks += 1; snooze } }
+      writer = spin { w.write(data); w.close }
+      received = +''
+      while (chunk = r.read(65_536))
+        received << chunk
+        sleep 0.001
+      end
+      writer.await
+      stop(ticker)
+      expect(received).to eq(data)
+      expect(ticks).to be > 10
+    end
+
+    it 'keeps a string that another fiber changes while the write waits intact' do
+      r, w = pipe
+      data = +('x' * 1_000_000)
+      writer = spin { w.write(data); w.close }
+      snooze
+      data.replace('changed')
+      expect(r.read).to eq('x' * 1_000_000)
+      writer.await
+    end
+
+    it 'raises EPIPE when the reader is gone' do
+      r, w = pipe
+      r.close
+      expect { w.write('x') }.to raise_error(Errno::EPIPE)
+    end
+  end
+
+  describe 'regular files' do
+    it 'reads and writes them (epoll refuses them)', gc: true do
+      Tempfile.create('polyphony') do |file|
+        file.sync = true
+        file.write("one\ntwo\n")
+        file.rewind
+        expect(file.gets).to eq("one\n")
+        expect(file.read).to eq("two\n")
+        expect(file.read(1)).to be_nil
+      end
+    end
+
+    it 'leaves converting reads to core' do
+      Tempfile.create('polyphony') do |file|
+        file.write("caf\xE9\n".b)
+        file.flush
+        File.open(file.path, 'r:ISO-8859-1:UTF-8') { |f| expect(f.gets).to eq("café\n") }
+      end
+    end
+  end
+
+  describe 'waiting' do
+    it 'waits for readability and writability, with a timeout', gc: true do
+      r, w = pipe
+      expect(r.wait_readable(0.01)).to be_nil
+      expect(w.wait_writable(0.01)).to equal(w)
+      spin { sleep 0.01; w << 'x' }
+      expect(r.wait_readable(1)).to equal(r)
+      expect(r.getc).to eq('x')
+      w << 'yz'
+      r.getc
+      expect(r.wait_readable).to be(true)
+    end
+
+    it 'offers Polyphony.backend_wait_io for library code' do
+      r, w = pipe
+      spin { sleep 0.01; w << 'x' }
+      expect(Polyphony.backend_wait_io(r, false)).to equal(r)
+      expect(Polyphony.backend_wait_io(w.fileno, true)).to eq(w.fileno)
+      expect(r.read_nonblock(1)).to eq('x')
+    end
+
+    it 'yields chunks with read_loop until end of file' do
+      r, w = pipe
+      spin { %w[a b c].each { |s| w << s; sleep 0.005 }; w.close }
+      chunks = []
+      r.read_loop { |chunk| chunks << chunk }
+      expect(chunks).to eq(%w[a b c])
+    end
+  end
+
+  describe 'closing' do
+    it 'wakes the fibers waiting on an IO with IOError when it is closed', gc: true do
+      r, w = pipe
+      errors = []
+      readers = 2.times.map do
+        spin do
+          r.gets
+        rescue IOError => e
+          errors << e
+        end
+      end
+      snooze
+      r.close
+      readers.each(&:await)
+      expect(errors.map(&:class)).to eq([IOError, IOError])
+      expect(w.closed?).to be(false)
+    end
+
+    it 'never hands an old waiter to a new descriptor that reuses the number' do
+      r, = pipe
+      fd = r.fileno
+      waiter = spin do
+        r.read(1)
+      rescue IOError => e
+        e.message
+      end
+      snooze
+      r.close
+      expect(waiter.await).to eq('stream closed in another fiber')
+      r2, w2 = pipe
+      r2, w2 = w2, r2 unless [r2.fileno, w2.fileno].include?(fd)
+      w2 << 'new'
+      expect(r2.readpartial(10)).to eq('new') if r2.fileno == fd
+    end
+
+    it 'leaves no waiter behind when a waiting fiber is stopped' do
+      r, w = pipe
+      reader = spin { r.gets }
+      snooze
+      reader.schedule(Polyphony::Terminate.new)
+      reader.await
+      w << "line\n"
+      expect(r.gets).to eq("line\n")
+    end
+  end
+end
+
+RSpec.describe 'Sockets in fibers' do
+  def server
+    @server ||= TCPServer.new('127.0.0.1', 0)
+  end
+
+  def port
+    server.local_address.ip_port
+  end
+
+  after { @server&.close }
+
+  it 'accepts in the main fiber while client fibers run', gc: true do
+    clients = 3.times.map do |i|
+      spin do
+        socket = TCPSocket.new('127.0.0.1', port)
+        socket.puts("hello #{i}")
+        reply = socket.gets
+        socket.close
+        reply
+      end
+    end
+    3.times do
+      connection = server.accept
+      expect(connection).to be_a(TCPSocket)
+      spin do
+        line = connection.gets
+        connection.write('you said: ', line.chomp, "!\n")
+        connection.close
+      end
+    end
+    expect(clients.map(&:await)).to eq(['you said: hello 0!', 'you said: hello 1!', 'you said: hello 2!'].map { "#{_1}\n" })
+  end
+
+  it 'recv and send, with recv_loop and accept_loop' do
+    received = []
+    acceptor = spin do
+      server.accept_loop do |connection|
+        spin do
+          connection.recv_loop { |data| received << data }
+          connection.close
+        end
+      end
+    end
+    client = TCPSocket.new('127.0.0.1', port)
+    expect(client.send('ping', 0)).to eq(4)
+    sleep 0.02
+    client.close
+    sleep 0.02
+    stop(acceptor)
+    expect(received.join).to eq('ping')
+  end
+
+  it 'returns "" from recv at end of stream (Ruby 3.1), and raises ECONNRESET on a reset' do
+    client = TCPSocket.new('127.0.0.1', port)
+    connection = server.accept
+    client.close
+    expect(connection.recv(10)).to eq(RUBY_VERSION >= '3.3' ? nil : '')
+    connection.close
+    client = TCPSocket.new('127.0.0.1', port)
+    connection = server.accept
+    client.setsockopt(Socket::SOL_SOCKET, Socket::SO_LINGER, [1, 0].pack('ii'))
+    client.close
+    expect { connection.readpartial(10) }.to raise_error(Errno::ECONNRESET)
+    connection.close
+  end
+
+  it 'raises ECONNREFUSED with core message for a closed port' do
+    expect { TCPSocket.new('127.0.0.1', 1) }
+      .to raise_error(Errno::ECONNREFUSED, 'Connection refused - connect(2) for "127.0.0.1" port 1')
+    socket = Socket.new(:INET, :STREAM)
+    expect { socket.connect(Socket.sockaddr_in(1, '127.0.0.1')) }
+      .to raise_error(Errno::ECONNREFUSED, 'Connection refused - connect(2) for 127.0.0.1:1')
+    socket.close
+  end
+
+  it 'connects Socket objects without blocking, and accepts with an Addrinfo' do
+    raw_server = Socket.new(:INET, :STREAM)
+    raw_server.bind(Addrinfo.tcp('127.0.0.1', 0))
+    raw_server.listen(16)
+    accepted = spin { raw_server.accept }
+    socket = Socket.new(:INET, :STREAM)
+    expect(socket.connect(raw_server.local_address)).to eq(0)
+    connection, addrinfo = accepted.await
+    expect(connection).to be_a(Socket)
+    expect(addrinfo).to be_a(Addrinfo)
+    expect(addrinfo.ip_port).to eq(socket.local_address.ip_port)
+    socket.write("x\n")
+    expect(connection.gets).to eq("x\n")
+    [socket, connection, raw_server].each(&:close)
+  end
+
+  it 'serves UNIX sockets' do
+    Dir.mktmpdir do |dir|
+      path = File.join(dir, 'socket')
+      unix_server = UNIXServer.new(path)
+      spin do
+        connection = unix_server.accept
+        expect(connection).to be_a(UNIXSocket)
+        connection.puts(connection.gets.upcase)
+        connection.close
+      end
+      client = UNIXSocket.new(path)
+      client.puts('hi')
+      expect(client.gets).to eq("HI\n")
+      client.close
+      unix_server.close
+    end
+  end
+
+  it 'accepts 2,000 clients connecting at the same moment within a second' do
+    count = 0
+    acceptor = spin do
+      loop do
+        server.accept.close
+        count += 1
+      end
+    end
+    sockets = []
+    started = now
+    2000.times do
+      socket = Socket.new(:INET, :STREAM)
+      socket.connect_nonblock(server.local_address, exception: false)
+      sockets << socket
+    end
+    sleep 0.01 until count == 2000 || now - started > 5
+    expect(count).to eq(2000)
+    expect(now - started).to be < 1
+    stop(acceptor)
+    sockets.each(&:close)
+  end
+
+  it 'opens and closes 20,000 connections without leaking a descriptor' do
+    fds_before = Dir.children('/proc/self/fd').size
+    spin do
+      loop do
+        connection = server.accept
+        spin do
+          connection.puts(connection.gets)
+        ensure
+          connection.close
+        end
+      end
+    end
+    workers = 4.times.map do
+      spin do
+        5000.times do
+          socket = TCPSocket.new('127.0.0.1', port)
+          socket.puts('x')
+          socket.gets
+          socket.close
+        end
+      end
+    end
+    workers.each(&:await)
+    sleep 0.05
+    Fiber.current.terminate_all_children
+    expect(Dir.children('/proc/self/fd').size).to be <= fds_before + 1
+  end
+end
