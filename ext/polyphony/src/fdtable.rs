@@ -58,6 +58,9 @@ struct Entry<F> {
     /// Whether the descriptor is in blocking mode and must be waited on before each
     /// operation (standard streams); `None` until checked.
     blocking: Option<bool>,
+    /// Set when the last read returned less than it asked for: the descriptor was emptied,
+    /// so the next read waits for readiness first instead of failing with `EAGAIN`.
+    drained: bool,
     waiters: Vec<(F, Interest)>,
 }
 
@@ -67,6 +70,7 @@ impl<F> Default for Entry<F> {
             registered: false,
             armed: Interest::default(),
             blocking: None,
+            drained: false,
             waiters: Vec::new(),
         }
     }
@@ -174,6 +178,18 @@ impl<F: Copy + Eq> FdTable<F> {
     /// Records whether `fd` blocks.
     pub fn set_blocking(&mut self, fd: usize, blocking: bool) {
         self.entry(fd).blocking = Some(blocking);
+    }
+
+    /// Whether `fd` was emptied by the last read; clears the mark.
+    pub fn take_drained(&mut self, fd: usize) -> bool {
+        self.entries
+            .get_mut(fd)
+            .is_some_and(|entry| std::mem::take(&mut entry.drained))
+    }
+
+    /// Records that the last read emptied `fd`.
+    pub fn set_drained(&mut self, fd: usize) {
+        self.entry(fd).drained = true;
     }
 
     /// Records that the poller refused `fd` (a regular file, for instance), so it has no

@@ -27,8 +27,10 @@ pub struct OpenIo {
 /// operation is a switchpoint.
 #[derive(Clone, Copy)]
 enum AfterIo {
-    /// Lets every runnable fiber run first.
-    YieldToAll,
+    /// See [`Reactor::yield_after_io`].
+    Switchpoint,
+    /// The operation waits for readiness before its first attempt.
+    WaitFirst,
     /// Lets the fibers spun since the last switchpoint start.
     StartNewFibers,
 }
@@ -51,9 +53,28 @@ impl OpenIo {
         Ok(Self { fptr })
     }
 
+    /// The `rb_io_t` of `io` when core's checks for `mode` would pass without doing anything
+    /// (open, opened for it, no buffered bytes of the other direction to deal with).
+    fn plainly_open(io: VALUE, mode: u32) -> Option<Self> {
+        let fptr = unsafe { (*(io as *mut RFile)).fptr };
+        if fptr.is_null() {
+            return None;
+        }
+        let file = unsafe { &*fptr };
+        let other_buffer = if mode == rb_sys::FMODE_READABLE {
+            file.wbuf.len != 0 || file.cbuf.len != 0 || file.tied_io_for_writing != 0
+        } else {
+            file.rbuf.len != 0 && file.mode as u32 & rb_sys::FMODE_DUPLEX == 0
+        };
+        (file.fd >= 0 && file.mode as u32 & mode != 0 && !other_buffer).then_some(Self { fptr })
+    }
+
     /// Like [`OpenIo::new`], and checks the IO is open for reading (flushing its write buffer
     /// as core does before a read).
     pub fn for_reading(io: VALUE, kind: ReadKind) -> Result<Self, Jump> {
+        if let Some(open) = Self::plainly_open(io, rb_sys::FMODE_READABLE) {
+            return Ok(open);
+        }
         let open = Self::new(io)?;
         let fptr = open.fptr;
         protect(|| unsafe {
@@ -68,6 +89,9 @@ impl OpenIo {
 
     /// Like [`OpenIo::new`], and checks the IO is open for writing.
     pub fn for_writing(io: VALUE) -> Result<Self, Jump> {
+        if let Some(open) = Self::plainly_open(io, rb_sys::FMODE_WRITABLE) {
+            return Ok(open);
+        }
         let open = Self::new(io)?;
         let fptr = open.fptr;
         protect(|| unsafe {
@@ -193,7 +217,8 @@ impl OpenIo {
             buf.off = 0;
             buf.len = 0;
         }
-        let count = self.read_with(reactor, |fd| unsafe {
+        let capacity = unsafe { (*fptr).rbuf.capa } as usize;
+        let count = self.read_with(reactor, capacity, |fd| unsafe {
             // Another fiber may have filled the buffer while this one waited.
             let buf = &(*fptr).rbuf;
             if buf.len > 0 {
@@ -209,19 +234,33 @@ impl OpenIo {
         Ok(buf.len as usize)
     }
 
-    /// Runs `attempt` (a non-blocking read) until it succeeds, waiting for readability
-    /// whenever it would block. System call errors are raised as core raises them.
+    /// Runs `attempt` (a non-blocking read of at most `requested` bytes) until it succeeds,
+    /// waiting for readability whenever it would block. System call errors are raised as core
+    /// raises them.
+    ///
+    /// A read that returns less than it asked for emptied the descriptor: the next read waits
+    /// first, which saves the system call that would fail with `EAGAIN`. (Registrations are
+    /// level-triggered, so a descriptor that became ready in between is reported at once.)
     pub fn read_with(
         self,
         reactor: &Reactor,
+        requested: usize,
         mut attempt: impl FnMut(RawFd) -> Result<usize, c_int>,
     ) -> Result<usize, Jump> {
-        self.retry(
-            reactor,
-            Interest::READABLE,
-            AfterIo::YieldToAll,
-            &mut attempt,
-        )
+        let fd = self.fd()? as usize;
+        let drained = reactor.state().fds.take_drained(fd);
+        let after = if drained {
+            AfterIo::WaitFirst
+        } else {
+            AfterIo::Switchpoint
+        };
+        let count = self.retry(reactor, Interest::READABLE, after, &mut attempt)?;
+        if count > 0 && count < requested {
+            if let Ok(fd) = self.fd() {
+                reactor.state().fds.set_drained(fd as usize);
+            }
+        }
+        Ok(count)
     }
 
     /// Like [`OpenIo::read_with`], for accepting connections: a connection accepted at once
@@ -249,7 +288,7 @@ impl OpenIo {
         self.retry(
             reactor,
             Interest::WRITABLE,
-            AfterIo::YieldToAll,
+            AfterIo::Switchpoint,
             &mut attempt,
         )
     }
@@ -263,7 +302,7 @@ impl OpenIo {
     ) -> Result<usize, Jump> {
         let mut fd = self.fd()?;
         let mut waited = false;
-        if reactor.blocks(fd)? {
+        if reactor.blocks(fd)? || matches!(after, AfterIo::WaitFirst) {
             reactor.wait_io(fd, interest, None)?;
             waited = true;
             fd = self.fd()?;
@@ -273,7 +312,7 @@ impl OpenIo {
                 Ok(count) => {
                     match after {
                         _ if waited => {}
-                        AfterIo::YieldToAll => reactor.yield_after_io()?,
+                        AfterIo::Switchpoint | AfterIo::WaitFirst => reactor.yield_after_io()?,
                         AfterIo::StartNewFibers => reactor.start_new_fibers()?,
                     }
                     return Ok(count);

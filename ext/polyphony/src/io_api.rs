@@ -119,7 +119,7 @@ fn take_buffered(open: OpenIo, max: usize) -> Option<Vec<u8>> {
 /// waiting for some to arrive; an empty result means end of file.
 fn read_some(open: OpenIo, reactor: &Reactor, max: usize) -> Result<Vec<u8>, Jump> {
     let mut bytes = Vec::with_capacity(max);
-    let count = open.read_with(reactor, |fd| {
+    let count = open.read_with(reactor, max, |fd| {
         let spare = bytes.spare_capacity_mut();
         syscall_result(unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) })
     })?;
@@ -144,7 +144,7 @@ fn read_until(
             None => bytes.len().max(CHUNK_SIZE),
         };
         bytes.reserve(room);
-        let outcome = open.read_with(reactor, |fd| {
+        let outcome = open.read_with(reactor, room, |fd| {
             let spare = bytes.spare_capacity_mut();
             let count = spare.len().min(room);
             syscall_result(unsafe { libc::read(fd, spare.as_mut_ptr().cast(), count) })
@@ -710,24 +710,49 @@ unsafe extern "C" fn io_read_loop(argc: c_int, argv: *const VALUE, io: VALUE) ->
     })
 }
 
-/// Writes `string` whole, straight from its bytes; if it must wait, what remains is copied
-/// first, since another fiber may change the string meanwhile.
-fn write_string(open: OpenIo, reactor: &Reactor, string: VALUE) -> Result<usize, Jump> {
-    let bytes = string_bytes(string);
+/// Most strings one `write` call gathers straight from their buffers.
+const GATHERED_STRINGS: usize = 16;
+
+/// Writes `strings` whole, straight from their bytes (one `writev`); if it must wait, what
+/// remains is copied first, since another fiber may change the strings meanwhile.
+fn write_strings(open: OpenIo, reactor: &Reactor, strings: &[VALUE]) -> Result<usize, Jump> {
+    let empty = libc::iovec {
+        iov_base: null_mut(),
+        iov_len: 0,
+    };
+    let mut iovecs = [empty; GATHERED_STRINGS];
+    let mut total = 0;
+    for (iovec, &string) in iovecs.iter_mut().zip(strings) {
+        let bytes = string_bytes(string);
+        iovec.iov_base = bytes.as_ptr().cast_mut().cast();
+        iovec.iov_len = bytes.len();
+        total += bytes.len();
+    }
     let fd = open.fd()?;
-    let written =
-        match syscall_result(unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) }) {
-            Ok(count) => count,
-            Err(libc::EAGAIN) | Err(libc::EINTR) => 0,
-            Err(errno) => return Err(system_error(errno, NIL)),
-        };
-    if written == bytes.len() {
+    let count = strings.len() as c_int;
+    let written = match syscall_result(unsafe { libc::writev(fd, iovecs.as_ptr(), count) }) {
+        Ok(count) => count,
+        Err(libc::EAGAIN) | Err(libc::EINTR) => 0,
+        Err(errno) => return Err(system_error(errno, NIL)),
+    };
+    if written == total {
         reactor.yield_after_io()?;
         return Ok(written);
     }
-    let rest = bytes[written..].to_vec();
-    black_box(string);
+    let mut rest = Vec::with_capacity(total - written);
+    let mut skip = written;
+    for &string in strings {
+        let bytes = string_bytes(string);
+        let skipped = skip.min(bytes.len());
+        rest.extend_from_slice(&bytes[skipped..]);
+        skip -= skipped;
+    }
+    black_box(strings);
     Ok(written + open.write_all(reactor, || (rest.as_ptr(), rest.len()))?)
+}
+
+fn is_string(value: VALUE) -> bool {
+    unsafe { rb_sys::RB_TYPE_P(value, rb_sys::ruby_value_type::RUBY_T_STRING) }
 }
 
 /// `IO#write(*objects)`: writes each object's `to_s`, waiting as long as the descriptor is
@@ -740,11 +765,13 @@ unsafe extern "C" fn io_write(argc: c_int, argv: *const VALUE, io: VALUE) -> VAL
             return call_super(argc, argv);
         }
         let reactor = reactor::current()?;
+        let gather = objects.len() <= GATHERED_STRINGS && objects.iter().all(|&o| is_string(o));
         let written = match *objects {
             [] => 0,
+            _ if gather => write_strings(open, reactor, objects)?,
             [object] => {
                 let string = protect(|| unsafe { rb_sys::rb_obj_as_string(object) })?;
-                write_string(open, reactor, string)?
+                write_strings(open, reactor, &[string])?
             }
             _ => {
                 let mut bytes = Vec::new();
@@ -900,7 +927,7 @@ unsafe extern "C" fn socket_recv(argc: c_int, argv: *const VALUE, socket: VALUE)
             return Err(io_error("recv for buffered IO"));
         }
         let mut bytes = Vec::with_capacity(max);
-        let count = open.read_with(reactor::current()?, |fd| {
+        let count = open.read_with(reactor::current()?, max, |fd| {
             let spare = bytes.spare_capacity_mut();
             syscall_result(unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), flags) })
         })?;

@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 /// keep the run queue busy.
 const SWITCHES_BETWEEN_POLLS: u32 = 64;
 
+/// How many IO operations a fiber may complete without waiting before it lets the other
+/// runnable fibers run.
+const IO_OPS_PER_TURN: u32 = 16;
+
 /// How far away "forever" is: longer than any program runs, short enough for the clock.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -81,6 +85,9 @@ pub struct State {
     new_fibers: Vec<VALUE>,
     next_child_key: u64,
     switches: u32,
+    /// IO operations completed without waiting since the switch counted in `streak_switch`.
+    io_streak: u32,
+    streak_switch: u32,
 }
 
 impl State {
@@ -260,6 +267,8 @@ fn create() -> Result<Obj<Reactor>, Jump> {
         new_fibers: Vec::new(),
         next_child_key: 0,
         switches: 0,
+        io_streak: 0,
+        streak_switch: 0,
     };
     state
         .fibers
@@ -386,9 +395,11 @@ impl Reactor {
         Ok(blocking)
     }
 
-    /// Makes an IO operation that completed without waiting a switchpoint too: when other
-    /// fibers are runnable, they run first, so no fiber doing IO starves the others, and a
-    /// fiber spun just before (`spin { handle(client) }`) starts before the operation returns.
+    /// Makes an IO operation that completed without waiting a switchpoint too. Fibers spun
+    /// since the last switchpoint start first, so that `spin { handle(client) }` picks up its
+    /// `client` before the next operation returns (see [`Reactor::start_new_fibers`]); and
+    /// every `IO_OPS_PER_TURN` operations without a wait, the fiber lets every runnable fiber
+    /// run, so no fiber doing IO starves the others.
     ///
     /// An exception the fiber receives meanwhile is kept for its next switchpoint, so the
     /// operation's result (bytes read, a connection accepted) is not lost.
@@ -396,7 +407,16 @@ impl Reactor {
         let current = current_fiber();
         {
             let mut state = self.state();
-            if state.runqueue.is_empty() {
+            if !state.new_fibers.is_empty() {
+                drop(state);
+                return self.start_new_fibers();
+            }
+            if state.streak_switch != state.switches {
+                state.streak_switch = state.switches;
+                state.io_streak = 0;
+            }
+            state.io_streak += 1;
+            if state.io_streak < IO_OPS_PER_TURN || state.runqueue.is_empty() {
                 return Ok(());
             }
             state.schedule(current, NIL, false);
