@@ -387,6 +387,84 @@ RSpec.describe 'IO in fibers' do
   end
 end
 
+RSpec.describe 'IO in fibers, misused' do
+  it 'raises an exception sent to a fiber that keeps writing without waiting' do
+    outcome = nil
+    writer = spin do
+      File.open(File::NULL, 'w') do |io|
+        io.sync = true
+        loop { io.write('x') }
+      end
+    rescue RuntimeError => e
+      outcome = e.message
+    end
+    others = 0
+    spin { loop { others += 1; snooze } }
+    sleep 0.02
+    writer.schedule(RuntimeError.new('stop'))
+    writer.await
+    expect(outcome).to eq('stop')
+    expect(others).to be > 10
+  end
+
+  it 'gives each of two fibers reading one pipe whole lines, none lost or repeated', gc: true do
+    r, w = IO.pipe
+    count = GC.stress ? 300 : 20_000
+    spin { count.times { |i| w << "line #{i}\n" }; w.close }
+    lines = []
+    readers = 2.times.map { spin { while (line = r.gets); lines << line; end } }
+    readers.each(&:await)
+    expect(lines.sort_by { _1[/\d+/].to_i }).to eq(count.times.map { "line #{_1}\n" })
+    r.close
+  end
+
+  it 'raises clear errors for bad descriptors, huge lengths, frozen buffers and non-IO receivers' do
+    r, w = IO.pipe
+    expect { Polyphony.backend_wait_io(-1) }.to raise_error(Errno::EBADF)
+    expect { Polyphony.backend_wait_io(2**31 - 1) }.to raise_error(Errno::EBADF)
+    w << "hello\n"
+    expect(r.readpartial(1 << 50)).to eq("hello\n")
+    w << 'abc'
+    expect { r.read(1, 'x'.freeze) }.to raise_error(FrozenError)
+    expect(r.read(3)).to eq('abc')
+    read = Polyphony::IOExtensions.instance_method(:read)
+    expect { read.bind_call(Object.new, 1) }.to raise_error(TypeError)
+    w << "a\n"
+    expect(r.gets(chomp: false)).to eq("a\n")
+    [r, w].each(&:close)
+    expect(Fiber.current.children).to be_empty
+  end
+
+  it 'writes to the write half of a duplex IO' do
+    io = IO.popen('cat', 'r+')
+    io.write("one\n")
+    expect(io.gets).to eq("one\n")
+    io.puts 'two'
+    expect(io.gets).to eq("two\n")
+    io.close
+  end
+
+  it 'rechecks the blocking mode of a descriptor number reused after a GC closed its IO' do
+    Dir.mktmpdir do |dir|
+      fifo = File.join(dir, 'fifo')
+      File.mkfifo(fifo)
+      fd = lambda do
+        r, w = IO.pipe
+        w << 'x'
+        r.readpartial(1)
+        w.close
+        r.fileno
+      end.call
+      4.times { GC.start }
+      file = File.open(fifo, File::RDWR)
+      skip 'the descriptor number was not reused' unless file.fileno == fd
+      spin { sleep 0.05; file.syswrite("hello\n") }
+      expect(file.gets).to eq("hello\n")
+      file.close
+    end
+  end
+end
+
 RSpec.describe 'Sockets in fibers' do
   def server
     @server ||= TCPServer.new('127.0.0.1', 0)
@@ -476,6 +554,52 @@ RSpec.describe 'Sockets in fibers' do
     socket.write("x\n")
     expect(connection.gets).to eq("x\n")
     [socket, connection, raw_server].each(&:close)
+  end
+
+  it 'waits only the connecting fiber while the server cannot take the connection yet' do
+    full = Socket.new(:INET, :STREAM)
+    full.bind(Addrinfo.tcp('127.0.0.1', 0))
+    full.listen(0)
+    first = Socket.new(:INET, :STREAM)
+    first.connect(full.local_address)
+    ticks = 0
+    ticker = spin { loop { ticks += 1; sleep 0.01 } }
+    connecting = spin do
+      socket = Socket.new(:INET, :STREAM)
+      socket.connect(full.local_address)
+      socket.close
+      :connected
+    end
+    sleep 0.3
+    expect(connecting.state).to eq(:waiting)
+    expect(ticks).to be >= 10
+    full.accept.first.close # makes room: the kernel retries the connection within seconds
+    expect(connecting.await).to eq(:connected)
+    stop(ticker)
+    [first, full].each(&:close)
+  end
+
+  it 'gives up a connection after connect_timeout' do
+    full = Socket.new(:INET, :STREAM)
+    full.bind(Addrinfo.tcp('127.0.0.1', 0))
+    full.listen(0)
+    first = Socket.new(:INET, :STREAM)
+    first.connect(full.local_address)
+    duration = elapsed do
+      expect { TCPSocket.new('127.0.0.1', full.local_address.ip_port, connect_timeout: 0.1) }
+        .to raise_error(Errno::ETIMEDOUT, 'Connection timed out - user specified timeout')
+    end
+    expect(duration).to be_between(0.1, 0.5)
+    [first, full].each(&:close)
+  end
+
+  it 'keeps TCPServer.new, TCPSocket.open with a block and Socket.tcp working' do
+    expect(TCPServer.new(0)).to be_a(TCPServer).and(satisfy { |s| s.close || true })
+    result = TCPSocket.open('127.0.0.1', port) { |socket| socket.class }
+    expect(result).to eq(TCPSocket)
+    socket = Socket.tcp('127.0.0.1', port)
+    expect(socket.remote_address.ip_port).to eq(port)
+    socket.close
   end
 
   it 'serves UNIX sockets' do

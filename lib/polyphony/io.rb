@@ -86,6 +86,9 @@ module Polyphony
       rescue SystemCallError => e
         error = e
       end
+      raise SocketError, "no address for #{remote_host.inspect}" unless error
+      raise error if error.is_a?(Errno::ETIMEDOUT)
+
       raise error.class, "connect(2) for #{remote_host.inspect} port #{remote_port}"
     end
 
@@ -95,8 +98,9 @@ module Polyphony
         socket.bind(Addrinfo.getaddrinfo(local_host, local_port, address.pfamily, :STREAM).first)
       end
       connect_within(socket, address, timeout)
+      connected = for_fd(socket.fileno)
       socket.autoclose = false
-      for_fd(socket.fileno)
+      connected
     rescue Exception # rubocop:disable Lint/RescueException
       socket&.close unless socket&.closed?
       raise

@@ -55,9 +55,6 @@ struct Entry<F> {
     registered: bool,
     /// What the poller is armed with; an event disarms it.
     armed: Interest,
-    /// Whether the descriptor is in blocking mode and must be waited on before each
-    /// operation (standard streams); `None` until checked.
-    blocking: Option<bool>,
     /// Set when the last read returned less than it asked for: the descriptor was emptied,
     /// so the next read waits for readiness first instead of failing with `EAGAIN`.
     drained: bool,
@@ -69,7 +66,6 @@ impl<F> Default for Entry<F> {
         Self {
             registered: false,
             armed: Interest::default(),
-            blocking: None,
             drained: false,
             waiters: Vec::new(),
         }
@@ -130,10 +126,11 @@ impl<F: Copy + Eq> FdTable<F> {
 
     /// Adds a waiter; returns the poller operation that makes its wait possible.
     pub fn add_waiter(&mut self, fd: usize, fiber: F, interest: Interest) -> Arm {
-        self.waiting += 1;
         let entry = self.entry(fd);
         entry.waiters.push((fiber, interest));
-        entry.arm()
+        let arm = entry.arm();
+        self.waiting += 1;
+        arm
     }
 
     /// Removes `fiber`'s wait on `fd`, if it is still there; returns whether it was.
@@ -168,16 +165,6 @@ impl<F: Copy + Eq> FdTable<F> {
         let arm = entry.arm();
         self.waiting -= woken;
         arm
-    }
-
-    /// Whether `fd` blocks, if it was checked since it was opened.
-    pub fn blocking(&self, fd: usize) -> Option<bool> {
-        self.entries.get(fd).and_then(|entry| entry.blocking)
-    }
-
-    /// Records whether `fd` blocks.
-    pub fn set_blocking(&mut self, fd: usize, blocking: bool) {
-        self.entry(fd).blocking = Some(blocking);
     }
 
     /// Whether `fd` was emptied by the last read; clears the mark.

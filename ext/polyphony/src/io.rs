@@ -17,6 +17,13 @@ use std::time::Duration;
 /// Capacity of a read buffer Ruby has not allocated yet (core's `IO_RBUF_CAPA_MIN`).
 const READ_BUFFER_CAPACITY: usize = 8192;
 
+/// A bit of `rb_io_t::mode` (unused by Ruby) set once the descriptor's blocking mode was
+/// checked; it stays with the IO object, so a descriptor number reused by a new IO is checked
+/// again. `IO#dup` and `IO#reopen` copy it along with a descriptor sharing the same flags.
+const MODE_CHECKED: u32 = 1 << 26;
+/// A bit of `rb_io_t::mode` set when the descriptor is in blocking mode (standard streams).
+const MODE_BLOCKING: u32 = 1 << 27;
+
 /// The `rb_io_t` of an IO object, checked open.
 #[derive(Clone, Copy)]
 pub struct OpenIo {
@@ -43,8 +50,13 @@ pub enum ReadKind {
 }
 
 impl OpenIo {
-    /// The open `rb_io_t` of `io`: raises `IOError` on a closed or uninitialized stream.
+    /// The open `rb_io_t` of `io`: raises `IOError` on a closed or uninitialized stream,
+    /// `TypeError` if `io` is not an IO (a method bound to another object).
     pub fn new(io: VALUE) -> Result<Self, Jump> {
+        if !is_io(io) {
+            let message = "wrong argument type (expected IO)";
+            return Err(ruby::error(unsafe { rb_sys::rb_eTypeError }, message));
+        }
         let fptr = protect(|| unsafe {
             let fptr = (*(io as *mut RFile)).fptr;
             rb_sys::rb_io_check_closed(fptr);
@@ -56,16 +68,22 @@ impl OpenIo {
     /// The `rb_io_t` of `io` when core's checks for `mode` would pass without doing anything
     /// (open, opened for it, no buffered bytes of the other direction to deal with).
     fn plainly_open(io: VALUE, mode: u32) -> Option<Self> {
+        if !is_io(io) {
+            return None;
+        }
         let fptr = unsafe { (*(io as *mut RFile)).fptr };
         if fptr.is_null() {
             return None;
         }
         let file = unsafe { &*fptr };
         let other_buffer = if mode == rb_sys::FMODE_READABLE {
-            file.wbuf.len != 0 || file.cbuf.len != 0 || file.tied_io_for_writing != 0
+            file.wbuf.len != 0 || file.cbuf.len != 0
         } else {
             file.rbuf.len != 0 && file.mode as u32 & rb_sys::FMODE_DUPLEX == 0
         };
+        if file.tied_io_for_writing != 0 {
+            return None;
+        }
         (file.fd >= 0 && file.mode as u32 & mode != 0 && !other_buffer).then_some(Self { fptr })
     }
 
@@ -87,11 +105,14 @@ impl OpenIo {
         Ok(open)
     }
 
-    /// Like [`OpenIo::new`], and checks the IO is open for writing.
+    /// Like [`OpenIo::new`], and checks the IO is open for writing; a duplex IO
+    /// (`IO.popen(cmd, "r+")`) writes to its write half.
     pub fn for_writing(io: VALUE) -> Result<Self, Jump> {
         if let Some(open) = Self::plainly_open(io, rb_sys::FMODE_WRITABLE) {
             return Ok(open);
         }
+        Self::new(io)?;
+        let io = protect(|| unsafe { rb_sys::rb_io_get_write_io(io) })?;
         let open = Self::new(io)?;
         let fptr = open.fptr;
         protect(|| unsafe {
@@ -113,6 +134,27 @@ impl OpenIo {
 
     fn mode(self) -> u32 {
         unsafe { (*self.fptr).mode as u32 }
+    }
+
+    /// Whether operations must wait for readiness first because the descriptor is in
+    /// blocking mode. Descriptors other than the standard streams are switched to
+    /// non-blocking mode, as Ruby does for the pipes and sockets it creates; the standard
+    /// streams are shared with other processes and are left as they are. Checked once per IO.
+    pub fn blocks(self) -> Result<bool, Jump> {
+        let mode = self.mode();
+        if mode & MODE_CHECKED != 0 {
+            return Ok(mode & MODE_BLOCKING != 0);
+        }
+        let fd = self.fd()?;
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(system_error(errno(), self.path()));
+        }
+        let blocking = flags & libc::O_NONBLOCK == 0
+            && (fd <= 2 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0);
+        let bits = MODE_CHECKED | if blocking { MODE_BLOCKING } else { 0 };
+        unsafe { (*self.fptr).mode |= bits as c_int };
+        Ok(blocking)
     }
 
     /// Whether reads need core's character conversion (an internal encoding, text mode):
@@ -218,25 +260,24 @@ impl OpenIo {
             buf.len = 0;
         }
         let capacity = unsafe { (*fptr).rbuf.capa } as usize;
-        let count = self.read_with(reactor, capacity, |fd| unsafe {
+        self.read_with(reactor, capacity, |fd| unsafe {
             // Another fiber may have filled the buffer while this one waited.
-            let buf = &(*fptr).rbuf;
+            let buf = &mut (*fptr).rbuf;
             if buf.len > 0 {
-                return Ok(0);
+                return Ok(buf.len as usize);
             }
-            syscall_result(libc::read(fd, buf.ptr.cast(), buf.capa as usize))
-        })?;
-        let buf = unsafe { &mut (*fptr).rbuf };
-        if buf.len == 0 {
+            let count = syscall_result(libc::read(fd, buf.ptr.cast(), buf.capa as usize))?;
             buf.off = 0;
             buf.len = count as c_int;
-        }
-        Ok(buf.len as usize)
+            Ok(count)
+        })
     }
 
     /// Runs `attempt` (a non-blocking read of at most `requested` bytes) until it succeeds,
     /// waiting for readability whenever it would block. System call errors are raised as core
-    /// raises them.
+    /// raises them. `attempt` must keep what it read (in the read buffer, or in its caller's
+    /// buffer), as the operation is a switchpoint (see [`Reactor::yield_after_io`]): an
+    /// exception the fiber receives there is raised after the bytes were read.
     ///
     /// A read that returns less than it asked for emptied the descriptor: the next read waits
     /// first, which saves the system call that would fail with `EAGAIN`. (Registrations are
@@ -302,7 +343,7 @@ impl OpenIo {
     ) -> Result<usize, Jump> {
         let mut fd = self.fd()?;
         let mut waited = false;
-        if reactor.blocks(fd)? || matches!(after, AfterIo::WaitFirst) {
+        if self.blocks()? || matches!(after, AfterIo::WaitFirst) {
             reactor.wait_io(fd, interest, None)?;
             waited = true;
             fd = self.fd()?;
@@ -365,10 +406,20 @@ pub fn syscall_result(result: isize) -> Result<usize, c_int> {
     if result >= 0 {
         Ok(result as usize)
     } else {
-        Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO))
+        Err(errno())
     }
+}
+
+fn errno() -> c_int {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Whether `value` is an IO object (a `T_FILE`).
+pub fn is_io(value: VALUE) -> bool {
+    !rb_sys::SPECIAL_CONST_P(value)
+        && unsafe { rb_sys::RB_TYPE_P(value, rb_sys::ruby_value_type::RUBY_T_FILE) }
 }
 
 /// Runs pending Ruby interrupts (signal handlers) after a system call was interrupted.

@@ -20,6 +20,41 @@ use std::ptr::null_mut;
 /// Size of the chunks `read_loop` reads by default.
 const CHUNK_SIZE: usize = 8192;
 
+/// The most one system call reads, whatever length is asked for: buffers grow as data comes.
+const MAX_READ: usize = 1 << 20;
+
+/// Reserves room for `additional` more bytes, raising NoMemoryError if that fails.
+fn reserve(bytes: &mut Vec<u8>, additional: usize) -> Result<(), Jump> {
+    bytes.try_reserve(additional).map_err(|_| {
+        ruby::error(
+            unsafe { rb_sys::rb_eNoMemError },
+            "failed to allocate memory",
+        )
+    })
+}
+
+/// Reads at most `max` bytes into the spare room of `bytes`, keeping them there.
+fn read_into(
+    open: OpenIo,
+    reactor: &Reactor,
+    bytes: &mut Vec<u8>,
+    max: usize,
+    read: impl Fn(RawFd, *mut u8, usize) -> isize,
+) -> Result<usize, Jump> {
+    let max = max.min(MAX_READ);
+    reserve(bytes, max)?;
+    open.read_with(reactor, max, |fd| {
+        let spare = bytes.spare_capacity_mut();
+        let count = syscall_result(read(fd, spare.as_mut_ptr().cast(), spare.len().min(max)))?;
+        unsafe { bytes.set_len(bytes.len() + count) };
+        Ok(count)
+    })
+}
+
+fn read_syscall(fd: RawFd, buf: *mut u8, len: usize) -> isize {
+    unsafe { libc::read(fd, buf.cast(), len) }
+}
+
 fn args<'a>(argc: c_int, argv: *const VALUE) -> &'a [VALUE] {
     if argc <= 0 {
         &[]
@@ -100,7 +135,14 @@ fn binary_result(bytes: &[u8], buffer: VALUE) -> Result<VALUE, Jump> {
 fn buffer_arg(args: &[VALUE], index: usize) -> Result<VALUE, Jump> {
     match args.get(index) {
         None | Some(&NIL) => Ok(NIL),
-        Some(&buffer) => to_string(buffer),
+        Some(&buffer) => {
+            let buffer = to_string(buffer)?;
+            // A frozen buffer raises before anything is read.
+            protect(|| unsafe {
+                rb_sys::rb_str_modify(buffer);
+                buffer
+            })
+        }
     }
 }
 
@@ -118,12 +160,11 @@ fn take_buffered(open: OpenIo, max: usize) -> Option<Vec<u8>> {
 /// Reads at most `max` bytes straight from the descriptor (the read buffer being empty),
 /// waiting for some to arrive; an empty result means end of file.
 fn read_some(open: OpenIo, reactor: &Reactor, max: usize) -> Result<Vec<u8>, Jump> {
-    let mut bytes = Vec::with_capacity(max);
-    let count = open.read_with(reactor, max, |fd| {
-        let spare = bytes.spare_capacity_mut();
-        syscall_result(unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) })
-    })?;
-    unsafe { bytes.set_len(count) };
+    let mut bytes = Vec::new();
+    if let Err(jump) = read_into(open, reactor, &mut bytes, max, read_syscall) {
+        open.unread(&bytes)?;
+        return Err(jump);
+    }
     Ok(bytes)
 }
 
@@ -143,15 +184,9 @@ fn read_until(
             Some(limit) => limit - bytes.len(),
             None => bytes.len().max(CHUNK_SIZE),
         };
-        bytes.reserve(room);
-        let outcome = open.read_with(reactor, room, |fd| {
-            let spare = bytes.spare_capacity_mut();
-            let count = spare.len().min(room);
-            syscall_result(unsafe { libc::read(fd, spare.as_mut_ptr().cast(), count) })
-        });
-        match outcome {
+        match read_into(open, reactor, &mut bytes, room, read_syscall) {
             Ok(0) => break,
-            Ok(count) => unsafe { bytes.set_len(bytes.len() + count) },
+            Ok(_) => {}
             Err(jump) => {
                 open.unread(&bytes)?;
                 return Err(jump);
@@ -346,6 +381,7 @@ impl LineArgs {
             return line;
         }
         match self.separator() {
+            None if self.limit.is_some() => line,
             Some(b"\n") | None => {
                 let line = line.strip_suffix(b"\n").unwrap_or(line);
                 line.strip_suffix(b"\r").unwrap_or(line)
@@ -360,8 +396,9 @@ fn keyword_chomp(options: VALUE) -> Result<bool, Jump> {
     let chomp_key = api::symbol("chomp");
     let chomp = protect(|| unsafe { rb_sys::rb_hash_lookup2(options, chomp_key, NIL) })?;
     let size = protect(|| unsafe { rb_sys::rb_hash_size(options) })?;
-    let known =
-        usize::from(protect(|| unsafe { rb_sys::rb_hash_lookup2(options, chomp_key, 0) })? != 0);
+    let undef = rb_sys::Qundef as VALUE;
+    let found = protect(|| unsafe { rb_sys::rb_hash_lookup2(options, chomp_key, undef) })?;
+    let known = usize::from(found != undef);
     if unsafe { rb_sys::FIX2LONG(size) } as usize > known {
         let keys = protect(|| unsafe {
             let keys = rb_sys::rb_funcall(options, rb_sys::rb_intern(c"keys".as_ptr()), 0);
@@ -471,7 +508,7 @@ fn collect_line(
             break;
         }
     }
-    if paragraph && complete {
+    if paragraph && (complete || cut) {
         skip_newlines(open, reactor)?;
     }
     Ok(cut)
@@ -543,6 +580,15 @@ fn line_reader(io: VALUE, args: &[VALUE]) -> Result<Option<(OpenIo, LineArgs)>, 
     Ok(Some((open, line_args)))
 }
 
+/// Sets `$_`, as core `gets` does.
+fn set_last_line(line: VALUE) -> Result<(), Jump> {
+    protect(|| unsafe {
+        rb_sys::rb_lastline_set(line);
+        NIL
+    })
+    .map(|_| ())
+}
+
 /// `IO#gets(sep = $/, limit = nil, chomp: false)`: the next line, or nil at end of file;
 /// sets `$_`.
 unsafe extern "C" fn io_gets(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
@@ -551,7 +597,7 @@ unsafe extern "C" fn io_gets(argc: c_int, argv: *const VALUE, io: VALUE) -> VALU
             return call_super(argc, argv);
         };
         let line = read_line(open, reactor::current()?, &line_args)?;
-        unsafe { rb_sys::rb_lastline_set(line) };
+        set_last_line(line)?;
         Ok(line)
     })
 }
@@ -566,7 +612,7 @@ unsafe extern "C" fn io_readline(argc: c_int, argv: *const VALUE, io: VALUE) -> 
         match read_line(open, reactor::current()?, &line_args)? {
             NIL => Err(eof_error()),
             line => {
-                unsafe { rb_sys::rb_lastline_set(line) };
+                set_last_line(line)?;
                 Ok(line)
             }
         }
@@ -680,7 +726,10 @@ unsafe extern "C" fn io_getbyte(io: VALUE) -> VALUE {
 /// end) if none is buffered.
 unsafe extern "C" fn io_eof(io: VALUE) -> VALUE {
     entry(|| {
-        let open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        let open = OpenIo::for_reading(io, ReadKind::Chars)?;
+        if open.converts_on_read() {
+            return call_super(0, std::ptr::null());
+        }
         if !open.buffered().is_empty() {
             return Ok(rb_sys::Qfalse as VALUE);
         }
@@ -850,7 +899,11 @@ unsafe extern "C" fn backend_wait_io(argc: c_int, argv: *const VALUE, _self: VAL
             Some(_) => Interest::WRITABLE,
         };
         let fd = if rb_sys::FIXNUM_P(io) {
-            rb_sys::FIX2LONG(io) as RawFd
+            let fd = RawFd::try_from(rb_sys::FIX2LONG(io)).unwrap_or(-1);
+            if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                return Err(system_error(libc::EBADF, NIL));
+            }
+            fd
         } else {
             let io = protect(|| unsafe { rb_sys::rb_io_get_io(io) })?;
             OpenIo::new(io)?.fd()?
@@ -875,7 +928,7 @@ fn closed_error() -> VALUE {
 
 /// The descriptor of `io` if it is open, without raising.
 fn open_fd(io: VALUE) -> Option<RawFd> {
-    if !unsafe { rb_sys::RB_TYPE_P(io, rb_sys::ruby_value_type::RUBY_T_FILE) } {
+    if !crate::io::is_io(io) {
         return None;
     }
     let fptr = unsafe { (*(io as *mut rb_sys::RFile)).fptr };
@@ -892,7 +945,13 @@ fn open_fd(io: VALUE) -> Option<RawFd> {
 unsafe extern "C" fn io_close(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
     entry(|| {
         if let Some(fd) = open_fd(io) {
-            reactor::current()?.forget_fd(fd, closed_error);
+            let reactor = reactor::current()?;
+            reactor.forget_fd(fd, closed_error);
+            // The write half of a duplex IO (`IO.popen(cmd, "r+")`) closes with it.
+            let fptr = unsafe { (*(io as *mut rb_sys::RFile)).fptr };
+            if let Some(write_fd) = open_fd(unsafe { (*fptr).tied_io_for_writing }) {
+                reactor.forget_fd(write_fd, closed_error);
+            }
         }
         call_super(argc, argv)
     })
@@ -926,12 +985,15 @@ unsafe extern "C" fn socket_recv(argc: c_int, argv: *const VALUE, socket: VALUE)
         if !open.buffered().is_empty() {
             return Err(io_error("recv for buffered IO"));
         }
-        let mut bytes = Vec::with_capacity(max);
-        let count = open.read_with(reactor::current()?, max, |fd| {
-            let spare = bytes.spare_capacity_mut();
-            syscall_result(unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), flags) })
-        })?;
-        unsafe { bytes.set_len(count) };
+        let mut bytes = Vec::new();
+        let receive = |fd, buf: *mut u8, len| unsafe { libc::recv(fd, buf.cast(), len, flags) };
+        let count = match read_into(open, reactor::current()?, &mut bytes, max, receive) {
+            Ok(count) => count,
+            Err(jump) => {
+                open.unread(&bytes)?;
+                return Err(jump);
+            }
+        };
         if cfg!(ruby_gte_3_3) && count == 0 && max > 0 {
             return Ok(NIL);
         }
@@ -993,16 +1055,31 @@ fn accept(server: VALUE) -> Result<(RawFd, Vec<u8>), Jump> {
     let open = OpenIo::for_reading(server, ReadKind::Bytes)?;
     let mut address: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut length = 0;
-    let fd = open.accept_with(reactor::current()?, |fd| {
+    let mut accepted = None;
+    let outcome = open.accept_with(reactor::current()?, |fd| {
         length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
         let address = (&mut address as *mut libc::sockaddr_storage).cast();
         match syscall_result(unsafe { libc::accept4(fd, address, &mut length, flags) } as isize) {
             // The connection went away before it was accepted: try the next one.
             Err(libc::ECONNABORTED) => Err(libc::EINTR),
-            outcome => outcome,
+            Ok(fd) => {
+                accepted = Some(fd as RawFd);
+                Ok(fd)
+            }
+            Err(errno) => Err(errno),
         }
-    })? as RawFd;
+    });
+    let fd = match (outcome, accepted) {
+        (Ok(fd), _) => fd as RawFd,
+        (Err(jump), accepted) => {
+            // Stopped right after accepting: the connection is closed, not leaked.
+            if let Some(fd) = accepted {
+                unsafe { libc::close(fd) };
+            }
+            return Err(jump);
+        }
+    };
     unsafe { rb_sys::rb_update_max_fd(fd) };
     let bytes = unsafe {
         std::slice::from_raw_parts(
@@ -1126,7 +1203,7 @@ unsafe extern "C" fn socket_connect(socket: VALUE, address: VALUE) -> VALUE {
         let open = OpenIo::new(socket)?;
         let reactor = reactor::current()?;
         let fd = open.fd()?;
-        reactor.blocks(fd)?;
+        open.blocks()?;
         let bytes = string_bytes(address);
         let result =
             unsafe { libc::connect(fd, bytes.as_ptr().cast(), bytes.len() as libc::socklen_t) };

@@ -377,32 +377,14 @@ impl Reactor {
         }
     }
 
-    /// Whether operations on `fd` must wait for readiness first because the descriptor is in
-    /// blocking mode. Descriptors other than the standard streams are switched to
-    /// non-blocking mode, as Ruby does for the pipes and sockets it creates; the standard
-    /// streams are shared with other processes and are left as they are.
-    pub fn blocks(&self, fd: RawFd) -> Result<bool, Jump> {
-        if let Some(blocking) = self.state().fds.blocking(fd as usize) {
-            return Ok(blocking);
-        }
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        if flags < 0 {
-            return Err(ruby::io_error(io::Error::last_os_error()));
-        }
-        let blocking = flags & libc::O_NONBLOCK == 0
-            && (fd <= 2 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0);
-        self.state().fds.set_blocking(fd as usize, blocking);
-        Ok(blocking)
-    }
-
     /// Makes an IO operation that completed without waiting a switchpoint too. Fibers spun
     /// since the last switchpoint start first, so that `spin { handle(client) }` picks up its
     /// `client` before the next operation returns (see [`Reactor::start_new_fibers`]); and
     /// every `IO_OPS_PER_TURN` operations without a wait, the fiber lets every runnable fiber
     /// run, so no fiber doing IO starves the others.
     ///
-    /// An exception the fiber receives meanwhile is kept for its next switchpoint, so the
-    /// operation's result (bytes read, a connection accepted) is not lost.
+    /// An exception the fiber receives meanwhile is raised; the caller has kept the
+    /// operation's result where it belongs first (bytes in the read buffer, for instance).
     pub fn yield_after_io(&self) -> Result<(), Jump> {
         let current = current_fiber();
         {
@@ -421,11 +403,10 @@ impl Reactor {
             }
             state.schedule(current, NIL, false);
         }
-        let received = self.switchpoint()?;
-        if is_exception(received) {
-            self.schedule(current, received, true);
+        match self.switchpoint()? {
+            exception if is_exception(exception) => Err(Jump::raise(exception)),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Lets the fibers spun since the last switchpoint start (each runs until it waits), then
@@ -433,8 +414,7 @@ impl Reactor {
     /// after each connection: the new connection's fiber picks up its socket before the next
     /// accept, and a burst of connections is accepted without waiting for every busy fiber.
     ///
-    /// An exception received meanwhile is kept for the next switchpoint, as in
-    /// [`Reactor::yield_after_io`].
+    /// An exception the fiber receives meanwhile is raised.
     pub fn start_new_fibers(&self) -> Result<(), Jump> {
         let current = current_fiber();
         {
@@ -458,11 +438,10 @@ impl Reactor {
                 state.schedule(fiber, value, true);
             }
         }
-        let received = self.switchpoint()?;
-        if is_exception(received) {
-            self.schedule(current, received, true);
+        match self.switchpoint()? {
+            exception if is_exception(exception) => Err(Jump::raise(exception)),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Forgets `fd`, which is about to be closed: removes it from the poller, and resumes the
