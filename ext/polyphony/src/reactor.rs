@@ -524,14 +524,17 @@ impl Reactor {
         let look_around = {
             let mut state = self.state();
             state.switches = state.switches.wrapping_add(1);
-            state.switches.is_multiple_of(SWITCHES_BETWEEN_POLLS)
+            let look_around = state.switches.is_multiple_of(SWITCHES_BETWEEN_POLLS);
+            if !look_around && state.runqueue.is_empty() {
+                state.fire_due_timers();
+            }
+            look_around
         };
         if look_around {
             self.poll(false)?;
         }
         loop {
             let mut state = self.state();
-            state.fire_due_timers();
             if let Some(entry) = state.runqueue.pop() {
                 return Ok(Some(entry));
             }
