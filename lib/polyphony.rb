@@ -12,6 +12,7 @@ require_relative 'polyphony/exceptions'
 require 'polyphony/polyphony'
 require_relative 'polyphony/fork'
 require_relative 'polyphony/io'
+require_relative 'polyphony/timeout'
 
 # At exit, the main fiber's live children are stopped and their `ensure` blocks run.
 at_exit { Fiber.current.terminate_all_children }

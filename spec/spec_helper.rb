@@ -57,6 +57,8 @@ end
 RSpec.configure do |config|
   config.include SpecHelpers
   config.disable_monkey_patching!
+  # No mocks: rspec-mocks would hide Kernel#receive (fiber messaging) in examples.
+  config.mock_with :nothing
   config.order = :defined
 
   # No fiber outlives its example.

@@ -6,7 +6,8 @@ module Polyphony
   class BaseException < ::Exception
   end
 
-  # Ends the fiber it is raised in; the fiber's result becomes `value`.
+  # Ends the fiber it is raised in; the fiber's result becomes `value`. `move_on_after`
+  # raises one in its block when time is up, and stops it there.
   class MoveOn < BaseException
     # The value the stopped fiber ends with.
     attr_reader :value
@@ -18,8 +19,17 @@ module Polyphony
     end
   end
 
+  # Cancels an operation: `cancel_after` raises it when time is up, and it propagates like
+  # any exception (a `CancelScope` stops it at the scope).
+  class Cancel < BaseException
+  end
+
   # Stops a fiber quietly: it ends with a nil result and nothing is raised elsewhere.
   # A fiber's live children receive it when the fiber ends.
   class Terminate < BaseException
+  end
+
+  # Makes a fiber run its block again from the start (`Fiber#restart`).
+  class Restart < BaseException
   end
 end

@@ -251,6 +251,90 @@ unsafe extern "C" fn fiber_await_all_children(fiber: VALUE) -> VALUE {
     )
 }
 
+/// `Fiber#raise(exception = RuntimeError, message = nil)`, like `Kernel#raise` (a class
+/// with an optional message, an exception, or a message string): raises it in the fiber at
+/// its current or next switchpoint (at once in the current fiber). Returns self.
+unsafe extern "C" fn fiber_raise(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        let args = optional_args(argc, argv, 3)?;
+        let (count, args_ptr) = (args.len() as c_int, args.as_ptr());
+        let exception = protect(|| unsafe {
+            match rb_sys::rb_make_exception(count, args_ptr) {
+                NIL => rb_sys::rb_exc_new_cstr(
+                    rb_sys::rb_eRuntimeError,
+                    c"unhandled exception".as_ptr(),
+                ),
+                exception => exception,
+            }
+        })?;
+        fiber::raise_in(reactor::current()?, fiber, exception)
+    })
+}
+
+/// `Fiber#interrupt(value = nil)` (aliases `move_on`, `stop`): stops the fiber at its
+/// current or next switchpoint (its `ensure` blocks run); it ends with `value` as its
+/// result. Returns self.
+unsafe extern "C" fn fiber_interrupt(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        let value = optional_args(argc, argv, 1)?
+            .first()
+            .copied()
+            .unwrap_or(NIL);
+        fiber::interrupt(reactor::current()?, fiber, value)
+    })
+}
+
+/// `Fiber#restart` (alias `reset`): a live fiber runs its block again from the start and
+/// stays the same object (returned); for a fiber that ended, a new fiber with the same
+/// block is spun and returned.
+unsafe extern "C" fn fiber_restart(fiber: VALUE) -> VALUE {
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        fiber::restart(reactor::current()?, fiber)
+    })
+}
+
+/// `Fiber#<<(message)`: puts `message` in the fiber's mailbox (see `receive`); returns self.
+unsafe extern "C" fn fiber_send(fiber: VALUE, message: VALUE) -> VALUE {
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        fiber::send_message(reactor::current()?, fiber, message);
+        Ok(fiber)
+    })
+}
+
+/// `receive`: the current fiber's next message, waiting for one if none is there.
+unsafe extern "C" fn receive(_self: VALUE) -> VALUE {
+    entry(|| raise_if_exception(fiber::receive(reactor::current()?)))
+}
+
+/// `receive_all_pending`: every message waiting in the current fiber's mailbox (without
+/// waiting), oldest first.
+unsafe extern "C" fn receive_all_pending(_self: VALUE) -> VALUE {
+    entry(|| {
+        let messages = fiber::receive_all_pending(reactor::current()?);
+        let (len, ptr) = (messages.len() as c_long, messages.as_ptr());
+        protect(|| unsafe { rb_sys::rb_ary_new_from_values(len, ptr) })
+    })
+}
+
+/// `Polyphony.stats`: what the current thread's reactor holds, as a Hash: `:runnable`
+/// fibers, `:timers`, `:io_waits` and `:fibers` (those it runs, the root included).
+unsafe extern "C" fn stats(_self: VALUE) -> VALUE {
+    entry(|| {
+        let stats = reactor::current()?.stats();
+        let hash = protect(|| unsafe { rb_sys::rb_hash_new() })?;
+        for (name, count) in stats {
+            let key = symbol(name);
+            let count = rb_sys::LONG2FIX(count as c_long);
+            protect(|| unsafe { rb_sys::rb_hash_aset(hash, key, count) })?;
+        }
+        Ok(hash)
+    })
+}
+
 /// `Polyphony.after_fork`: gives the current thread's reactor its own poller in a forked
 /// child (called from `Process._fork`).
 unsafe extern "C" fn after_fork(_self: VALUE) -> VALUE {
@@ -261,12 +345,14 @@ unsafe extern "C" fn after_fork(_self: VALUE) -> VALUE {
 }
 
 pub(crate) type Method0 = unsafe extern "C" fn(VALUE) -> VALUE;
+pub(crate) type Method1 = unsafe extern "C" fn(VALUE, VALUE) -> VALUE;
 pub(crate) type MethodN = unsafe extern "C" fn(c_int, *const VALUE, VALUE) -> VALUE;
 type AnyMethod = unsafe extern "C" fn() -> VALUE;
 
 /// A C function Ruby can call as a method, with its arity.
 pub(crate) enum Func {
     Fixed(Method0),
+    One(Method1),
     Variadic(MethodN),
 }
 
@@ -276,6 +362,7 @@ impl Func {
         unsafe {
             match self {
                 Func::Fixed(func) => (Some(std::mem::transmute::<Method0, AnyMethod>(func)), 0),
+                Func::One(func) => (Some(std::mem::transmute::<Method1, AnyMethod>(func)), 1),
                 Func::Variadic(func) => (Some(std::mem::transmute::<MethodN, AnyMethod>(func)), -1),
             }
         }
@@ -299,6 +386,8 @@ pub fn define_methods() {
     define_global_function(c"sleep", Func::Variadic(sleep));
     define_global_function(c"snooze", Func::Fixed(snooze));
     define_global_function(c"suspend", Func::Fixed(suspend));
+    define_global_function(c"receive", Func::Fixed(receive));
+    define_global_function(c"receive_all_pending", Func::Fixed(receive_all_pending));
 
     let fiber_class = ruby::class_named(c"Fiber");
     define_method(fiber_class, c"schedule", Func::Variadic(fiber_schedule));
@@ -308,6 +397,13 @@ pub fn define_methods() {
         Func::Variadic(fiber_safe_transfer),
     );
     define_method(fiber_class, c"await", Func::Fixed(fiber_await));
+    define_method(fiber_class, c"raise", Func::Variadic(fiber_raise));
+    for name in [c"interrupt", c"move_on", c"stop"] {
+        define_method(fiber_class, name, Func::Variadic(fiber_interrupt));
+    }
+    define_method(fiber_class, c"restart", Func::Fixed(fiber_restart));
+    define_method(fiber_class, c"reset", Func::Fixed(fiber_restart));
+    define_method(fiber_class, c"<<", Func::One(fiber_send));
     define_method(fiber_class, c"join", Func::Fixed(fiber_await));
     define_method(fiber_class, c"state", Func::Fixed(fiber_state));
     define_method(fiber_class, c"parent", Func::Fixed(fiber_parent));
@@ -330,7 +426,9 @@ pub fn define_methods() {
         Func::Fixed(switch_fiber),
     );
 
-    let (func, arity) = Func::Fixed(after_fork).raw();
     let polyphony = ruby::class_named(c"Polyphony");
-    unsafe { rb_sys::rb_define_singleton_method(polyphony, c"after_fork".as_ptr(), func, arity) };
+    for (name, func) in [(c"after_fork", after_fork as Method0), (c"stats", stats)] {
+        let (func, arity) = Func::Fixed(func).raw();
+        unsafe { rb_sys::rb_define_singleton_method(polyphony, name.as_ptr(), func, arity) };
+    }
 }

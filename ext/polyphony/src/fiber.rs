@@ -1,4 +1,5 @@
-//! The life of a spun fiber: creation, running its block, and its end.
+//! The life of a spun fiber: creation, running its block (again, on a restart), its end,
+//! and what other fibers do to it: stop it, raise in it, send it messages.
 //!
 //! When its block is done, a fiber stops its live children and waits for them, records its
 //! result, wakes the fibers awaiting it and hands an uncaught exception to its parent. Then it
@@ -20,7 +21,9 @@ struct Names {
     new: ID,
     terminate: VALUE,
     move_on: VALUE,
+    restart: VALUE,
     value_ivar: ID,
+    block: ID,
     result: ID,
     error: ID,
     parent: ID,
@@ -33,15 +36,17 @@ fn names() -> &'static Names {
     NAMES.get().expect("polyphony is initialized")
 }
 
-/// Records the exception classes `Polyphony::Terminate` and `Polyphony::MoveOn`.
-pub fn init(terminate: VALUE, move_on: VALUE) {
+/// Records the exception classes `Polyphony::Terminate`, `MoveOn` and `Restart`.
+pub fn init(terminate: VALUE, move_on: VALUE, restart: VALUE) {
     NAMES.get_or_init(|| Names {
         fiber_class: ruby::class_named(c"Fiber"),
         body: ruby::keep_forever(unsafe { rb_sys::rb_proc_new(Some(fiber_body), NIL) }),
         new: ruby::intern("new"),
         terminate: ruby::keep_forever(terminate),
         move_on: ruby::keep_forever(move_on),
+        restart: ruby::keep_forever(restart),
         value_ivar: ruby::intern("@value"),
+        block: ruby::intern("__polyphony_block"),
         result: ruby::intern("__polyphony_result"),
         error: ruby::intern("__polyphony_error"),
         parent: ruby::intern("__polyphony_parent"),
@@ -88,11 +93,32 @@ unsafe extern "C" fn fiber_body(
     let Some(block) = start() else {
         return NIL;
     };
-    let outcome = if is_exception(first) {
-        // Stopped before it started: the block never runs.
-        Err(Jump::raise(first))
-    } else {
-        protect(|| unsafe { rb_sys::rb_proc_call_with_block(block, 0, std::ptr::null(), NIL) })
+    let mut first = first;
+    let outcome = loop {
+        let outcome = if is_exception(first) {
+            // Stopped before it started: the block never runs.
+            Err(Jump::raise(first))
+        } else {
+            protect(|| unsafe { rb_sys::rb_proc_call_with_block(block, 0, std::ptr::null(), NIL) })
+        };
+        match &outcome {
+            Err(jump)
+                if jump
+                    .exception()
+                    .is_some_and(|e| is_kind_of(e, names().restart)) =>
+            {
+                // Restarted: the children of the run that ends are stopped, the messages
+                // sent meanwhile are kept for the new run.
+                if let Ok(reactor) = reactor::current() {
+                    match stop_children(reactor, current_fiber()) {
+                        Ok(_) => {}
+                        Err(jump) => break Err(jump),
+                    }
+                }
+                first = NIL;
+            }
+            _ => break outcome,
+        }
     };
     let jump = match catch_unwind(AssertUnwindSafe(|| end(outcome))) {
         Ok(Ok(ended)) => return ended,
@@ -212,7 +238,13 @@ fn record_outcome(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<
         Some(record) => (record.parent, record.tag),
         None => return,
     };
+    let block = reactor
+        .state()
+        .fibers
+        .get(&fiber)
+        .map_or(NIL, |record| record.block);
     // A frozen fiber cannot keep them; it then reports nil.
+    let _ = ruby::ivar_set(fiber, names.block, block);
     let _ = match error {
         Some(error) => ruby::ivar_set(fiber, names.error, error),
         None => ruby::ivar_set(fiber, names.result, result),
@@ -332,5 +364,115 @@ pub fn state(reactor: &Reactor, fiber: VALUE) -> FiberState {
         FiberState::Waiting
     } else {
         FiberState::Dead
+    }
+}
+
+/// Delivers `exception` to `fiber`: raised at once if it is the current fiber, otherwise in
+/// the fiber at its current (or next) switchpoint, ahead of any other value.
+pub fn raise_in(reactor: &Reactor, fiber: VALUE, exception: VALUE) -> Result<VALUE, Jump> {
+    if fiber == current_fiber() {
+        return Err(Jump::raise(exception));
+    }
+    if fiber_alive(fiber) {
+        reactor.schedule(fiber, exception, true);
+    }
+    Ok(fiber)
+}
+
+/// Stops `fiber`, which ends with `value` as its result (`Fiber#interrupt`).
+pub fn interrupt(reactor: &Reactor, fiber: VALUE, value: VALUE) -> Result<VALUE, Jump> {
+    let names = names();
+    let stop = protect(|| unsafe { rb_sys::rb_obj_alloc(names.move_on) })?;
+    ruby::ivar_set(stop, names.value_ivar, value)?;
+    raise_in(reactor, fiber, stop)
+}
+
+/// Makes a live fiber run its block again from the start; for a fiber that ended, spins a
+/// new fiber with the same block (child of the current fiber) and returns it.
+pub fn restart(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
+    let known = reactor
+        .state()
+        .fibers
+        .get(&fiber)
+        .map(|record| record.block);
+    match known {
+        Some(NIL) => Err(ruby::error(
+            ruby::class_named(c"FiberError"),
+            "can't restart a root fiber",
+        )),
+        Some(_) => {
+            let restart = protect(|| unsafe { rb_sys::rb_obj_alloc(names().restart) })?;
+            raise_in(reactor, fiber, restart)
+        }
+        None => {
+            let block = ruby::ivar_get(fiber, names().block);
+            if block == NIL {
+                return Err(ruby::error(
+                    ruby::class_named(c"FiberError"),
+                    "can't restart a fiber that Polyphony does not run",
+                ));
+            }
+            spin(reactor, current_fiber(), tag(reactor, fiber), block)
+        }
+    }
+}
+
+/// Queues `message` in `fiber`'s mailbox, waking it if it waits in `receive`. A message
+/// to a fiber that ended is dropped.
+pub fn send_message(reactor: &Reactor, fiber: VALUE, message: VALUE) {
+    let mut state = reactor.state();
+    let Some(record) = state.fibers.get_mut(&fiber) else {
+        return;
+    };
+    record.mailbox.push_back(message);
+    if record.receiving {
+        state.schedule(fiber, NIL, false);
+    }
+}
+
+/// Waits for the current fiber's next message and returns it (an exception the fiber is
+/// resumed with meanwhile is returned for the caller to raise).
+pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
+    let fiber = current_fiber();
+    let mut waited = false;
+    loop {
+        {
+            let mut state = reactor.state();
+            let idle = state.runqueue.is_empty() && !state.has_pending_work();
+            let Some(record) = state.fibers.get_mut(&fiber) else {
+                return Err(ruby::error(
+                    ruby::class_named(c"FiberError"),
+                    "can't receive in a fiber that Polyphony does not run",
+                ));
+            };
+            if let Some(message) = record.mailbox.pop_front() {
+                return Ok(message);
+            }
+            // The root fiber gets control back when nothing else can run: no message will
+            // ever come.
+            if waited && idle && fiber == reactor.root() {
+                return Ok(NIL);
+            }
+            record.receiving = true;
+        }
+        let received = reactor.switchpoint();
+        waited = true;
+        if let Some(record) = reactor.state().fibers.get_mut(&fiber) {
+            record.receiving = false;
+        }
+        let received = received?;
+        if is_exception(received) {
+            return Ok(received);
+        }
+    }
+}
+
+/// Takes every message waiting in the current fiber's mailbox.
+pub fn receive_all_pending(reactor: &Reactor) -> Vec<VALUE> {
+    let fiber = current_fiber();
+    let mut state = reactor.state();
+    match state.fibers.get_mut(&fiber) {
+        Some(record) => record.mailbox.drain(..).collect(),
+        None => Vec::new(),
     }
 }

@@ -1269,7 +1269,7 @@ pub fn define_methods() {
         api::define_method(io, name, func);
     }
     api::define_method(io, c"close_write", Variadic(io_close_half));
-    define_method_1(io, c"syswrite", io_syswrite);
+    api::define_method(io, c"syswrite", Func::One(io_syswrite));
 
     let socket = define_module(c"SocketExtensions");
     api::define_method(socket, c"recv", Variadic(socket_recv));
@@ -1285,22 +1285,11 @@ pub fn define_methods() {
     let raw_socket = define_module(c"RawSocketExtensions");
     api::define_method(raw_socket, c"accept", Fixed(socket_accept));
     api::define_method(raw_socket, c"accept_loop", Fixed(socket_accept_loop));
-    define_method_1(raw_socket, c"connect", socket_connect);
+    api::define_method(raw_socket, c"connect", Func::One(socket_connect));
 
     let polyphony = ruby::class_named(c"Polyphony");
     let (func, arity) = Variadic(backend_wait_io).raw();
     unsafe {
         rb_sys::rb_define_singleton_method(polyphony, c"backend_wait_io".as_ptr(), func, arity)
     };
-}
-
-/// Defines a method taking exactly one argument.
-fn define_method_1(module: VALUE, name: &CStr, func: unsafe extern "C" fn(VALUE, VALUE) -> VALUE) {
-    let func = unsafe {
-        std::mem::transmute::<
-            unsafe extern "C" fn(VALUE, VALUE) -> VALUE,
-            unsafe extern "C" fn() -> VALUE,
-        >(func)
-    };
-    unsafe { rb_sys::rb_define_method(module, name.as_ptr(), Some(func), 1) };
 }

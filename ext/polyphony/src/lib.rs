@@ -1,13 +1,17 @@
 //! Polyphony's engine: fiber scheduling for Ruby on a per-thread reactor.
 //!
 //! - [`runqueue`] and [`timers`]: the pure data structures (tested with `cargo test`);
+//! - [`fdtable`]: the fibers waiting on file descriptors (also `cargo test`ed);
 //! - [`poller`]: waiting for events with the GVL released;
 //! - [`reactor`]: the per-thread reactor and the switchpoint;
-//! - [`fiber`]: the life of a spun fiber;
+//! - [`fiber`]: the life of a spun fiber, and what other fibers do to it;
+//! - [`cancel`]: cancel scopes and timeouts;
+//! - [`io`] and [`io_api`]: IO without blocking the thread, and the IO and socket methods;
 //! - [`api`]: the Ruby methods;
 //! - [`ruby`]: the C API calls, wrapped so that no Ruby exception crosses Rust frames.
 
 mod api;
+mod cancel;
 mod fdtable;
 mod fiber;
 mod io;
@@ -27,10 +31,15 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let polyphony = ruby.define_module("Polyphony")?;
     let terminate: RClass = polyphony.const_get("Terminate")?;
     let move_on: RClass = polyphony.const_get("MoveOn")?;
-    fiber::init(terminate.as_raw(), move_on.as_raw());
+    let restart: RClass = polyphony.const_get("Restart")?;
+    fiber::init(terminate.as_raw(), move_on.as_raw(), restart.as_raw());
     let reactor_class = polyphony.define_class("Reactor", ruby.class_object())?;
     reactor_class.undef_default_alloc_func();
     api::define_methods();
+    let cancel: RClass = polyphony.const_get("Cancel")?;
+    let scope_class = polyphony.define_class("CancelScope", ruby.class_object())?;
+    scope_class.undef_default_alloc_func();
+    cancel::define_methods(scope_class.as_raw(), move_on.as_raw(), cancel.as_raw());
     io_api::define_methods();
     Ok(())
 }

@@ -30,6 +30,11 @@ const NOTIFY_KEY: u64 = usize::MAX as u64;
 /// of microseconds on virtual machines; under load the next event usually comes sooner.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 
+/// Timers due sooner than this are waited for by polling without sleeping (when no other
+/// Ruby thread could use the GVL): a sleeping thread wakes up 50 to 100 µs late on virtual
+/// machines, as much as the timeout itself.
+const SPIN_FOR_TIMERS_BELOW: Duration = Duration::from_micros(200);
+
 /// How many events one wait collects at most.
 const EVENTS_PER_WAIT: usize = 1024;
 
@@ -216,7 +221,7 @@ impl Poller {
     ///
     /// With `spin` (fibers wait for IO) and no other Ruby thread to run, it first polls for a
     /// few microseconds without sleeping (and without releasing the GVL, which costs as much
-    /// as the sleep).
+    /// as the sleep); a timeout shorter than `SPIN_FOR_TIMERS_BELOW` is polled for entirely.
     ///
     /// Returns `Err` when Ruby raised on taking the GVL back (an interrupt: a signal handler's
     /// exception, `Thread#raise`); the caller raises it once its own state is consistent.
@@ -227,18 +232,26 @@ impl Poller {
         spin: bool,
     ) -> Result<io::Result<()>, Jump> {
         let mut timeout = timeout;
-        if spin && unsafe { rb_sys::rb_thread_alone() } != 0 {
+        let spin = match timeout {
+            // A timer this close is met by polling until it is due.
+            Some(timeout) if timeout <= SPIN_FOR_TIMERS_BELOW => timeout,
+            timeout if spin => timeout.map_or(SPIN_BEFORE_SLEEP, |t| t.min(SPIN_BEFORE_SLEEP)),
+            _ => Duration::ZERO,
+        };
+        if !spin.is_zero() && unsafe { rb_sys::rb_thread_alone() } != 0 {
             let started = Instant::now();
-            let spin = timeout.map_or(SPIN_BEFORE_SLEEP, |t| t.min(SPIN_BEFORE_SLEEP));
-            while started.elapsed() < spin {
+            loop {
                 if let Err(error) = self.collect(events, Some(Duration::ZERO)) {
                     return Ok(Err(error));
                 }
-                if events.iter().next().is_some() {
-                    return Ok(Ok(()));
+                if events.iter().next().is_some() || started.elapsed() >= spin {
+                    break;
                 }
             }
             timeout = timeout.map(|t| t.saturating_sub(started.elapsed()));
+            if events.iter().next().is_some() || timeout == Some(Duration::ZERO) {
+                return Ok(Ok(()));
+            }
         }
         let mut call = WaitCall {
             poller: self,

@@ -18,7 +18,7 @@ use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{gc::Marker, typed_data::Obj, DataTypeFunctions, Ruby, TryConvert, TypedData, Value};
 use rb_sys::{ID, VALUE};
 use std::cell::{Cell, RefCell, RefMut};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +58,10 @@ pub struct FiberRecord {
     pub awaiting_children: bool,
     /// Set once the fiber's body has begun, so the body never runs twice.
     pub started: bool,
+    /// Messages sent to the fiber (`Fiber#<<`) and not received yet, oldest first.
+    pub mailbox: VecDeque<VALUE>,
+    /// Set while the fiber waits in `receive`.
+    pub receiving: bool,
 }
 
 impl FiberRecord {
@@ -71,6 +75,8 @@ impl FiberRecord {
             awaiters: Vec::new(),
             awaiting_children: false,
             started: false,
+            mailbox: VecDeque::new(),
+            receiving: false,
         }
     }
 }
@@ -120,7 +126,7 @@ impl State {
     }
 
     /// Whether anything could still make a fiber runnable (a timer, an IO wait).
-    fn has_pending_work(&self) -> bool {
+    pub fn has_pending_work(&self) -> bool {
         !self.timers.is_empty() || self.fds.waiting() > 0
     }
 }
@@ -165,6 +171,7 @@ impl DataTypeFunctions for Reactor {
             ruby::mark(record.tag);
             record.children.values().copied().for_each(ruby::mark);
             record.awaiters.iter().copied().for_each(ruby::mark);
+            record.mailbox.iter().copied().for_each(ruby::mark);
         }
         state.fds.fibers().for_each(ruby::mark);
     }
@@ -258,6 +265,9 @@ pub fn current() -> Result<&'static Reactor, Jump> {
 
 fn create() -> Result<Obj<Reactor>, Jump> {
     let poller = Poller::new().map_err(ruby::io_error)?;
+    // Timeouts of this thread's waits end on time: Linux lets them run up to 50 µs late by
+    // default (the timer slack), which sub-millisecond timers cannot afford.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
     let root = current_fiber();
     let mut state = State {
         runqueue: RunQueue::default(),
@@ -318,6 +328,15 @@ impl Reactor {
     /// Cancels a timer (no effect if it already fired).
     pub fn cancel_timer(&self, key: TimerKey) {
         self.state().timers.cancel(key);
+    }
+
+    /// Takes `fiber` off the run queue if it is queued with exactly `value` (a delivery that
+    /// is no longer wanted, such as a timeout whose scope has ended).
+    pub fn unschedule(&self, fiber: VALUE, value: VALUE) {
+        let mut state = self.state();
+        if state.runqueue.value_of(fiber) == Some(&value) {
+            state.runqueue.remove(fiber);
+        }
     }
 
     /// Gives the reactor a poller of its own, in a child process just forked, and registers
@@ -460,6 +479,18 @@ impl Reactor {
         for fiber in waiters {
             state.schedule(fiber, error, false);
         }
+    }
+
+    /// What the reactor holds: runnable fibers, timers, IO waits and fibers it runs (for
+    /// `Polyphony.stats`).
+    pub fn stats(&self) -> [(&'static str, usize); 4] {
+        let state = self.state();
+        [
+            ("runnable", state.runqueue.len()),
+            ("timers", state.timers.len()),
+            ("io_waits", state.fds.waiting()),
+            ("fibers", state.fibers.len()),
+        ]
     }
 
     /// Whether nothing is runnable and nothing pending could make anything runnable.

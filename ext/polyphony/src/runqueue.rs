@@ -118,6 +118,13 @@ impl<F: Copy + Eq + Hash, V: Copy> RunQueue<F, V> {
         Some(entry.value)
     }
 
+    /// The value `fiber` is queued with, if it is queued.
+    pub fn value_of(&self, fiber: F) -> Option<&V> {
+        let seq = self.positions.get(&fiber)?;
+        let index = seq.wrapping_sub(self.head_seq) as usize;
+        self.entries[index].as_ref().map(|entry| &entry.value)
+    }
+
     /// Whether `fiber` is queued.
     pub fn contains(&self, fiber: F) -> bool {
         self.positions.contains_key(&fiber)
