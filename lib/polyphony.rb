@@ -2,9 +2,11 @@
 
 # Fiber-based concurrency for Ruby.
 #
-# `spin { ... }` starts a fiber; every blocking call (`sleep`, `Fiber#await`, `suspend`,
-# `snooze`) suspends only the calling fiber while the others run. The engine (reactor, run
-# queue, timers, switching) is a native extension written in Rust; this file loads it.
+# `spin { ... }` starts a fiber; every blocking call (`sleep`, `Fiber#await`, `receive`, IO
+# on pipes and sockets, `accept`, `connect`) suspends only the calling fiber while the others
+# run, and any waiting fiber can be stopped, timed out or restarted. The engine (reactor, run
+# queue, timers, IO waits, switching) is a native extension written in Rust; this file loads
+# it and the Ruby layer: exceptions, IO extensions, `Timeout` on Polyphony's timers.
 module Polyphony
 end
 

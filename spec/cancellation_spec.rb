@@ -241,6 +241,60 @@ RSpec.describe 'move_on_after and cancel_after' do
   end
 end
 
+RSpec.describe 'Every kind of cancellation' do
+  it 'runs ensure blocks, wherever the fiber waits' do
+    log = []
+    waits = {
+      sleep: -> { sleep 1 },
+      io: lambda do
+        r, w = IO.pipe
+        begin
+          r.gets
+        ensure
+          [r, w].each(&:close)
+        end
+      end,
+      fiber: -> { spin { sleep 1 }.await },
+      receive: -> { Kernel.receive }
+    }
+    cancellations = {
+      stop: ->(f) { f.stop },
+      raise: ->(f) { f.raise(IOError) },
+      restart: ->(f) { f.restart },
+      move_on_after: nil,
+      cancel_after: nil,
+      timeout: nil
+    }
+    waits.each do |wait_name, wait|
+      cancellations.each do |kind, cancel|
+        fiber = spin do
+          guard = case kind
+                  when :move_on_after then ->(&b) { move_on_after(0.005, &b) }
+                  when :cancel_after then ->(&b) { cancel_after(0.005, &b) }
+                  when :timeout then ->(&b) { Timeout.timeout(0.005, &b) }
+                  else ->(&b) { b.call }
+                  end
+          begin
+            guard.call { wait.call }
+          ensure
+            log << [wait_name, kind]
+          end
+        rescue IOError, Polyphony::Cancel, Timeout::Error
+          nil
+        end
+        snooze
+        cancel&.call(fiber)
+        sleep 0.02
+        fiber.stop
+        fiber.await
+      end
+    end
+    expected = waits.keys.product(cancellations.keys)
+    expect(log.uniq).to match_array(expected)
+    expect(Polyphony.stats).to include(runnable: 0, timers: 0, io_waits: 0)
+  end
+end
+
 RSpec.describe 'Timeout.timeout' do
   it 'uses the same machinery, raising Timeout::Error or the given class' do
     expect { Timeout.timeout(0.01) { sleep 1 } }.to raise_error(Timeout::Error, 'execution expired')
