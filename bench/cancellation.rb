@@ -9,19 +9,7 @@
 # Fiber#transfer switches between plain fibers (what a message round trip needs at least),
 # and the timeout itself for `cancel_after`.
 require 'polyphony'
-
-# Seconds per iteration of one round of `count` iterations, after a full GC.
-def timed(count, job)
-  GC.start
-  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  job.call(count)
-  (Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) / count
-end
-
-# Best of `rounds` of each job, the rounds of all jobs interleaved.
-def per_iteration(count, *jobs, rounds: 5)
-  rounds.times.map { jobs.map { |job| timed(count, job) } }.transpose.map(&:min)
-end
+require_relative 'timing'
 
 def call_block
   yield

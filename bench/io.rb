@@ -58,13 +58,7 @@ end
 FIBERS = ->(a, b) { [spin(&a), spin(&b)].each(&:await) }
 THREADS = ->(a, b) { [Thread.new(&a), Thread.new(&b)].each(&:join) }
 
-# Seconds per round trip of one round, after a full GC.
-def timed(count, job)
-  GC.start
-  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  job.call(count)
-  (Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) / count
-end
+require_relative 'timing'
 
 # Child process: one round of a plain-Ruby floor, printing seconds per round trip.
 if (floor = ENV.fetch('POLYPHONY_BENCH_FLOOR', nil))

@@ -6,21 +6,8 @@
 #
 # Floors are plain Ruby fibers: one Fiber#transfer switch, and Fiber.new + resume.
 require 'polyphony'
+require_relative 'timing'
 require 'rbconfig'
-
-# Seconds per iteration of one round of `count` iterations, after a full GC.
-def timed(count, job)
-  GC.start
-  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  job.call(count)
-  (Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) / count
-end
-
-# Best of `rounds` of each job, the rounds of all jobs interleaved so that every job meets
-# the same heap and machine state; returns seconds per iteration for each job.
-def per_iteration(count, *jobs, rounds: 5)
-  rounds.times.map { jobs.map { |job| timed(count, job) } }.transpose.map(&:min)
-end
 
 def ns(seconds)
   format('%8.0f ns', seconds * 1e9)

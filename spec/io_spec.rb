@@ -474,6 +474,17 @@ RSpec.describe 'Sockets in fibers' do
     server.local_address.ip_port
   end
 
+  # A listening socket whose queue is full (backlog 0, one connection pending): the next
+  # connection waits. Returns [listener, pending connection].
+  def full_listener
+    full = Socket.new(:INET, :STREAM)
+    full.bind(Addrinfo.tcp('127.0.0.1', 0))
+    full.listen(0)
+    first = Socket.new(:INET, :STREAM)
+    first.connect(full.local_address)
+    [full, first]
+  end
+
   after { @server&.close }
 
   it 'accepts in the main fiber while client fibers run', gc: true do
@@ -557,11 +568,7 @@ RSpec.describe 'Sockets in fibers' do
   end
 
   it 'waits only the connecting fiber while the server cannot take the connection yet' do
-    full = Socket.new(:INET, :STREAM)
-    full.bind(Addrinfo.tcp('127.0.0.1', 0))
-    full.listen(0)
-    first = Socket.new(:INET, :STREAM)
-    first.connect(full.local_address)
+    full, first = full_listener
     ticks = 0
     ticker = spin { loop { ticks += 1; sleep 0.01 } }
     connecting = spin do
@@ -580,11 +587,7 @@ RSpec.describe 'Sockets in fibers' do
   end
 
   it 'gives up a connection after connect_timeout' do
-    full = Socket.new(:INET, :STREAM)
-    full.bind(Addrinfo.tcp('127.0.0.1', 0))
-    full.listen(0)
-    first = Socket.new(:INET, :STREAM)
-    first.connect(full.local_address)
+    full, first = full_listener
     duration = elapsed do
       expect { TCPSocket.new('127.0.0.1', full.local_address.ip_port, connect_timeout: 0.1) }
         .to raise_error(Errno::ETIMEDOUT, 'Connection timed out - user specified timeout')

@@ -160,8 +160,18 @@ fn take_buffered(open: OpenIo, max: usize) -> Option<Vec<u8>> {
 /// Reads at most `max` bytes straight from the descriptor (the read buffer being empty),
 /// waiting for some to arrive; an empty result means end of file.
 fn read_some(open: OpenIo, reactor: &Reactor, max: usize) -> Result<Vec<u8>, Jump> {
+    read_some_with(open, reactor, max, read_syscall)
+}
+
+/// Like [`read_some`], with `read` as the system call.
+fn read_some_with(
+    open: OpenIo,
+    reactor: &Reactor,
+    max: usize,
+    read: impl Fn(RawFd, *mut u8, usize) -> isize,
+) -> Result<Vec<u8>, Jump> {
     let mut bytes = Vec::new();
-    if let Err(jump) = read_into(open, reactor, &mut bytes, max, read_syscall) {
+    if let Err(jump) = read_into(open, reactor, &mut bytes, max, read) {
         open.unread(&bytes)?;
         return Err(jump);
     }
@@ -985,16 +995,9 @@ unsafe extern "C" fn socket_recv(argc: c_int, argv: *const VALUE, socket: VALUE)
         if !open.buffered().is_empty() {
             return Err(io_error("recv for buffered IO"));
         }
-        let mut bytes = Vec::new();
         let receive = |fd, buf: *mut u8, len| unsafe { libc::recv(fd, buf.cast(), len, flags) };
-        let count = match read_into(open, reactor::current()?, &mut bytes, max, receive) {
-            Ok(count) => count,
-            Err(jump) => {
-                open.unread(&bytes)?;
-                return Err(jump);
-            }
-        };
-        if cfg!(ruby_gte_3_3) && count == 0 && max > 0 {
+        let bytes = read_some_with(open, reactor::current()?, max, receive)?;
+        if cfg!(ruby_gte_3_3) && bytes.is_empty() && max > 0 {
             return Ok(NIL);
         }
         binary_result(&bytes, buffer)

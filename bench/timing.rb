@@ -1,0 +1,17 @@
+# frozen_string_literal: true
+
+# Timing helpers shared by the benchmarks.
+
+# Seconds per iteration of one round of `count` iterations, after a full GC.
+def timed(count, job)
+  GC.start
+  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  job.call(count)
+  (Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) / count
+end
+
+# Best of `rounds` of each job, the rounds of all jobs interleaved so that every job meets
+# the same heap and machine state; returns seconds per iteration for each job.
+def per_iteration(count, *jobs, rounds: 5)
+  rounds.times.map { jobs.map { |job| timed(count, job) } }.transpose.map(&:min)
+end
