@@ -446,3 +446,96 @@ RSpec.describe 'examples/echo_server_with_timeout.rb' do
     server&.close
   end
 end
+
+RSpec.describe 'Cancellation, misused or crowded' do
+  it 'delivers every exception sent to a fiber, one per switchpoint' do
+    result = move_on_after(0.02, with_value: :outer) do
+      move_on_after(0.01, with_value: :inner) do
+        started = now
+        nil while now - started < 0.03 # both timers are due when the block next waits
+        sleep 1
+      end
+      sleep 1
+      :lost
+    end
+    expect(result).to eq(:outer)
+    caught = []
+    fiber = spin do
+      sleep
+    rescue RuntimeError => e
+      caught << e.message
+      sleep
+    end
+    snooze
+    fiber.raise('first')
+    fiber.stop(:stopped)
+    expect(fiber.await).to eq(:stopped)
+    expect(caught).to eq(['first'])
+  end
+
+  it 'stops a child whose timeout fires in the same tick as its parent ends' do
+    parent = spin do
+      spin { loop { move_on_after(0.001) { sleep 1 } } }
+      sleep 0.01
+      :parent_done
+    end
+    expect(parent.await).to eq(:parent_done)
+    expect(Polyphony.stats).to include(fibers: 1, timers: 0)
+  end
+
+  it 'keeps received messages alive while receive_all_pending builds its array', gc: true do
+    receiver = spin do
+      seen = []
+      while seen.size < 50
+        batch = receive_all_pending
+        seen.concat(batch)
+        sleep 0.001 if batch.empty?
+      end
+      seen
+    end
+    50.times { |i| receiver << "message #{i}" * 2 }
+    expect(receiver.await).to eq(50.times.map { "message #{_1}" * 2 })
+  end
+
+  it 'raises Timeout::Error out of a block that rescues StandardError' do
+    result = begin
+      Timeout.timeout(0.01) do
+        sleep 1
+      rescue StandardError
+        :swallowed
+      end
+    rescue Timeout::Error
+      :raised
+    end
+    expect(result).to eq(:raised)
+  end
+
+  it 'does not run the block of a scope cancelled before it runs' do
+    scope = Polyphony::CancelScope.new
+    scope.cancel!
+    ran = false
+    expect(scope.call { ran = true }).to be_nil
+    expect(ran).to be(false)
+  end
+
+  it 'refuses to act across threads, and leaves plain fibers to core' do
+    scope = nil
+    fiber = nil
+    ready = Thread::Queue.new
+    thread = Thread.new do
+      Polyphony::CancelScope.new(timeout: 0.3) do |s|
+        scope = s
+        fiber = Fiber.current
+        ready << true
+        sleep 1
+      end
+    end
+    ready.pop
+    expect { scope.cancel! }.to raise_error(ThreadError)
+    expect { fiber << :hello }.to raise_error(FiberError)
+    thread.join
+    enumerator_fiber = Fiber.new { Fiber.yield 1 }
+    enumerator_fiber.resume
+    expect { enumerator_fiber.raise('boom') }.to raise_error(RuntimeError, 'boom')
+  end
+end

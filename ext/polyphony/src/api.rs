@@ -234,17 +234,19 @@ unsafe extern "C" fn fiber_children(fiber: VALUE) -> VALUE {
 /// `Fiber#terminate_all_children`: stops every live child (their `ensure` blocks run) and
 /// waits for them to end; returns self.
 unsafe extern "C" fn fiber_terminate_all_children(fiber: VALUE) -> VALUE {
-    entry(|| match fiber::stop_children(reactor::current()?, fiber)? {
-        Some(error) => Err(Jump::raise(error)),
-        None => Ok(fiber),
-    })
+    entry(
+        || match fiber::stop_children(reactor::current()?, fiber)?.exception() {
+            Some(error) => Err(Jump::raise(error)),
+            None => Ok(fiber),
+        },
+    )
 }
 
 /// `Fiber#await_all_children`: waits until every child has ended (or nothing more can
 /// happen); raises the first exception a child passes up. Returns self.
 unsafe extern "C" fn fiber_await_all_children(fiber: VALUE) -> VALUE {
     entry(
-        || match fiber::await_children(reactor::current()?, fiber, true)? {
+        || match fiber::await_children(reactor::current()?, fiber, true)?.exception() {
             Some(error) => Err(Jump::raise(error)),
             None => Ok(fiber),
         },
@@ -259,6 +261,14 @@ unsafe extern "C" fn fiber_raise(argc: c_int, argv: *const VALUE, fiber: VALUE) 
         let fiber = ruby::initialized_fiber(fiber)?;
         let args = optional_args(argc, argv, 3)?;
         let (count, args_ptr) = (args.len() as c_int, args.as_ptr());
+        let reactor = reactor::current()?;
+        if !reactor.runs(fiber) && fiber != current_fiber() && ruby::fiber_alive(fiber) {
+            // A fiber Polyphony does not run (an Enumerator's, say): core's Fiber#raise.
+            return protect(|| unsafe {
+                let core_raise = rb_sys::rb_intern(c"__core_raise".as_ptr());
+                rb_sys::rb_funcallv(fiber, core_raise, count, args_ptr)
+            });
+        }
         let exception = protect(|| unsafe {
             match rb_sys::rb_make_exception(count, args_ptr) {
                 NIL => rb_sys::rb_exc_new_cstr(
@@ -268,7 +278,7 @@ unsafe extern "C" fn fiber_raise(argc: c_int, argv: *const VALUE, fiber: VALUE) 
                 exception => exception,
             }
         })?;
-        fiber::raise_in(reactor::current()?, fiber, exception)
+        fiber::raise_in(reactor, fiber, exception)
     })
 }
 
@@ -300,7 +310,14 @@ unsafe extern "C" fn fiber_restart(fiber: VALUE) -> VALUE {
 unsafe extern "C" fn fiber_send(fiber: VALUE, message: VALUE) -> VALUE {
     entry(|| {
         let fiber = ruby::initialized_fiber(fiber)?;
-        fiber::send_message(reactor::current()?, fiber, message);
+        let reactor = reactor::current()?;
+        if !reactor.runs(fiber) && ruby::fiber_alive(fiber) {
+            return Err(ruby::error(
+                ruby::class_named(c"FiberError"),
+                "can't send a message to a fiber this thread's reactor does not run",
+            ));
+        }
+        fiber::send_message(reactor, fiber, message);
         Ok(fiber)
     })
 }
@@ -313,11 +330,7 @@ unsafe extern "C" fn receive(_self: VALUE) -> VALUE {
 /// `receive_all_pending`: every message waiting in the current fiber's mailbox (without
 /// waiting), oldest first.
 unsafe extern "C" fn receive_all_pending(_self: VALUE) -> VALUE {
-    entry(|| {
-        let messages = fiber::receive_all_pending(reactor::current()?);
-        let (len, ptr) = (messages.len() as c_long, messages.as_ptr());
-        protect(|| unsafe { rb_sys::rb_ary_new_from_values(len, ptr) })
-    })
+    entry(|| fiber::receive_all_pending(reactor::current()?))
 }
 
 /// `Polyphony.stats`: what the current thread's reactor holds, as a Hash: `:runnable`
@@ -397,6 +410,7 @@ pub fn define_methods() {
         Func::Variadic(fiber_safe_transfer),
     );
     define_method(fiber_class, c"await", Func::Fixed(fiber_await));
+    unsafe { rb_sys::rb_define_alias(fiber_class, c"__core_raise".as_ptr(), c"raise".as_ptr()) };
     define_method(fiber_class, c"raise", Func::Variadic(fiber_raise));
     for name in [c"interrupt", c"move_on", c"stop"] {
         define_method(fiber_class, name, Func::Variadic(fiber_interrupt));

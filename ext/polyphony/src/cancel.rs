@@ -15,8 +15,9 @@ use crate::timers::TimerKey;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{gc::Marker, typed_data::Obj, DataTypeFunctions, Ruby, TryConvert, TypedData, Value};
 use rb_sys::VALUE;
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::ffi::CStr;
+use std::hint::black_box;
 use std::os::raw::c_int;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -30,35 +31,32 @@ enum Outcome {
     Raise,
 }
 
-struct Scope {
-    /// The fiber running the scope's block (while it runs).
-    fiber: VALUE,
+/// A cancel scope (`Polyphony::CancelScope`, and the argument `move_on_after` and
+/// `cancel_after` yield). The Ruby values it holds never change, so marking needs no borrow.
+#[derive(TypedData)]
+#[magnus(class = "Polyphony::CancelScope", free_immediately, mark)]
+pub struct CancelScope {
     /// What the scope raises in its block.
     exception: VALUE,
     /// What the scope returns when its own exception stopped it (`Outcome::MoveOn`).
     value: VALUE,
     outcome: Outcome,
     timeout: Option<Duration>,
-    timer: Option<TimerKey>,
-    active: bool,
-    cancelled: bool,
-}
-
-/// A cancel scope (`Polyphony::CancelScope`, and the argument `move_on_after` and
-/// `cancel_after` yield).
-#[derive(TypedData)]
-#[magnus(class = "Polyphony::CancelScope", free_immediately, mark)]
-pub struct CancelScope {
-    scope: RefCell<Scope>,
+    /// The thread whose reactor the scope's block runs on (while it runs).
+    thread: Cell<VALUE>,
+    /// The fiber running the scope's block (while it runs).
+    fiber: Cell<VALUE>,
+    timer: Cell<Option<TimerKey>>,
+    active: Cell<bool>,
+    cancelled: Cell<bool>,
 }
 
 impl DataTypeFunctions for CancelScope {
     fn mark(&self, _marker: &Marker) {
-        if let Ok(scope) = self.scope.try_borrow() {
-            ruby::mark(scope.fiber);
-            ruby::mark(scope.exception);
-            ruby::mark(scope.value);
-        }
+        ruby::mark(self.exception);
+        ruby::mark(self.value);
+        ruby::mark(self.fiber.get());
+        ruby::mark(self.thread.get());
     }
 }
 
@@ -106,16 +104,40 @@ fn exception_from(spec: VALUE) -> Result<VALUE, Jump> {
         return Err(ruby::error(unsafe { rb_sys::rb_eArgError }, message));
     }
     let (count, ptr) = (args.len() as c_int, args.as_ptr());
-    protect(|| unsafe { rb_sys::rb_make_exception(count, ptr) })
+    let exception = protect(|| unsafe { rb_sys::rb_make_exception(count, ptr) });
+    // The array holds the arguments for the garbage collector until they are used.
+    black_box(array);
+    exception
 }
 
 impl CancelScope {
-    fn wrap(scope: Scope) -> VALUE {
+    fn wrap(exception: VALUE, value: VALUE, outcome: Outcome, timeout: Option<Duration>) -> VALUE {
         let ruby = Ruby::get().expect("called from a Ruby thread");
         ruby.obj_wrap(CancelScope {
-            scope: RefCell::new(scope),
+            exception,
+            value,
+            outcome,
+            timeout,
+            thread: Cell::new(NIL),
+            fiber: Cell::new(NIL),
+            timer: Cell::new(None),
+            active: Cell::new(false),
+            cancelled: Cell::new(false),
         })
         .as_raw()
+    }
+
+    /// Refuses to act on a running scope from another thread than the one running it.
+    fn check_thread(&self) -> Result<(), Jump> {
+        let thread = self.thread.get();
+        if self.active.get() && thread != unsafe { rb_sys::rb_thread_current() } {
+            let class = ruby::class_named(c"ThreadError");
+            return Err(ruby::error(
+                class,
+                "the cancel scope runs in another thread",
+            ));
+        }
+        Ok(())
     }
 
     fn get(value: VALUE) -> Result<Obj<CancelScope>, Jump> {
@@ -126,45 +148,44 @@ impl CancelScope {
 
     /// (Re)arms the timer, if the scope has a timeout and its block runs.
     fn arm(&self, reactor: &Reactor) {
-        let mut scope = self.scope.borrow_mut();
-        if let Some(timer) = scope.timer.take() {
+        if let Some(timer) = self.timer.take() {
             reactor.cancel_timer(timer);
         }
-        if let (true, Some(timeout)) = (scope.active, scope.timeout) {
-            scope.timer = Some(reactor.set_timer(timeout, scope.fiber, scope.exception));
+        if let (true, Some(timeout)) = (self.active.get(), self.timeout) {
+            let timer = reactor.set_timer(timeout, self.fiber.get(), self.exception);
+            self.timer.set(Some(timer));
         }
     }
 
     /// Runs the block in the scope, yielding `this` (the scope object).
     fn run(&self, this: VALUE, reactor: &Reactor) -> Result<VALUE, Jump> {
         let fiber = current_fiber();
-        {
-            let mut scope = self.scope.borrow_mut();
-            if scope.active {
-                let class = ruby::class_named(c"RuntimeError");
-                return Err(ruby::error(class, "the cancel scope is already running"));
-            }
-            scope.fiber = fiber;
-            scope.active = true;
-            scope.cancelled = false;
+        if self.active.get() {
+            let class = ruby::class_named(c"RuntimeError");
+            return Err(ruby::error(class, "the cancel scope is already running"));
         }
-        self.arm(reactor);
-        let outcome = protect(|| unsafe { rb_sys::rb_yield(this) });
-        let (exception, value, kind) = {
-            let mut scope = self.scope.borrow_mut();
-            scope.active = false;
-            if let Some(timer) = scope.timer.take() {
+        // Cancelled before it ran: the block does not run.
+        let outcome = if self.cancelled.get() {
+            Err(Jump::raise(self.exception))
+        } else {
+            self.thread.set(unsafe { rb_sys::rb_thread_current() });
+            self.fiber.set(fiber);
+            self.active.set(true);
+            self.arm(reactor);
+            let outcome = protect(|| unsafe { rb_sys::rb_yield(this) });
+            self.active.set(false);
+            if let Some(timer) = self.timer.take() {
                 reactor.cancel_timer(timer);
             }
-            (scope.exception, scope.value, scope.outcome)
+            // A delivery that was on its way when the block ended is withdrawn.
+            reactor.unschedule(fiber, self.exception);
+            outcome
         };
-        // A delivery that was on its way when the block ended is withdrawn.
-        reactor.unschedule(fiber, exception);
         match outcome {
-            Err(jump) if jump.exception() == Some(exception) => {
-                self.scope.borrow_mut().cancelled = true;
-                match kind {
-                    Outcome::MoveOn => Ok(value),
+            Err(jump) if jump.exception() == Some(self.exception) => {
+                self.cancelled.set(true);
+                match self.outcome {
+                    Outcome::MoveOn => Ok(self.value),
                     Outcome::Raise => Err(jump),
                 }
             }
@@ -175,18 +196,16 @@ impl CancelScope {
     /// Cancels the running block: its exception is raised at once if the block runs in the
     /// current fiber, otherwise at the fiber's current or next switchpoint.
     fn cancel(&self, reactor: &Reactor) -> Result<(), Jump> {
-        let (fiber, exception) = {
-            let mut scope = self.scope.borrow_mut();
-            if !scope.active {
-                scope.cancelled = true;
-                return Ok(());
-            }
-            (scope.fiber, scope.exception)
-        };
-        if fiber == current_fiber() {
-            return Err(Jump::raise(exception));
+        self.check_thread()?;
+        self.cancelled.set(true);
+        if !self.active.get() {
+            return Ok(());
         }
-        reactor.schedule(fiber, exception, true);
+        let fiber = self.fiber.get();
+        if fiber == current_fiber() {
+            return Err(Jump::raise(self.exception));
+        }
+        reactor.schedule(fiber, self.exception, true);
         Ok(())
     }
 }
@@ -199,16 +218,7 @@ fn run_scope(
     kind: Outcome,
 ) -> Result<VALUE, Jump> {
     let reactor = reactor::current()?;
-    let this = CancelScope::wrap(Scope {
-        fiber: NIL,
-        exception,
-        value,
-        outcome: kind,
-        timeout,
-        timer: None,
-        active: false,
-        cancelled: false,
-    });
+    let this = CancelScope::wrap(exception, value, kind, timeout);
     let scope = CancelScope::get(this)?;
     scope.run(this, reactor)
 }
@@ -322,16 +332,7 @@ unsafe extern "C" fn scope_new(argc: c_int, argv: *const VALUE, _class: VALUE) -
             Some(timeout) => Some(time_interval(timeout)?),
         };
         let exception = bare_exception(classes().cancel)?;
-        let this = CancelScope::wrap(Scope {
-            fiber: NIL,
-            exception,
-            value: NIL,
-            outcome: Outcome::MoveOn,
-            timeout,
-            timer: None,
-            active: false,
-            cancelled: false,
-        });
+        let this = CancelScope::wrap(exception, NIL, Outcome::MoveOn, timeout);
         if unsafe { rb_sys::rb_block_given_p() } == 0 {
             return Ok(this);
         }
@@ -351,7 +352,9 @@ unsafe extern "C" fn scope_call(this: VALUE) -> VALUE {
 /// self.
 unsafe extern "C" fn scope_reset(this: VALUE) -> VALUE {
     entry(|| {
-        CancelScope::get(this)?.arm(reactor::current()?);
+        let scope = CancelScope::get(this)?;
+        scope.check_thread()?;
+        scope.arm(reactor::current()?);
         Ok(this)
     })
 }
@@ -367,7 +370,7 @@ unsafe extern "C" fn scope_cancel(this: VALUE) -> VALUE {
 /// `CancelScope#cancelled?`: whether the scope was cancelled (or timed out).
 unsafe extern "C" fn scope_cancelled(this: VALUE) -> VALUE {
     entry(|| {
-        let cancelled = CancelScope::get(this)?.scope.borrow().cancelled;
+        let cancelled = CancelScope::get(this)?.cancelled.get();
         Ok(if cancelled {
             ruby::TRUE
         } else {

@@ -109,8 +109,16 @@ unsafe extern "C" fn fiber_body(
             {
                 // Restarted: the children of the run that ends are stopped, the messages
                 // sent meanwhile are kept for the new run.
+                // A stop or an error arriving meanwhile ends the fiber instead.
                 if let Ok(reactor) = reactor::current() {
                     match stop_children(reactor, current_fiber()) {
+                        Ok(Awaited {
+                            child_error: Some(error),
+                            ..
+                        })
+                        | Ok(Awaited {
+                            stop: Some(error), ..
+                        }) if !is_kind_of(error, names().restart) => break Err(Jump::raise(error)),
                         Ok(_) => {}
                         Err(jump) => break Err(jump),
                     }
@@ -165,19 +173,45 @@ fn end(outcome: Result<VALUE, Jump>) -> Result<VALUE, Jump> {
             }
         },
     };
-    let child_error = stop_children(reactor, fiber)?;
-    error = error.or(child_error);
+    // A stop arriving while the fiber ends changes nothing: it is ending.
+    let awaited = stop_children(reactor, fiber)?;
+    error = error.or(awaited.child_error);
     record_outcome(reactor, fiber, result, error);
     retire(reactor, fiber, result, error);
     Ok(reactor.ended())
 }
 
+/// What happened while a fiber waited for its children.
+#[derive(Default)]
+pub struct Awaited {
+    /// The first exception a child passed up.
+    pub child_error: Option<VALUE>,
+    /// A stop (`Terminate`, `MoveOn`, `Restart`) sent to the waiting fiber itself.
+    pub stop: Option<VALUE>,
+}
+
+impl Awaited {
+    /// The exception to raise in the waiting fiber, if any.
+    pub fn exception(&self) -> Option<VALUE> {
+        self.child_error.or(self.stop)
+    }
+}
+
+/// Whether `exception` stops the fiber it is sent to (rather than being a child's error:
+/// children never pass these up).
+fn is_stop(exception: VALUE) -> bool {
+    let names = names();
+    [names.terminate, names.move_on, names.restart]
+        .iter()
+        .any(|&class| is_kind_of(exception, class))
+}
+
 /// Stops every live child of `fiber` (their `ensure` blocks run) and waits until all have
-/// ended. Returns the first exception a child passed up meanwhile.
-pub fn stop_children(reactor: &Reactor, fiber: VALUE) -> Result<Option<VALUE>, Jump> {
+/// ended.
+pub fn stop_children(reactor: &Reactor, fiber: VALUE) -> Result<Awaited, Jump> {
     let children: Vec<VALUE> = match reactor.state().fibers.get(&fiber) {
         Some(record) => record.children.values().copied().collect(),
-        None => return Ok(None),
+        None => return Ok(Awaited::default()),
     };
     for child in children {
         let stop = protect(|| unsafe {
@@ -190,14 +224,15 @@ pub fn stop_children(reactor: &Reactor, fiber: VALUE) -> Result<Option<VALUE>, J
 
 /// Waits until every child of `fiber` has ended, or until nothing more can happen.
 ///
-/// An exception a child passes up meanwhile is returned at once when `stop_on_error`,
-/// otherwise the wait goes on and the first such exception is returned at the end.
+/// An exception received meanwhile (a child's error, or a stop sent to the fiber) ends the
+/// wait at once when `stop_on_error`; otherwise the wait goes on and the first of each kind
+/// is reported at the end.
 pub fn await_children(
     reactor: &Reactor,
     fiber: VALUE,
     stop_on_error: bool,
-) -> Result<Option<VALUE>, Jump> {
-    let mut first_error = None;
+) -> Result<Awaited, Jump> {
+    let mut awaited = Awaited::default();
     loop {
         if !set_awaiting_children(reactor, fiber, true) || reactor.is_idle() {
             break;
@@ -210,14 +245,18 @@ pub fn await_children(
             }
         };
         if is_exception(value) {
-            first_error = first_error.or(Some(value));
+            if is_stop(value) {
+                awaited.stop = awaited.stop.or(Some(value));
+            } else {
+                awaited.child_error = awaited.child_error.or(Some(value));
+            }
             if stop_on_error {
                 break;
             }
         }
     }
     set_awaiting_children(reactor, fiber, false);
-    Ok(first_error)
+    Ok(awaited)
 }
 
 /// Flags `fiber` as waiting for its children; returns whether it has any left.
@@ -440,6 +479,7 @@ pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
             let mut state = reactor.state();
             let idle = state.runqueue.is_empty() && !state.has_pending_work();
             let Some(record) = state.fibers.get_mut(&fiber) else {
+                drop(state);
                 return Err(ruby::error(
                     ruby::class_named(c"FiberError"),
                     "can't receive in a fiber that Polyphony does not run",
@@ -468,11 +508,19 @@ pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
 }
 
 /// Takes every message waiting in the current fiber's mailbox.
-pub fn receive_all_pending(reactor: &Reactor) -> Vec<VALUE> {
+///
+/// The Array is built while the mailbox still holds the messages (the garbage collector
+/// sees them there), then they are taken out of it.
+pub fn receive_all_pending(reactor: &Reactor) -> Result<VALUE, Jump> {
     let fiber = current_fiber();
-    let mut state = reactor.state();
-    match state.fibers.get_mut(&fiber) {
-        Some(record) => record.mailbox.drain(..).collect(),
+    let messages: Vec<VALUE> = match reactor.state().fibers.get(&fiber) {
+        Some(record) => record.mailbox.iter().copied().collect(),
         None => Vec::new(),
+    };
+    let (len, ptr) = (messages.len() as std::os::raw::c_long, messages.as_ptr());
+    let array = protect(|| unsafe { rb_sys::rb_ary_new_from_values(len, ptr) })?;
+    if let Some(record) = reactor.state().fibers.get_mut(&fiber) {
+        record.mailbox.drain(..messages.len());
     }
+    Ok(array)
 }

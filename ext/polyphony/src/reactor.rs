@@ -62,6 +62,8 @@ pub struct FiberRecord {
     pub mailbox: VecDeque<VALUE>,
     /// Set while the fiber waits in `receive`.
     pub receiving: bool,
+    /// Exceptions sent to the fiber while another was on its way, delivered in turn.
+    pub pending: VecDeque<VALUE>,
 }
 
 impl FiberRecord {
@@ -77,6 +79,7 @@ impl FiberRecord {
             started: false,
             mailbox: VecDeque::new(),
             receiving: false,
+            pending: VecDeque::new(),
         }
     }
 }
@@ -98,8 +101,33 @@ pub struct State {
 
 impl State {
     /// Queues `fiber` with `value`; an exception value takes precedence over a plain one.
+    ///
+    /// An exception for a fiber that already has one on its way waits its turn (in the
+    /// fiber's record): each is delivered, one per switchpoint, none is lost.
     pub fn schedule(&mut self, fiber: VALUE, value: VALUE, first: bool) {
-        self.runqueue.push(fiber, value, is_exception(value), first);
+        let urgent = is_exception(value);
+        if urgent {
+            if let Some(&queued) = self.runqueue.value_of(fiber) {
+                if is_exception(queued) && queued != value {
+                    if let Some(record) = self.fibers.get_mut(&fiber) {
+                        record.pending.push_back(value);
+                    }
+                    return;
+                }
+            }
+        }
+        self.runqueue.push(fiber, value, urgent, first);
+    }
+
+    /// Queues the next exception waiting its turn for `fiber`, which just received one.
+    fn deliver_pending(&mut self, fiber: VALUE) {
+        let next = self
+            .fibers
+            .get_mut(&fiber)
+            .and_then(|record| record.pending.pop_front());
+        if let Some(next) = next {
+            self.runqueue.push(fiber, next, true, true);
+        }
     }
 
     /// Registers `fiber`, which runs `block`, as a new child of `parent`.
@@ -152,9 +180,11 @@ pub struct Reactor {
 impl DataTypeFunctions for Reactor {
     fn mark(&self, _marker: &Marker) {
         ruby::mark(self.root);
-        // A borrow is never held while Ruby can allocate, so this always succeeds.
+        // A borrow is never held while Ruby can allocate, so this always succeeds; if it did
+        // not, skipping the marks would free live objects: stop at once instead.
         let Ok(state) = self.state.try_borrow() else {
-            return;
+            eprintln!("polyphony: internal error: the reactor is busy during garbage collection");
+            std::process::abort();
         };
         for (fiber, value) in state.runqueue.iter() {
             ruby::mark(fiber);
@@ -172,6 +202,7 @@ impl DataTypeFunctions for Reactor {
             record.children.values().copied().for_each(ruby::mark);
             record.awaiters.iter().copied().for_each(ruby::mark);
             record.mailbox.iter().copied().for_each(ruby::mark);
+            record.pending.iter().copied().for_each(ruby::mark);
         }
         state.fds.fibers().for_each(ruby::mark);
     }
@@ -336,6 +367,10 @@ impl Reactor {
         let mut state = self.state();
         if state.runqueue.value_of(fiber) == Some(&value) {
             state.runqueue.remove(fiber);
+            state.deliver_pending(fiber);
+        }
+        if let Some(record) = state.fibers.get_mut(&fiber) {
+            record.pending.retain(|&pending| pending != value);
         }
     }
 
@@ -481,6 +516,11 @@ impl Reactor {
         }
     }
 
+    /// Whether the reactor runs `fiber` (a spun fiber that has not ended, or the root fiber).
+    pub fn runs(&self, fiber: VALUE) -> bool {
+        self.state().fibers.contains_key(&fiber)
+    }
+
     /// What the reactor holds: runnable fibers, timers, IO waits and fibers it runs (for
     /// `Polyphony.stats`).
     pub fn stats(&self) -> [(&'static str, usize); 4] {
@@ -527,16 +567,25 @@ impl Reactor {
                 None => (self.root, NIL),
             };
             if fiber == current {
-                return Ok(value);
+                return Ok(self.received(current, value));
             }
             if !fiber_alive(fiber) {
                 continue;
             }
             match transfer(fiber, value)? {
                 received if received == self.ended => continue,
-                received => return Ok(received),
+                received => return Ok(self.received(current, received)),
             }
         }
+    }
+
+    /// What the current fiber was resumed with; after an exception, the next one waiting its
+    /// turn is queued.
+    fn received(&self, current: VALUE, value: VALUE) -> VALUE {
+        if is_exception(value) {
+            self.state().deliver_pending(current);
+        }
+        value
     }
 
     /// Switches straight to `fiber` with `value` (taking it off the run queue), and returns
