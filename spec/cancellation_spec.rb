@@ -402,14 +402,14 @@ RSpec.describe 'The guide resettable timeouts' do
 
   %i[fiber cancel_after].each do |style|
     it "closes an idle connection and keeps an active one (#{style})" do
-      server, acceptor, log = inactivity_server(style, 0.1)
+      server, acceptor, log = inactivity_server(style, 0.3)
       client = TCPSocket.new('127.0.0.1', server.local_address.ip_port)
       4.times do |i|
         client.send("m#{i}", 0)
-        sleep 0.05
+        sleep 0.15 # more than half the timeout: only the resets keep it open
       end
       expect(log).to eq(%w[m0 m1 m2 m3])
-      sleep 0.15
+      sleep 0.5
       expect(log.last).to eq(:closed)
       acceptor.stop
       client.close

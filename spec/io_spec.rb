@@ -435,6 +435,22 @@ RSpec.describe 'IO in fibers, misused' do
     expect(Fiber.current.children).to be_empty
   end
 
+  it 'wakes a reader whose descriptor number belonged to an IO the GC closed' do
+    fd = lambda do
+      r, w = IO.pipe
+      move_on_after(0.01) { r.gets } # registers the descriptor with the poller
+      w.close
+      r.fileno
+    end.call
+    4.times { GC.start }
+    r, w = IO.pipe
+    r, w = w, r if w.fileno == fd
+    skip 'the descriptor number was not reused' unless r.fileno == fd
+    spin { sleep 0.01; w << "hello\n" }
+    expect(move_on_after(1, with_value: :not_woken) { r.gets }).to eq("hello\n")
+    [r, w].each(&:close)
+  end
+
   it 'writes to the write half of a duplex IO' do
     io = IO.popen('cat', 'r+')
     io.write("one\n")

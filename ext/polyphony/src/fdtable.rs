@@ -179,6 +179,16 @@ impl<F: Copy + Eq> FdTable<F> {
         self.entry(fd).drained = true;
     }
 
+    /// Starts afresh with a descriptor number a new IO uses: whatever was registered under it
+    /// may be gone. Its waiters, if any, stay (they are woken when it is closed).
+    pub fn new_descriptor(&mut self, fd: usize) {
+        if let Some(entry) = self.entries.get_mut(fd) {
+            entry.registered = false;
+            entry.armed = Interest::default();
+            entry.drained = false;
+        }
+    }
+
     /// Records that the poller refused `fd` (a regular file, for instance), so it has no
     /// registration.
     pub fn refused(&mut self, fd: usize) {
@@ -321,6 +331,24 @@ mod tests {
         table.refused(6);
         assert_eq!(
             table.add_waiter(6, "b", Interest::READABLE),
+            Arm::Add(Interest::READABLE)
+        );
+    }
+
+    #[test]
+    fn a_new_descriptor_is_registered_again() {
+        let mut table = FdTable::default();
+        table.add_waiter(5, "old", Interest::READABLE);
+        table.remove_waiter(5, "old");
+        // Still armed as far as the table knows: a waiter on the same IO needs nothing.
+        assert_eq!(
+            table.add_waiter(5, "same", Interest::READABLE),
+            Arm::Nothing
+        );
+        table.remove_waiter(5, "same");
+        table.new_descriptor(5);
+        assert_eq!(
+            table.add_waiter(5, "new", Interest::READABLE),
             Arm::Add(Interest::READABLE)
         );
     }

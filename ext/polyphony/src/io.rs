@@ -140,12 +140,17 @@ impl OpenIo {
     /// blocking mode. Descriptors other than the standard streams are switched to
     /// non-blocking mode, as Ruby does for the pipes and sockets it creates; the standard
     /// streams are shared with other processes and are left as they are. Checked once per IO.
-    pub fn blocks(self) -> Result<bool, Jump> {
+    ///
+    /// The first time it sees an IO, the reactor also forgets what it knew of the descriptor
+    /// number: a previous IO with that number may have been closed without `IO#close` (by
+    /// the garbage collector), which removed its registration from the poller.
+    pub fn blocks(self, reactor: &Reactor) -> Result<bool, Jump> {
         let mode = self.mode();
         if mode & MODE_CHECKED != 0 {
             return Ok(mode & MODE_BLOCKING != 0);
         }
         let fd = self.fd()?;
+        reactor.state().fds.new_descriptor(fd as usize);
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         if flags < 0 {
             return Err(system_error(errno(), self.path()));
@@ -343,7 +348,7 @@ impl OpenIo {
     ) -> Result<usize, Jump> {
         let mut fd = self.fd()?;
         let mut waited = false;
-        if self.blocks()? || matches!(after, AfterIo::WaitFirst) {
+        if self.blocks(reactor)? || matches!(after, AfterIo::WaitFirst) {
             reactor.wait_io(fd, interest, None)?;
             waited = true;
             fd = self.fd()?;
@@ -397,6 +402,7 @@ impl OpenIo {
         interest: Interest,
         timeout: Option<Duration>,
     ) -> Result<bool, Jump> {
+        self.blocks(reactor)?;
         reactor.wait_io(self.fd()?, interest, timeout)
     }
 }

@@ -1206,7 +1206,7 @@ unsafe extern "C" fn socket_connect(socket: VALUE, address: VALUE) -> VALUE {
         let open = OpenIo::new(socket)?;
         let reactor = reactor::current()?;
         let fd = open.fd()?;
-        open.blocks()?;
+        open.blocks(reactor)?;
         let bytes = string_bytes(address);
         let result =
             unsafe { libc::connect(fd, bytes.as_ptr().cast(), bytes.len() as libc::socklen_t) };
