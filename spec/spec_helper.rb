@@ -3,6 +3,7 @@
 require 'polyphony'
 require 'open3'
 require 'rbconfig'
+require 'tmpdir'
 
 # Helpers for running whole programs and measuring time.
 module SpecHelpers

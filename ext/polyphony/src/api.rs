@@ -5,7 +5,7 @@
 
 use crate::fiber::{self, FiberState};
 use crate::reactor::{self, Reactor};
-use crate::ruby::{self, current_fiber, is_exception, protect, Jump, NIL};
+use crate::ruby::{self, current_fiber, is_exception, protect, Jump, NIL, TRUE};
 use rb_sys::VALUE;
 use std::ffi::CStr;
 use std::os::raw::{c_int, c_long};
@@ -333,6 +333,25 @@ unsafe extern "C" fn receive_all_pending(_self: VALUE) -> VALUE {
     entry(|| fiber::receive_all_pending(reactor::current()?))
 }
 
+/// `wait(seconds)`: Concurrently's `sleep` (see `lib/polyphony/concurrently.rb`): suspends
+/// the current fiber for `seconds`; returns true.
+unsafe extern "C" fn wait(_self: VALUE, seconds: VALUE) -> VALUE {
+    entry(|| {
+        let duration = time_interval(seconds)?;
+        raise_if_exception(sleep_for(reactor::current()?, Some(duration)))?;
+        Ok(TRUE)
+    })
+}
+
+/// `Polyphony.start_new_fibers`: lets the fibers spun since the last switchpoint start (each
+/// runs until it waits or ends), then returns, ahead of every other runnable fiber.
+unsafe extern "C" fn start_new_fibers(_self: VALUE) -> VALUE {
+    entry(|| {
+        reactor::current()?.start_new_fibers()?;
+        Ok(NIL)
+    })
+}
+
 /// `Polyphony.stats`: what the current thread's reactor holds, as a Hash: `:runnable`
 /// fibers, `:timers`, `:io_waits` and `:fibers` (those it runs, the root included).
 unsafe extern "C" fn stats(_self: VALUE) -> VALUE {
@@ -441,7 +460,16 @@ pub fn define_methods() {
     );
 
     let polyphony = ruby::class_named(c"Polyphony");
-    for (name, func) in [(c"after_fork", after_fork as Method0), (c"stats", stats)] {
+    // `wait` is Concurrently's: `polyphony/concurrently` includes this module into Kernel.
+    let waiting =
+        unsafe { rb_sys::rb_define_module_under(polyphony, c"ConcurrentlyWait".as_ptr()) };
+    let (func, arity) = Func::One(wait).raw();
+    unsafe { rb_sys::rb_define_private_method(waiting, c"wait".as_ptr(), func, arity) };
+    for (name, func) in [
+        (c"after_fork", after_fork as Method0),
+        (c"stats", stats),
+        (c"start_new_fibers", start_new_fibers),
+    ] {
         let (func, arity) = Func::Fixed(func).raw();
         unsafe { rb_sys::rb_define_singleton_method(polyphony, name.as_ptr(), func, arity) };
     }
