@@ -55,14 +55,69 @@ pub(crate) fn optional_args<'a>(
     Ok(args)
 }
 
-/// The block given to the method, as a Proc.
-pub(crate) fn block_proc() -> Result<VALUE, Jump> {
+/// A method's arguments as a slice.
+pub(crate) fn args<'a>(argc: c_int, argv: *const VALUE) -> &'a [VALUE] {
+    if argc <= 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(argv, argc as usize) }
+    }
+}
+
+/// Checks that the method was given a block (without making a Proc of it).
+pub(crate) fn require_block() -> Result<(), Jump> {
     if unsafe { rb_sys::rb_block_given_p() } == 0 {
         return Err(ruby::error(
             unsafe { rb_sys::rb_eArgError },
             "no block given",
         ));
     }
+    Ok(())
+}
+
+/// Splits a method's arguments into its keyword options (a Hash, or nil when no keyword was
+/// given) and its positional arguments.
+pub(crate) fn split_keywords(args: &[VALUE]) -> (VALUE, &[VALUE]) {
+    match args.split_last() {
+        Some((&last, rest)) if unsafe { rb_sys::rb_keyword_given_p() } != 0 => (last, rest),
+        _ => (NIL, args),
+    }
+}
+
+/// The keyword `key` in `options` (nil: none given); any other keyword raises core's
+/// ArgumentError ("unknown keyword: :foo").
+pub(crate) fn keyword(options: VALUE, key: &str) -> Result<Option<VALUE>, Jump> {
+    if options == NIL {
+        return Ok(None);
+    }
+    let undef = rb_sys::Qundef as VALUE;
+    let name = symbol(key);
+    let value = protect(|| unsafe { rb_sys::rb_hash_lookup2(options, name, undef) })?;
+    let size = protect(|| unsafe { rb_sys::rb_hash_size(options) })?;
+    let known = usize::from(value != undef);
+    if unsafe { rb_sys::FIX2LONG(size) } as usize > known {
+        let unknown = protect(|| unsafe {
+            let keys = rb_sys::rb_funcall(options, rb_sys::rb_intern(c"keys".as_ptr()), 0);
+            rb_sys::rb_ary_delete(keys, name);
+            let first = rb_sys::rb_funcall(keys, rb_sys::rb_intern(c"first".as_ptr()), 0);
+            rb_sys::rb_inspect(first)
+        })?;
+        let unknown = unsafe {
+            let bytes = std::slice::from_raw_parts(
+                rb_sys::RSTRING_PTR(unknown).cast::<u8>(),
+                rb_sys::RSTRING_LEN(unknown) as usize,
+            );
+            String::from_utf8_lossy(bytes).into_owned()
+        };
+        let message = format!("unknown keyword: {unknown}");
+        return Err(ruby::error(unsafe { rb_sys::rb_eArgError }, &message));
+    }
+    Ok((value != undef).then_some(value))
+}
+
+/// The block given to the method, as a Proc.
+pub(crate) fn block_proc() -> Result<VALUE, Jump> {
+    require_block()?;
     protect(|| unsafe { rb_sys::rb_block_proc() })
 }
 

@@ -8,7 +8,7 @@
 //! so nested scopes each stop at the right level. `move_on_after`, `cancel_after`,
 //! `Polyphony::CancelScope` and `Timeout.timeout` are all made of them.
 
-use crate::api::{entry, symbol, time_interval, Func};
+use crate::api::{args, entry, keyword, require_block, split_keywords, time_interval, Func};
 use crate::reactor::{self, Reactor};
 use crate::ruby::{self, current_fiber, protect, Jump, NIL};
 use crate::timers::TimerKey;
@@ -223,31 +223,6 @@ fn run_scope(
     scope.run(this, reactor)
 }
 
-/// The keyword arguments of a method, if given: `(options hash, positional arguments)`.
-fn split_keywords(args: &[VALUE]) -> (VALUE, &[VALUE]) {
-    match args.split_last() {
-        Some((&last, rest)) if unsafe { rb_sys::rb_keyword_given_p() } != 0 => (last, rest),
-        _ => (NIL, args),
-    }
-}
-
-/// Looks up `key` in keyword `options`, refusing any other key.
-fn keyword(options: VALUE, key: &str) -> Result<Option<VALUE>, Jump> {
-    if options == NIL {
-        return Ok(None);
-    }
-    let undef = rb_sys::Qundef as VALUE;
-    let name = symbol(key);
-    let value = protect(|| unsafe { rb_sys::rb_hash_lookup2(options, name, undef) })?;
-    let size = protect(|| unsafe { rb_sys::rb_hash_size(options) })?;
-    let known = usize::from(value != undef);
-    if unsafe { rb_sys::FIX2LONG(size) } as usize > known {
-        let message = format!("unknown keyword (only {key}: is accepted)");
-        return Err(ruby::error(unsafe { rb_sys::rb_eArgError }, &message));
-    }
-    Ok((value != undef).then_some(value))
-}
-
 /// The duration argument, required.
 fn duration_arg(args: &[VALUE], method: &str) -> Result<Duration, Jump> {
     match args {
@@ -259,24 +234,6 @@ fn duration_arg(args: &[VALUE], method: &str) -> Result<Duration, Jump> {
             );
             Err(ruby::error(unsafe { rb_sys::rb_eArgError }, &message))
         }
-    }
-}
-
-fn require_block() -> Result<(), Jump> {
-    if unsafe { rb_sys::rb_block_given_p() } == 0 {
-        return Err(ruby::error(
-            unsafe { rb_sys::rb_eArgError },
-            "no block given",
-        ));
-    }
-    Ok(())
-}
-
-fn args<'a>(argc: c_int, argv: *const VALUE) -> &'a [VALUE] {
-    if argc <= 0 {
-        &[]
-    } else {
-        unsafe { std::slice::from_raw_parts(argv, argc as usize) }
     }
 }
 

@@ -5,7 +5,7 @@
 //! `TCPServer`, `UNIXServer` and `Socket`, so cases left to core (conversions, buffered
 //! writes) call `super`.
 
-use crate::api::{self, entry, optional_args, time_interval, Func};
+use crate::api::{self, args, entry, optional_args, time_interval, Func};
 use crate::fdtable::Interest;
 use crate::io::{fill_buffer, new_string, syscall_result, system_error, OpenIo, ReadKind};
 use crate::reactor::{self, Reactor};
@@ -53,14 +53,6 @@ fn read_into(
 
 fn read_syscall(fd: RawFd, buf: *mut u8, len: usize) -> isize {
     unsafe { libc::read(fd, buf.cast(), len) }
-}
-
-fn args<'a>(argc: c_int, argv: *const VALUE) -> &'a [VALUE] {
-    if argc <= 0 {
-        &[]
-    } else {
-        unsafe { std::slice::from_raw_parts(argv, argc as usize) }
-    }
 }
 
 /// Calls the core method this one overrides, with the same arguments (and keywords).
@@ -321,14 +313,9 @@ struct LineArgs {
 impl LineArgs {
     /// Parses `(sep = $/, limit = nil, chomp: false)` as core does (`gets(10)` is a limit).
     fn parse(args: &[VALUE]) -> Result<Self, Jump> {
-        let mut args = args;
-        let mut chomp = false;
-        if let Some((&last, rest)) = args.split_last() {
-            if unsafe { rb_sys::rb_keyword_given_p() } != 0 {
-                chomp = keyword_chomp(last)?;
-                args = rest;
-            }
-        }
+        let (options, args) = api::split_keywords(args);
+        let chomp = api::keyword(options, "chomp")?
+            .is_some_and(|chomp| chomp != NIL && chomp != rb_sys::Qfalse as VALUE);
         if args.len() > 2 {
             let message = format!(
                 "wrong number of arguments (given {}, expected 0..2)",
@@ -399,27 +386,6 @@ impl LineArgs {
             Some(separator) => line.strip_suffix(separator).unwrap_or(line),
         }
     }
-}
-
-/// The `chomp:` keyword (any other keyword is an error, as in core).
-fn keyword_chomp(options: VALUE) -> Result<bool, Jump> {
-    let chomp_key = api::symbol("chomp");
-    let chomp = protect(|| unsafe { rb_sys::rb_hash_lookup2(options, chomp_key, NIL) })?;
-    let size = protect(|| unsafe { rb_sys::rb_hash_size(options) })?;
-    let undef = rb_sys::Qundef as VALUE;
-    let found = protect(|| unsafe { rb_sys::rb_hash_lookup2(options, chomp_key, undef) })?;
-    let known = usize::from(found != undef);
-    if unsafe { rb_sys::FIX2LONG(size) } as usize > known {
-        let keys = protect(|| unsafe {
-            let keys = rb_sys::rb_funcall(options, rb_sys::rb_intern(c"keys".as_ptr()), 0);
-            rb_sys::rb_ary_delete(keys, chomp_key);
-            rb_sys::rb_funcall(keys, rb_sys::rb_intern(c"first".as_ptr()), 0)
-        })?;
-        let name = protect(|| unsafe { rb_sys::rb_inspect(keys) })?;
-        let name = String::from_utf8_lossy(string_bytes(name)).into_owned();
-        return Err(arg_error(&format!("unknown keyword: {name}")));
-    }
-    Ok(chomp != NIL && chomp != rb_sys::Qfalse as VALUE)
 }
 
 /// Where a separator that may have begun at the end of `line` ends in `window` (the index
@@ -759,7 +725,7 @@ unsafe extern "C" fn io_read_loop(argc: c_int, argv: *const VALUE, io: VALUE) ->
             None => CHUNK_SIZE,
             Some(&max) => length(max)?.max(1),
         };
-        api::block_proc()?;
+        api::require_block()?;
         let open = OpenIo::for_reading(io, ReadKind::Bytes)?;
         let reactor = reactor::current()?;
         while let Some(bytes) = read_partial(open, reactor, max)? {
@@ -1130,7 +1096,7 @@ unsafe extern "C" fn server_accept(server: VALUE) -> VALUE {
 /// as it is accepted, forever (until the block breaks or raises).
 unsafe extern "C" fn server_accept_loop(server: VALUE) -> VALUE {
     entry(|| {
-        api::block_proc()?;
+        api::require_block()?;
         let class = accepted_class(server);
         loop {
             let (fd, _) = accept(server)?;
@@ -1178,7 +1144,7 @@ unsafe extern "C" fn socket_accept(server: VALUE) -> VALUE {
 /// `Socket#accept_loop { |socket, addrinfo| }`: yields each connection as it is accepted.
 unsafe extern "C" fn socket_accept_loop(server: VALUE) -> VALUE {
     entry(|| {
-        api::block_proc()?;
+        api::require_block()?;
         loop {
             yield_value(socket_accept_pair(server)?)?;
         }

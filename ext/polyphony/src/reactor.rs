@@ -90,7 +90,8 @@ pub struct State {
     pub timers: Timers<Wakeup>,
     pub fibers: WordMap<VALUE, FiberRecord>,
     pub fds: FdTable<VALUE>,
-    /// Fibers spun since the run queue was last empty (some may have started since).
+    /// Fibers spun since the last switchpoint (one may have been started by a direct
+    /// transfer since).
     new_fibers: Vec<VALUE>,
     next_child_key: u64,
     switches: u32,
@@ -440,7 +441,6 @@ impl Reactor {
     /// An exception the fiber receives meanwhile is raised; the caller has kept the
     /// operation's result where it belongs first (bytes in the read buffer, for instance).
     pub fn yield_after_io(&self) -> Result<(), Jump> {
-        let current = current_fiber();
         {
             let mut state = self.state();
             if !state.new_fibers.is_empty() {
@@ -455,7 +455,7 @@ impl Reactor {
             if state.io_streak < IO_OPS_PER_TURN || state.runqueue.is_empty() {
                 return Ok(());
             }
-            state.schedule(current, NIL, false);
+            state.schedule(current_fiber(), NIL, false);
         }
         match self.switchpoint()? {
             exception if is_exception(exception) => Err(Jump::raise(exception)),
@@ -604,6 +604,7 @@ impl Reactor {
         let look_around = {
             let mut state = self.state();
             state.switches = state.switches.wrapping_add(1);
+            state.new_fibers.clear();
             let look_around = state.switches.is_multiple_of(SWITCHES_BETWEEN_POLLS);
             if !look_around && state.runqueue.is_empty() {
                 state.fire_due_timers();
@@ -618,7 +619,6 @@ impl Reactor {
             if let Some(entry) = state.runqueue.pop() {
                 return Ok(Some(entry));
             }
-            state.new_fibers.clear();
             if !state.has_pending_work() {
                 return Ok(None);
             }
