@@ -44,7 +44,7 @@ RSpec.describe 'Fiber#schedule' do
       fiber.schedule(RuntimeError.new('stop'))
       expect(fiber.await).to eq('rescued stop')
     end
-    expect(took).to be < 0.05 * slowdown
+    expect_duration(took, ..1)
   end
 
   it 'does nothing to a dead fiber' do
@@ -170,8 +170,8 @@ end
 RSpec.describe 'exceptions crossing fibers' do
   it 'raises an uncaught exception in the parent at its current switchpoint', gc: true do
     spin { sleep 0.01; raise 'Foo' }
-    took = elapsed { expect { sleep 1 }.to raise_error(RuntimeError, 'Foo') }
-    expect(took).to be < 0.5
+    took = elapsed { expect { sleep 10 }.to raise_error(RuntimeError, 'Foo') }
+    expect_duration(took, 0.01..2)
   end
 
   it 'raises it at the parent\'s next switchpoint when the parent was busy' do

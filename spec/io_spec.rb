@@ -35,7 +35,7 @@ RSpec.describe 'IO in fibers' do
 
     it 'lets other fibers run while the main fiber waits in a read' do
       r, w = pipe
-      spin { sleep 0.05; w << "done\n" }
+      spin { sleep 0.2; w << "done\n" }
       ticks = ticks_during { expect(r.gets).to eq("done\n") }
       expect(ticks).to be >= 10
     end
@@ -92,6 +92,28 @@ RSpec.describe 'IO in fibers' do
       expect(r.read(1)).to eq('d')
       w.close
       expect { r.sysread(1) }.to raise_error(EOFError)
+    end
+
+    it 'waits on IOs that dup, reopen or a reused descriptor number gave another pipe' do
+      r, w = pipe
+      spin { sleep 0.01; w << "a\n" }
+      expect(r.gets).to eq("a\n")
+      copy = r.dup
+      @ios << copy
+      spin { sleep 0.01; w << "b\n" }
+      expect(copy.gets).to eq("b\n")
+      other_r, other_w = pipe
+      r.reopen(other_r)
+      spin { sleep 0.01; other_w << "c\n" }
+      expect(r.gets).to eq("c\n")
+      fd = copy.fileno
+      copy.close
+      reused_r, reused_w = pipe
+      expect([reused_r.fileno, reused_w.fileno]).to include(fd)
+      spin { sleep 0.01; reused_w << "d\n" }
+      expect(reused_r.gets).to eq("d\n")
+      # The engine keeps what it learned of an IO out of sight (and out of Ruby's IO struct).
+      expect([r, copy, reused_r].map(&:instance_variables)).to all(be_empty)
     end
   end
 
@@ -608,7 +630,7 @@ RSpec.describe 'Sockets in fibers' do
       expect { TCPSocket.new('127.0.0.1', full.local_address.ip_port, connect_timeout: 0.1) }
         .to raise_error(Errno::ETIMEDOUT, 'Connection timed out - user specified timeout')
     end
-    expect(duration).to be_between(0.1, 0.5)
+    expect_duration(duration, 0.1..1.5)
     [first, full].each(&:close)
   end
 
@@ -654,9 +676,10 @@ RSpec.describe 'Sockets in fibers' do
       socket.connect_nonblock(server.local_address, exception: false)
       sockets << socket
     end
-    sleep 0.01 until count == 2000 || now - started > 5
+    sleep 0.01 until count == 2000 || now - started > 20
     expect(count).to eq(2000)
-    expect(now - started).to be < 1
+    # With a listen backlog of 0 (the C original's), this takes tens of seconds.
+    expect_duration(now - started, ..5)
     stop(acceptor)
     sockets.each(&:close)
   end

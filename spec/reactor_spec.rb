@@ -6,10 +6,9 @@ RSpec.describe 'the reactor' do
   it 'releases the GVL while waiting, so other threads run' do
     counter = 0
     thread = Thread.new { 20.times { counter += 1; Kernel.sleep 0.005 } }
-    spin { sleep 0.3 }
-    took = elapsed { thread.join }
+    spin { sleep 0.6 }.await # the thread needs about 0.1 s
     expect(counter).to eq(20)
-    expect(took).to be < 0.3
+    thread.join
   end
 
   it 'lets Thread#raise interrupt a wait at once, in the root fiber' do
@@ -21,19 +20,19 @@ RSpec.describe 'the reactor' do
       child_saw = e
     end
     Thread.new { Kernel.sleep 0.05; main.raise(ArgumentError, 'from another thread') }
-    took = elapsed { expect { sleep 5 }.to raise_error(ArgumentError, 'from another thread') }
-    expect(took).to be < 0.5
+    took = elapsed { expect { sleep 10 }.to raise_error(ArgumentError, 'from another thread') }
+    expect_duration(took, 0.05..2)
     expect(child_saw).to be_nil
   end
 
   it 'runs signal handlers during a wait' do
+    started = now
     got = nil
-    previous = trap('USR1') { got = :usr1 }
-    spin { sleep 0.5 }
+    previous = trap('USR1') { got = now }
     Thread.new { Kernel.sleep 0.05; Process.kill('USR1', Process.pid) }
-    took = elapsed { sleep 0.02 until got }
-    expect(got).to eq(:usr1)
-    expect(took).to be < 0.4
+    sleep 3
+    expect(got).not_to be_nil
+    expect_duration(got - started, 0.05..1.5) # during the sleep, not after it
   ensure
     trap('USR1', previous)
   end
@@ -102,14 +101,14 @@ RSpec.describe 'a program using polyphony' do
       'Done sleeping for 3 seconds',
       "We're done!"
     ])
-    expect(took).to be_between(3.0, 4.5)
+    expect_duration(took, 3.0..5.5) # one after the other: 6 seconds
   end
 
   it 'runs the first example of the gentle introduction' do
     out, _err, status, took = run_ruby(file: 'examples/going_to_sleep.rb')
     expect(status).to be_success
     expect(out).to eq("Going to sleep...\nWoke up\nWe're done\n")
-    expect(took).to be_between(1.0, 2.0)
+    expect_duration(took, 1.0..3.0)
   end
 
   it 'ends with Ruby\'s usual message when an exception reaches the main fiber' do
@@ -121,7 +120,8 @@ RSpec.describe 'a program using polyphony' do
     RUBY
     expect(out).to eq('')
     expect(status.exitstatus).to eq(1)
-    expect(err).to match(/-e:2:in `block in <main>': went wrong \(ArgumentError\)/)
+    # Ruby 3.4 quotes the label with ' where older Rubies use a backtick.
+    expect(err).to match(/-e:2:in [`']block in <main>': went wrong \(ArgumentError\)/)
   end
 
   it 'stops the main fiber\'s children at exit, running their ensure blocks' do
@@ -167,14 +167,18 @@ RSpec.describe 'a program using polyphony' do
       require 'polyphony'
       def took = (t = Process.clock_gettime(Process::CLOCK_MONOTONIC); yield; Process.clock_gettime(Process::CLOCK_MONOTONIC) - t)
       spin { sleep 0.01 }.await
-      pid = fork { puts "child slept \#{took { sleep 0.05 }.round(1)}"; sleep 0.5 }
-      puts "parent slept \#{took { sleep 0.2 }.round(1)}"
+      pid = fork { puts "child \#{took { sleep 0.05 }}"; sleep 0.5 }
+      puts "parent \#{took { sleep 0.2 }}"
       Process.wait(pid)
-      puts "after the child exited, parent slept \#{took { sleep 0.05 }.round(2)}"
+      puts "after \#{took { sleep 0.05 }}"
     RUBY
     expect(err).to eq('')
     expect(status).to be_success
-    expect(out).to eq("child slept 0.1\nparent slept 0.2\nafter the child exited, parent slept 0.05\n")
+    slept = out.lines.to_h { |line| line.split.then { |who, seconds| [who, seconds.to_f] } }
+    expect(slept.keys).to contain_exactly('child', 'parent', 'after')
+    expect_duration(slept['child'], 0.05..0.5)
+    expect_duration(slept['parent'], 0.2..0.7)
+    expect_duration(slept['after'], 0.05..0.5)
   end
 
   it 'does not busy-loop while idle' do
