@@ -7,26 +7,28 @@
 //! `eof?`) therefore see every byte, in order.
 
 use crate::fdtable::Interest;
+use crate::rb_io;
 use crate::reactor::Reactor;
 use crate::ruby::{self, protect, Jump, NIL};
-use rb_sys::{rb_io_t, RFile, VALUE};
+use rb_sys::{rb_io_t, ID, VALUE};
 use std::os::fd::RawFd;
-use std::os::raw::{c_char, c_int, c_long};
+use std::os::raw::{c_int, c_long};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Capacity of a read buffer Ruby has not allocated yet (core's `IO_RBUF_CAPA_MIN`).
-const READ_BUFFER_CAPACITY: usize = 8192;
+/// The hidden instance variable in which the engine records, on the IO object itself (so the
+/// record goes with it), the descriptor whose blocking mode it checked: `fd * 2 + blocking`.
+static CHECKED_MODE: OnceLock<ID> = OnceLock::new();
 
-/// A bit of `rb_io_t::mode` (unused by Ruby) set once the descriptor's blocking mode was
-/// checked; it stays with the IO object, so a descriptor number reused by a new IO is checked
-/// again. `IO#dup` and `IO#reopen` copy it along with a descriptor sharing the same flags.
-const MODE_CHECKED: u32 = 1 << 26;
-/// A bit of `rb_io_t::mode` set when the descriptor is in blocking mode (standard streams).
-const MODE_BLOCKING: u32 = 1 << 27;
+/// Interns the names the IO layer uses.
+pub fn init() {
+    CHECKED_MODE.get_or_init(|| ruby::intern("__polyphony_checked_mode"));
+}
 
-/// The `rb_io_t` of an IO object, checked open.
+/// An IO object checked open, with its `rb_io_t` (see [`rb_io`]).
 #[derive(Clone, Copy)]
 pub struct OpenIo {
+    io: VALUE,
     fptr: *mut rb_io_t,
 }
 
@@ -50,106 +52,102 @@ pub enum ReadKind {
 }
 
 impl OpenIo {
-    /// The open `rb_io_t` of `io`: raises `IOError` on a closed or uninitialized stream,
-    /// `TypeError` if `io` is not an IO (a method bound to another object).
+    /// The open IO `io`: raises `IOError` on a closed or uninitialized stream, `TypeError` if
+    /// `io` is not an IO (a method bound to another object).
     pub fn new(io: VALUE) -> Result<Self, Jump> {
         if !is_io(io) {
             let message = "wrong argument type (expected IO)";
             return Err(ruby::error(unsafe { rb_sys::rb_eTypeError }, message));
         }
-        let fptr = protect(|| unsafe {
-            let fptr = (*(io as *mut RFile)).fptr;
-            rb_sys::rb_io_check_closed(fptr);
-            fptr as VALUE
-        })? as *mut rb_io_t;
-        Ok(Self { fptr })
+        rb_io::descriptor(io)?;
+        // SAFETY: `io` is a T_FILE, initialized (rb_io_descriptor raised otherwise).
+        let fptr = unsafe { rb_io::fptr(io) };
+        Ok(Self { io, fptr })
     }
 
-    /// The `rb_io_t` of `io` when core's checks for `mode` would pass without doing anything
-    /// (open, opened for it, no buffered bytes of the other direction to deal with).
-    fn plainly_open(io: VALUE, mode: u32) -> Option<Self> {
+    /// The open IO `io` when core's checks for reading (or writing) would pass without doing
+    /// anything: open, opened for it, no buffered bytes of the other direction to deal with,
+    /// not a duplex IO.
+    fn plainly_open(io: VALUE, reading: bool) -> Option<Self> {
         if !is_io(io) {
             return None;
         }
-        let fptr = unsafe { (*(io as *mut RFile)).fptr };
-        if fptr.is_null() {
-            return None;
+        // SAFETY: `io` is a T_FILE; its `rb_io_t` is used only once seen non-null and open.
+        unsafe {
+            let fptr = rb_io::fptr(io);
+            rb_io::open_descriptor(fptr)?;
+            let wanted = if reading {
+                rb_sys::FMODE_READABLE
+            } else {
+                rb_sys::FMODE_WRITABLE
+            };
+            let plain = rb_io::mode(io, fptr) & wanted != 0
+                && !rb_io::core_buffers_bytes(io, fptr, reading)
+                && rb_io::write_io(io) == io;
+            plain.then_some(Self { io, fptr })
         }
-        let file = unsafe { &*fptr };
-        let other_buffer = if mode == rb_sys::FMODE_READABLE {
-            file.wbuf.len != 0 || file.cbuf.len != 0
-        } else {
-            file.rbuf.len != 0 && file.mode as u32 & rb_sys::FMODE_DUPLEX == 0
-        };
-        if file.tied_io_for_writing != 0 {
-            return None;
-        }
-        (file.fd >= 0 && file.mode as u32 & mode != 0 && !other_buffer).then_some(Self { fptr })
     }
 
     /// Like [`OpenIo::new`], and checks the IO is open for reading (flushing its write buffer
     /// as core does before a read).
     pub fn for_reading(io: VALUE, kind: ReadKind) -> Result<Self, Jump> {
-        if let Some(open) = Self::plainly_open(io, rb_sys::FMODE_READABLE) {
+        if let Some(open) = Self::plainly_open(io, true) {
             return Ok(open);
         }
         let open = Self::new(io)?;
-        let fptr = open.fptr;
-        protect(|| unsafe {
-            match kind {
-                ReadKind::Bytes => rb_sys::rb_io_check_byte_readable(fptr),
-                ReadKind::Chars => rb_sys::rb_io_check_char_readable(fptr),
-            }
-            NIL
-        })?;
+        // SAFETY: `open.fptr` is the rb_io_t of a live, initialized IO.
+        unsafe { rb_io::check_readable(open.fptr, kind == ReadKind::Chars)? };
         Ok(open)
     }
 
     /// Like [`OpenIo::new`], and checks the IO is open for writing; a duplex IO
     /// (`IO.popen(cmd, "r+")`) writes to its write half.
     pub fn for_writing(io: VALUE) -> Result<Self, Jump> {
-        if let Some(open) = Self::plainly_open(io, rb_sys::FMODE_WRITABLE) {
+        if let Some(open) = Self::plainly_open(io, false) {
             return Ok(open);
         }
-        Self::new(io)?;
-        let io = protect(|| unsafe { rb_sys::rb_io_get_write_io(io) })?;
-        let open = Self::new(io)?;
-        let fptr = open.fptr;
-        protect(|| unsafe {
-            rb_sys::rb_io_check_writable(fptr);
-            NIL
-        })?;
+        // SAFETY: write_io is called on an initialized IO (OpenIo::new checked it).
+        let open = Self::new(unsafe { rb_io::write_io(Self::new(io)?.io) })?;
+        // SAFETY: `open.fptr` is the rb_io_t of a live, initialized IO.
+        unsafe { rb_io::check_writable(open.fptr)? };
         Ok(open)
     }
 
     /// The descriptor, or `IOError` if the stream was closed (by another fiber, while this
     /// one waited).
     pub fn fd(self) -> Result<RawFd, Jump> {
-        let fd = unsafe { (*self.fptr).fd };
-        if fd < 0 {
-            return Err(ruby::error(unsafe { rb_sys::rb_eIOError }, "closed stream"));
-        }
-        Ok(fd)
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
+        unsafe { rb_io::open_descriptor(self.fptr) }
+            .ok_or_else(|| ruby::error(unsafe { rb_sys::rb_eIOError }, "closed stream"))
     }
 
     fn mode(self) -> u32 {
-        unsafe { (*self.fptr).mode as u32 }
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
+        unsafe { rb_io::mode(self.io, self.fptr) }
     }
 
     /// Whether operations must wait for readiness first because the descriptor is in
     /// blocking mode. Descriptors other than the standard streams are switched to
     /// non-blocking mode, as Ruby does for the pipes and sockets it creates; the standard
-    /// streams are shared with other processes and are left as they are. Checked once per IO.
+    /// streams are shared with other processes and are left as they are.
     ///
-    /// The first time it sees an IO, the reactor also forgets what it knew of the descriptor
-    /// number: a previous IO with that number may have been closed without `IO#close` (by
-    /// the garbage collector), which removed its registration from the poller.
+    /// Checked once per IO object and descriptor: the answer is kept on the IO object (a
+    /// hidden instance variable, not in Ruby's struct), so an IO that `reopen` or `dup` gave
+    /// another descriptor, or a new IO reusing a descriptor number, is checked again. The
+    /// first time, the reactor also forgets what it knew of the descriptor number: a previous
+    /// IO with that number may have been closed without `IO#close` (by the garbage
+    /// collector), which removed its registration from the poller.
     pub fn blocks(self, reactor: &Reactor) -> Result<bool, Jump> {
-        let mode = self.mode();
-        if mode & MODE_CHECKED != 0 {
-            return Ok(mode & MODE_BLOCKING != 0);
-        }
         let fd = self.fd()?;
+        let name = *CHECKED_MODE.get().expect("polyphony is initialized");
+        let checked = ruby::ivar_get(self.io, name);
+        if rb_sys::FIXNUM_P(checked) {
+            // SAFETY: a Fixnum, checked above.
+            let checked = unsafe { rb_sys::FIX2LONG(checked) };
+            if checked >> 1 == c_long::from(fd) {
+                return Ok(checked & 1 != 0);
+            }
+        }
         reactor.state().fds.new_descriptor(fd as usize);
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         if flags < 0 {
@@ -157,34 +155,45 @@ impl OpenIo {
         }
         let blocking = flags & libc::O_NONBLOCK == 0
             && (fd <= 2 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0);
-        let bits = MODE_CHECKED | if blocking { MODE_BLOCKING } else { 0 };
-        unsafe { (*self.fptr).mode |= bits as c_int };
+        // SAFETY: a descriptor number fits a Fixnum many times over.
+        let record = unsafe { rb_sys::LONG2FIX(c_long::from(fd) << 1 | c_long::from(blocking)) };
+        // A frozen IO refuses the record: it is checked again next time.
+        let _ = ruby::ivar_set(self.io, name, record);
         Ok(blocking)
     }
 
     /// Whether reads need core's character conversion (an internal encoding, text mode):
     /// those are left to core.
     pub fn converts_on_read(self) -> bool {
-        let enc2 = unsafe { (*self.fptr).encs.enc2 };
-        !enc2.is_null() || self.mode() & rb_sys::FMODE_TEXTMODE != 0
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
+        let encodings = unsafe { rb_io::encodings(self.fptr) };
+        !encodings.internal.is_null() || self.mode() & rb_sys::FMODE_TEXTMODE != 0
     }
 
     /// Whether writes go straight to the descriptor: a synchronized IO with nothing in its
     /// write buffer and no conversion to apply. Other writes are left to core.
     pub fn writes_directly(self) -> bool {
-        let fptr = unsafe { &*self.fptr };
-        let converts = fptr.encs.ecflags != 0
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
+        let (encodings, buffers) = unsafe {
+            (
+                rb_io::encodings(self.fptr),
+                rb_io::core_buffers_bytes(self.io, self.fptr, true),
+            )
+        };
+        let enc = encodings.external;
+        let converts = encodings.converts_on_write
             || self.mode() & rb_sys::FMODE_TEXTMODE != 0
-            || !(fptr.encs.enc.is_null()
-                || fptr.encs.enc == unsafe { rb_sys::rb_ascii8bit_encoding() }
-                || fptr.encs.enc == unsafe { rb_sys::rb_usascii_encoding() }
-                || fptr.encs.enc == unsafe { rb_sys::rb_utf8_encoding() });
-        self.mode() & rb_sys::FMODE_SYNC != 0 && fptr.wbuf.len == 0 && !converts
+            || !(enc.is_null()
+                || enc == unsafe { rb_sys::rb_ascii8bit_encoding() }
+                || enc == unsafe { rb_sys::rb_usascii_encoding() }
+                || enc == unsafe { rb_sys::rb_utf8_encoding() });
+        self.mode() & rb_sys::FMODE_SYNC != 0 && !buffers && !converts
     }
 
     /// The encoding strings read as text get: the external encoding, or the default one.
     pub fn read_encoding(self) -> *mut rb_sys::rb_encoding {
-        let enc = unsafe { (*self.fptr).encs.enc };
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
+        let enc = unsafe { rb_io::encodings(self.fptr) }.external;
         if enc.is_null() {
             unsafe { rb_sys::rb_default_external_encoding() }
         } else {
@@ -194,87 +203,46 @@ impl OpenIo {
 
     /// The IO's path (files), for error messages.
     fn path(self) -> VALUE {
-        unsafe { (*self.fptr).pathv }
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
+        unsafe { rb_io::path(self.io, self.fptr) }
     }
 
     /// Counts a line read (`IO#lineno`).
     pub fn count_line(self) {
-        unsafe { (*self.fptr).lineno += 1 };
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
+        unsafe { rb_io::count_line(self.fptr) };
     }
 
     /// The bytes in Ruby's read buffer.
     pub fn buffered(&self) -> &[u8] {
-        let buf = unsafe { &(*self.fptr).rbuf };
-        if buf.len <= 0 || buf.ptr.is_null() {
-            return &[];
-        }
-        unsafe {
-            std::slice::from_raw_parts(buf.ptr.add(buf.off as usize).cast::<u8>(), buf.len as usize)
-        }
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`; the slice borrows `self`.
+        unsafe { rb_io::buffered(self.fptr) }
     }
 
     /// Drops the first `count` buffered bytes (they were handed to the caller).
     pub fn consume(self, count: usize) {
-        let buf = unsafe { &mut (*self.fptr).rbuf };
-        buf.off += count as c_int;
-        buf.len -= count as c_int;
-        if buf.len == 0 {
-            buf.off = 0;
-        }
+        debug_assert!(count <= self.buffered().len());
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`, holding `count` bytes.
+        unsafe { rb_io::consume(self.fptr, count) };
     }
 
     /// Puts `bytes` back in front of the buffered ones, e.g. after a read that took them was
     /// interrupted.
     pub fn unread(self, bytes: &[u8]) -> Result<(), Jump> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let fptr = self.fptr;
-        let pending = self.buffered().to_vec();
-        let needed = bytes.len() + pending.len();
-        let buf = unsafe { &mut (*fptr).rbuf };
-        if buf.ptr.is_null() || (buf.capa as usize) < needed {
-            let capacity = needed.max(READ_BUFFER_CAPACITY);
-            let old = buf.ptr;
-            let grown =
-                protect(|| unsafe { rb_sys::ruby_xrealloc(old.cast(), capacity as _) as VALUE })?;
-            buf.ptr = grown as *mut c_char;
-            buf.capa = capacity as c_int;
-        }
-        unsafe {
-            let start = buf.ptr.cast::<u8>();
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), start, bytes.len());
-            std::ptr::copy_nonoverlapping(pending.as_ptr(), start.add(bytes.len()), pending.len());
-        }
-        buf.off = 0;
-        buf.len = needed as c_int;
-        Ok(())
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`; callers pass their own bytes.
+        unsafe { rb_io::unread(self.fptr, bytes) }
     }
 
     /// Fills the (empty) read buffer from the descriptor, waiting for data; returns how many
     /// bytes arrived (0 at end of file).
     pub fn fill(self, reactor: &Reactor) -> Result<usize, Jump> {
         let fptr = self.fptr;
-        if unsafe { (*fptr).rbuf.ptr.is_null() } {
-            let ptr =
-                protect(|| unsafe { rb_sys::ruby_xmalloc(READ_BUFFER_CAPACITY as _) as VALUE })?;
-            let buf = unsafe { &mut (*fptr).rbuf };
-            buf.ptr = ptr as *mut c_char;
-            buf.capa = READ_BUFFER_CAPACITY as c_int;
-            buf.off = 0;
-            buf.len = 0;
-        }
-        let capacity = unsafe { (*fptr).rbuf.capa } as usize;
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
+        let capacity = unsafe { rb_io::prepare_buffer(fptr)? };
+        // Another fiber may have filled the buffer while this one waited: then nothing is read.
+        // SAFETY: the buffer was prepared above, and core never frees it while the IO lives.
         self.read_with(reactor, capacity, |fd| unsafe {
-            // Another fiber may have filled the buffer while this one waited.
-            let buf = &mut (*fptr).rbuf;
-            if buf.len > 0 {
-                return Ok(buf.len as usize);
-            }
-            let count = syscall_result(libc::read(fd, buf.ptr.cast(), buf.capa as usize))?;
-            buf.off = 0;
-            buf.len = count as c_int;
-            Ok(count)
+            rb_io::read_into_buffer(fptr, fd)
         })
     }
 

@@ -8,6 +8,7 @@
 use crate::api::{self, args, entry, optional_args, time_interval, Func};
 use crate::fdtable::Interest;
 use crate::io::{fill_buffer, new_string, syscall_result, system_error, OpenIo, ReadKind};
+use crate::rb_io;
 use crate::reactor::{self, Reactor};
 use crate::ruby::{self, protect, Jump, NIL, TRUE};
 use rb_sys::VALUE;
@@ -904,16 +905,8 @@ fn closed_error() -> VALUE {
 
 /// The descriptor of `io` if it is open, without raising.
 fn open_fd(io: VALUE) -> Option<RawFd> {
-    if !crate::io::is_io(io) {
-        return None;
-    }
-    let fptr = unsafe { (*(io as *mut rb_sys::RFile)).fptr };
-    let fd = if fptr.is_null() {
-        -1
-    } else {
-        unsafe { (*fptr).fd }
-    };
-    (fd >= 0).then_some(fd)
+    // SAFETY: `io` is a T_FILE; its rb_io_t is null or that of the live IO.
+    crate::io::is_io(io).then(|| unsafe { rb_io::open_descriptor(rb_io::fptr(io)) })?
 }
 
 /// `IO#close`: removes the descriptor from the reactor, waking the fibers waiting on it with
@@ -924,9 +917,12 @@ unsafe extern "C" fn io_close(argc: c_int, argv: *const VALUE, io: VALUE) -> VAL
             let reactor = reactor::current()?;
             reactor.forget_fd(fd, closed_error);
             // The write half of a duplex IO (`IO.popen(cmd, "r+")`) closes with it.
-            let fptr = unsafe { (*(io as *mut rb_sys::RFile)).fptr };
-            if let Some(write_fd) = open_fd(unsafe { (*fptr).tied_io_for_writing }) {
-                reactor.forget_fd(write_fd, closed_error);
+            // SAFETY: `io` is open, so initialized.
+            let write_io = unsafe { rb_io::write_io(io) };
+            if write_io != io {
+                if let Some(write_fd) = open_fd(write_io) {
+                    reactor.forget_fd(write_fd, closed_error);
+                }
             }
         }
         call_super(argc, argv)

@@ -7,6 +7,7 @@
 //! - [`fiber`]: the life of a spun fiber, and what other fibers do to it;
 //! - [`cancel`]: cancel scopes and timeouts;
 //! - [`io`] and [`io_api`]: IO without blocking the thread, and the IO and socket methods;
+//! - [`rb_io`]: the one place that touches Ruby's IO struct;
 //! - [`api`]: the Ruby methods;
 //! - [`ruby`]: the C API calls, wrapped so that no Ruby exception crosses Rust frames.
 
@@ -17,6 +18,7 @@ mod fiber;
 mod io;
 mod io_api;
 mod poller;
+mod rb_io;
 mod reactor;
 mod ruby;
 pub mod runqueue;
@@ -40,6 +42,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let scope_class = polyphony.define_class("CancelScope", ruby.class_object())?;
     scope_class.undef_default_alloc_func();
     cancel::define_methods(scope_class.as_raw(), move_on.as_raw(), cancel.as_raw());
+    io::init();
     io_api::define_methods();
     Ok(())
 }
