@@ -420,6 +420,7 @@ end
 
 RSpec.describe 'examples/echo_server_with_timeout.rb' do
   it 'disconnects an idle client after 10 seconds, never an active one' do
+    port = SpecHelpers.claim_port(1234)
     server = IO.popen([RbConfig.ruby, "-I#{SpecHelpers::LIB}", 'examples/echo_server_with_timeout.rb'],
                       chdir: SpecHelpers::ROOT)
     begin
@@ -445,7 +446,8 @@ RSpec.describe 'examples/echo_server_with_timeout.rb' do
     expect(replies).to eq(6.times.map { "you said: ping #{_1}!\n" })
   ensure
     Process.kill(:TERM, server.pid) if server
-    server&.close
+    server&.close # waits for the program to end
+    port&.close
   end
 end
 

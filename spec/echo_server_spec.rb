@@ -7,6 +7,7 @@ RSpec.describe 'examples/echo_server.rb' do
   # The example's output goes to a pipe, so Ruby buffers it until the program ends: the
   # server is ready when its port accepts connections.
   before(:all) do
+    @port = SpecHelpers.claim_port(1234)
     @server = IO.popen([RbConfig.ruby, "-I#{SpecHelpers::LIB}", 'examples/echo_server.rb'], chdir: SpecHelpers::ROOT)
     deadline = now + 10
     begin
@@ -21,7 +22,8 @@ RSpec.describe 'examples/echo_server.rb' do
 
   after(:all) do
     Process.kill(:TERM, @server.pid) unless @server.closed?
-    @server.close unless @server.closed?
+    @server.close unless @server.closed? # waits for the program to end
+    @port.close
   end
 
   it 'serves 2,000 concurrent clients, each getting its own replies' do

@@ -32,6 +32,15 @@ module SpecHelpers
     end
   end
 
+  # The documents' servers listen on port 1234, as printed. Suites running side by side on one
+  # machine take turns with it: this waits for, and holds, a lock on `port` until the returned
+  # File is closed.
+  def self.claim_port(port)
+    lock = File.open(File.join(Dir.tmpdir, "polyphony-spec-port-#{port}.lock"), File::CREAT | File::RDWR)
+    lock.flock(File::LOCK_EX)
+    lock
+  end
+
   # Stops a fiber (its `ensure` blocks run) at its next switchpoint.
   def stop(fiber)
     fiber.schedule(Polyphony::Terminate.new)
