@@ -6,7 +6,7 @@
 //! interrupted are put back. Core methods used on the same IO (`ungetc`, `read_nonblock`,
 //! `eof?`) therefore see every byte, in order.
 
-use crate::fdtable::Interest;
+use crate::fdtable::{CheckedMode, Interest};
 use crate::rb_io;
 use crate::reactor::Reactor;
 use crate::ruby::{self, protect, Jump, NIL};
@@ -136,9 +136,33 @@ impl OpenIo {
     /// another descriptor, or a new IO reusing a descriptor number, is checked again. The
     /// first time, the reactor also forgets what it knew of the descriptor number: a previous
     /// IO with that number may have been closed without `IO#close` (by the garbage
-    /// collector), which removed its registration from the poller.
+    /// collector), which removed its registration from the poller. The reactor's table keeps
+    /// the answer too, for as long as no garbage collection has run, which saves looking up
+    /// the instance variable on every operation.
     pub fn blocks(self, reactor: &Reactor) -> Result<bool, Jump> {
         let fd = self.fd()?;
+        // SAFETY: rb_gc_count only reads the collector's counter.
+        let gc_cycle = unsafe { rb_sys::rb_gc_count() } as usize;
+        let owner = self.io as usize;
+        if let Some(blocking) = reactor
+            .state()
+            .fds
+            .checked_mode(fd as usize, owner, gc_cycle)
+        {
+            return Ok(blocking);
+        }
+        let checked = CheckedMode {
+            owner,
+            gc_cycle,
+            blocking: self.recorded_mode(reactor, fd)?,
+        };
+        reactor.state().fds.set_checked_mode(fd as usize, checked);
+        Ok(checked.blocking)
+    }
+
+    /// Whether `fd`, the IO's descriptor, blocks, from the record on the IO object; checks
+    /// and records it if the record is missing or names another descriptor.
+    fn recorded_mode(self, reactor: &Reactor, fd: RawFd) -> Result<bool, Jump> {
         let name = *CHECKED_MODE.get().expect("polyphony is initialized");
         let checked = ruby::ivar_get(self.io, name);
         if rb_sys::FIXNUM_P(checked) {
