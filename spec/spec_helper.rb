@@ -41,6 +41,13 @@ module SpecHelpers
     lock
   end
 
+  # Compacts the heap, moving every object that can move, and checks that every reference
+  # was updated. (Ruby 3.3 renamed double_heap, still accepted with a warning, to expand_heap.)
+  def self.verify_compaction_references
+    grow = RUBY_VERSION >= '3.3' ? :expand_heap : :double_heap
+    GC.verify_compaction_references(grow => true, toward: :empty)
+  end
+
   # Stops a fiber (its `ensure` blocks run) at its next switchpoint.
   def stop(fiber)
     fiber.schedule(Polyphony::Terminate.new)
@@ -88,9 +95,7 @@ RSpec.configure do |config|
       GC.stress = false
     end
   when 'compact'
-    # Ruby 3.3 renamed double_heap (still accepted, with a warning) to expand_heap.
-    grow = RUBY_VERSION >= '3.3' ? :expand_heap : :double_heap
-    config.before(:suite) { GC.verify_compaction_references(grow => true, toward: :empty) }
+    config.before(:suite) { SpecHelpers.verify_compaction_references }
     config.before { GC.compact }
   end
 end

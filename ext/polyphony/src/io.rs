@@ -106,8 +106,9 @@ impl OpenIo {
         if let Some(open) = Self::plainly_open(io, false) {
             return Ok(open);
         }
-        // SAFETY: write_io is called on an initialized IO (OpenIo::new checked it).
-        let open = Self::new(unsafe { rb_io::write_io(Self::new(io)?.io) })?;
+        let io = Self::new(io)?.io;
+        // SAFETY: `io` is initialized (OpenIo::new checked it).
+        let open = Self::new(unsafe { rb_io::write_io(io) })?;
         // SAFETY: `open.fptr` is the rb_io_t of a live, initialized IO.
         unsafe { rb_io::check_writable(open.fptr)? };
         Ok(open)
