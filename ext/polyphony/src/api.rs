@@ -189,7 +189,12 @@ pub(crate) fn time_interval(duration: VALUE) -> Result<Duration, Jump> {
 /// lets the other runnable fibers run.
 fn sleep_for(reactor: &Reactor, duration: Option<Duration>) -> Result<VALUE, Jump> {
     let current = current_fiber();
-    let duration = duration.unwrap_or(Duration::MAX);
+    let Some(duration) = duration else {
+        reactor.state().sleepers += 1;
+        let received = reactor.switchpoint();
+        reactor.state().sleepers -= 1;
+        return received;
+    };
     if duration.is_zero() {
         reactor.schedule(current, NIL, false);
         return reactor.switchpoint();

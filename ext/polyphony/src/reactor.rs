@@ -90,6 +90,8 @@ pub struct State {
     pub timers: Timers<Wakeup>,
     pub fibers: WordMap<VALUE, FiberRecord>,
     pub fds: FdTable<VALUE>,
+    /// Fibers in `sleep` with no duration: no timer, but work that keeps the loop waiting.
+    pub sleepers: usize,
     /// Fibers spun since the last switchpoint (one may have been started by a direct
     /// transfer since).
     new_fibers: Vec<VALUE>,
@@ -154,9 +156,10 @@ impl State {
         }
     }
 
-    /// Whether anything could still make a fiber runnable (a timer, an IO wait).
+    /// Whether anything could still make a fiber runnable (a timer, an IO wait, a fiber
+    /// sleeping until it is scheduled).
     pub fn has_pending_work(&self) -> bool {
-        !self.timers.is_empty() || self.fds.waiting() > 0
+        !self.timers.is_empty() || self.fds.waiting() > 0 || self.sleepers > 0
     }
 }
 
@@ -306,6 +309,7 @@ fn create() -> Result<Obj<Reactor>, Jump> {
         timers: Timers::default(),
         fibers: WordMap::default(),
         fds: FdTable::default(),
+        sleepers: 0,
         new_fibers: Vec::new(),
         next_child_key: 0,
         switches: 0,
