@@ -151,6 +151,31 @@ RSpec.describe 'a program using polyphony' do
     expect(took).to be >= 0.2
   end
 
+  # Runs `code` (which prints "ready" as it starts to wait), sends it `signal` soon after, and
+  # returns how the program ended, killing it if it is still alive 10 seconds later.
+  def signal_when_ready(code, signal)
+    Open3.popen2e(RbConfig.ruby, "-I#{SpecHelpers::LIB}", '-e', code, chdir: SpecHelpers::ROOT) do |stdin, out, thread|
+      stdin.close
+      expect(out.gets).to eq("ready\n")
+      sleep 0.3 # the wait has begun
+      Process.kill(signal, thread.pid)
+      Process.kill(:KILL, thread.pid) unless thread.join(10)
+      [thread.value, out.read]
+    end
+  end
+
+  it 'ends on a signal while it waits for a child whose ensure block waits, at exit too' do
+    waiting_ensure = <<~RUBY
+      require 'polyphony'
+      spin { begin; sleep; ensure; STDOUT.puts 'ready'; STDOUT.flush; sleep; end }
+      snooze
+    RUBY
+    { 'TERM' => 'Fiber.current.terminate_all_children', 'INT' => '', 'HUP' => '' }.each do |signal, last_line|
+      status, output = signal_when_ready(waiting_ensure + last_line, signal)
+      expect(status.termsig).to eq(Signal.list[signal]), "SIG#{signal}: #{status.inspect} #{output}"
+    end
+  end
+
   it 'ends at once on Ctrl-C, whichever fiber is waiting' do
     _out, err, status, took = run_ruby(<<~RUBY, signal: 'INT', signal_after: 0.5)
       require 'polyphony'

@@ -92,6 +92,9 @@ pub struct State {
     pub fds: FdTable<VALUE>,
     /// Fibers in `sleep` with no duration: no timer, but work that keeps the loop waiting.
     pub sleepers: usize,
+    /// An interrupt (a signal's exception, `Thread#raise`) on its way to the root fiber, which
+    /// raises it wherever it waits, even where it collects its children's errors.
+    root_interrupt: VALUE,
     /// Fibers spun since the last switchpoint (one may have been started by a direct
     /// transfer since).
     new_fibers: Vec<VALUE>,
@@ -190,6 +193,7 @@ impl DataTypeFunctions for Reactor {
             eprintln!("polyphony: internal error: the reactor is busy during garbage collection");
             std::process::abort();
         };
+        ruby::mark(state.root_interrupt);
         for (fiber, value) in state.runqueue.iter() {
             ruby::mark(fiber);
             ruby::mark(value);
@@ -310,6 +314,7 @@ fn create() -> Result<Obj<Reactor>, Jump> {
         fibers: WordMap::default(),
         fds: FdTable::default(),
         sleepers: 0,
+        root_interrupt: NIL,
         new_fibers: Vec::new(),
         next_child_key: 0,
         switches: 0,
@@ -556,6 +561,7 @@ impl Reactor {
                 // fiber, whichever fiber happened to be waiting in the poller.
                 Err(jump) => match jump.exception() {
                     Some(exception) if current != self.root => {
+                        self.state().root_interrupt = exception;
                         self.schedule(self.root, exception, true);
                         continue;
                     }
@@ -571,25 +577,30 @@ impl Reactor {
                 None => (self.root, NIL),
             };
             if fiber == current {
-                return Ok(self.received(current, value));
+                return self.received(current, value);
             }
             if !fiber_alive(fiber) {
                 continue;
             }
             match transfer(fiber, value)? {
                 received if received == self.ended => continue,
-                received => return Ok(self.received(current, received)),
+                received => return self.received(current, received),
             }
         }
     }
 
     /// What the current fiber was resumed with; after an exception, the next one waiting its
-    /// turn is queued.
-    fn received(&self, current: VALUE, value: VALUE) -> VALUE {
+    /// turn is queued. An interrupt reaching the root fiber is raised (an error, not a value).
+    fn received(&self, current: VALUE, value: VALUE) -> Result<VALUE, Jump> {
         if is_exception(value) {
-            self.state().deliver_pending(current);
+            let mut state = self.state();
+            state.deliver_pending(current);
+            if current == self.root && state.root_interrupt == value {
+                state.root_interrupt = NIL;
+                return Err(Jump::raise(value));
+            }
         }
-        value
+        Ok(value)
     }
 
     /// Switches straight to `fiber` with `value` (taking it off the run queue), and returns
