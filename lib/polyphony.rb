@@ -16,5 +16,9 @@ require_relative 'polyphony/fork'
 require_relative 'polyphony/io'
 require_relative 'polyphony/timeout'
 
+# Fibers that Polyphony spins are switched by their reactor: Fiber#transfer and #resume refuse
+# them with a FiberError (other fibers switch as in core).
+Fiber.prepend(Polyphony::FiberSwitchGuard)
+
 # At exit, the main fiber's live children are stopped and their `ensure` blocks run.
 at_exit { Fiber.current.terminate_all_children }

@@ -167,6 +167,27 @@ RSpec.describe 'Thread#switch_fiber' do
   end
 end
 
+RSpec.describe 'switching fibers by hand' do
+  it 'refuses Fiber#transfer and #resume into a spun fiber, waiting or not yet started' do
+    r, w = IO.pipe
+    reader = spin { r.gets }
+    snooze
+    message = /can't switch by hand to a fiber that Polyphony runs/
+    expect { reader.transfer }.to raise_error(FiberError, message)
+    expect { spin { :never }.resume }.to raise_error(FiberError, message)
+    w << "still served\n"
+    expect(reader.await).to eq("still served\n")
+    [r, w].each(&:close)
+  end
+
+  it 'leaves plain fibers to core, switching back to the main fiber included' do
+    counter = Fiber.new { Fiber.yield 1; 2 }
+    expect([counter.resume, counter.resume]).to eq([1, 2])
+    main = Fiber.current
+    expect(Fiber.new { main.transfer(:back) }.transfer).to eq(:back)
+  end
+end
+
 RSpec.describe 'exceptions crossing fibers' do
   it 'raises an uncaught exception in the parent at its current switchpoint', gc: true do
     spin { sleep 0.01; raise 'Foo' }

@@ -382,6 +382,23 @@ unsafe extern "C" fn fiber_send(fiber: VALUE, message: VALUE) -> VALUE {
     })
 }
 
+/// `Fiber#transfer` and `#resume`, prepended by `lib/polyphony.rb`: a fiber that Polyphony
+/// spun is switched to by its reactor only (a switch by hand would leave the reactor waiting
+/// on a stack it no longer runs); other fibers switch as in core.
+unsafe extern "C" fn fiber_switch_by_hand(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
+    entry(|| {
+        let reactor = reactor::current()?;
+        if fiber != reactor.root() && reactor.runs(fiber) {
+            return Err(ruby::error(
+                ruby::class_named(c"FiberError"),
+                "can't switch by hand to a fiber that Polyphony runs: use Fiber#schedule, \
+                 Fiber#safe_transfer or Fiber#raise",
+            ));
+        }
+        crate::io_api::call_super(argc, argv)
+    })
+}
+
 /// `receive`: the current fiber's next message, waiting for one if none is there.
 unsafe extern "C" fn receive(_self: VALUE) -> VALUE {
     entry(|| raise_if_exception(fiber::receive(reactor::current()?)))
@@ -513,13 +530,19 @@ pub fn define_methods() {
         Func::Fixed(fiber_await_all_children),
     );
 
+    let polyphony = ruby::class_named(c"Polyphony");
+    let switch_guard =
+        unsafe { rb_sys::rb_define_module_under(polyphony, c"FiberSwitchGuard".as_ptr()) };
+    for name in [c"transfer", c"resume"] {
+        define_method(switch_guard, name, Func::Variadic(fiber_switch_by_hand));
+    }
+
     define_method(
         unsafe { rb_sys::rb_cThread },
         c"switch_fiber",
         Func::Fixed(switch_fiber),
     );
 
-    let polyphony = ruby::class_named(c"Polyphony");
     // `wait` is Concurrently's: `polyphony/concurrently` includes this module into Kernel.
     let waiting =
         unsafe { rb_sys::rb_define_module_under(polyphony, c"ConcurrentlyWait".as_ptr()) };

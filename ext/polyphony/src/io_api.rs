@@ -57,7 +57,7 @@ fn read_syscall(fd: RawFd, buf: *mut u8, len: usize) -> isize {
 }
 
 /// Calls the core method this one overrides, with the same arguments (and keywords).
-fn call_super(argc: c_int, argv: *const VALUE) -> Result<VALUE, Jump> {
+pub(crate) fn call_super(argc: c_int, argv: *const VALUE) -> Result<VALUE, Jump> {
     protect(|| unsafe {
         let keywords = rb_sys::rb_keyword_given_p();
         rb_sys::rb_call_super_kw(argc, argv, keywords)
