@@ -15,6 +15,7 @@ require 'polyphony/polyphony'
 require_relative 'polyphony/fork'
 require_relative 'polyphony/io'
 require_relative 'polyphony/timeout'
+require_relative 'polyphony/thread'
 
 # Fibers that Polyphony spins are switched by their reactor: Fiber#transfer and #resume refuse
 # them with a FiberError (other fibers switch as in core).

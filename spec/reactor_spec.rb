@@ -11,6 +11,43 @@ RSpec.describe 'the reactor' do
     thread.join
   end
 
+  %i[raise kill return].each do |ending|
+    it "runs the ensure blocks of a thread's fibers when #{ending} ends the thread" do
+      cleaned = Queue.new
+      ready = Queue.new
+      child_line = __LINE__ + 3
+      root_line = __LINE__ + 6
+      thread = Thread.new do
+        Thread.current.report_on_exception = false
+        3.times { |i| spin { begin; sleep; ensure; cleaned << i; end } }
+        snooze
+        ready << true
+        ending == :return ? sleep(0.05) : sleep
+      end
+      ready.pop
+      thread.raise(RuntimeError, 'from outside') if ending == :raise
+      thread.kill if ending == :kill
+      outcome = begin
+        thread.value
+      rescue RuntimeError => e
+        e
+      end
+      expect(Array.new(cleaned.size) { cleaned.pop }.sort).to eq([0, 1, 2])
+      next unless ending == :raise
+
+      # The error is the root fiber's (where the thread waited), not a child's.
+      expect(outcome.message).to eq('from outside')
+      expect(outcome.backtrace.first).to start_with("#{__FILE__}:#{root_line}:")
+      expect(outcome.backtrace.join("\n")).not_to include("#{__FILE__}:#{child_line}:")
+    end
+  end
+
+  it 'keeps the block location in Thread#inspect' do
+    thread = Thread.new { :done }
+    expect(thread.inspect).to include("#{__FILE__}:#{__LINE__ - 1}")
+    thread.join
+  end
+
   it 'lets Thread#raise interrupt a wait at once, in the root fiber' do
     main = Thread.current
     child_saw = nil

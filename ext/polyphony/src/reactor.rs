@@ -11,7 +11,7 @@
 
 use crate::fdtable::{Arm, FdTable, Interest};
 use crate::poller::{Events, Poller};
-use crate::ruby::{self, current_fiber, fiber_alive, is_exception, transfer, Jump, NIL};
+use crate::ruby::{self, current_fiber, fiber_alive, is_exception, protect, transfer, Jump, NIL};
 use crate::runqueue::{RunQueue, WordMap};
 use crate::timers::{TimerKey, Timers};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
@@ -561,6 +561,11 @@ impl Reactor {
                 // fiber, whichever fiber happened to be waiting in the poller.
                 Err(jump) => match jump.exception() {
                     Some(exception) if current != self.root => {
+                        // Raised where the root fiber waits, with the root's backtrace.
+                        let _ = protect(|| unsafe {
+                            let set_backtrace = ruby::intern("set_backtrace");
+                            rb_sys::rb_funcall(exception, set_backtrace, 1, NIL)
+                        });
                         self.state().root_interrupt = exception;
                         self.schedule(self.root, exception, true);
                         continue;

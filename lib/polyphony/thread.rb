@@ -1,0 +1,64 @@
+# frozen_string_literal: true
+
+module Polyphony
+  # A thread's root fiber is a fiber like the others: when the thread's block ends, however it
+  # ends (returning, raising, `Thread#raise`, `Thread#kill`), the fibers it spun are stopped
+  # first and their `ensure` blocks run, as when any fiber ends.
+  module ThreadChildren
+    # Runs the block like core's `Thread#initialize`, then stops the fibers it spun.
+    #
+    # @param args [Array] passed to the block, as core does
+    # @raise [ThreadError] without a block, as core does
+    def initialize(*args, &block)
+      raise ThreadError, 'must be called with a block' unless block
+
+      super(*args, &ThreadChildren.wrap(block))
+    end
+
+    # `Thread.start` and `Thread.fork`, which skip `initialize`: the same for their block.
+    module Start
+      # Starts a thread running the block, as core's `Thread.start` does, then stops the
+      # fibers it spun.
+      #
+      # @param args [Array] passed to the block, as core does
+      # @raise [ThreadError] without a block, as core does
+      # @return [Thread]
+      def start(*args, &block)
+        raise ThreadError, 'must be called with a block' unless block
+
+        super(*args, &ThreadChildren.wrap(block))
+      end
+
+      # Same as {#start}.
+      #
+      # @param args [Array] passed to the block, as core does
+      # @return [Thread]
+      def fork(*args, &block)
+        start(*args, &block)
+      end
+    end
+
+    # A proc that runs `block` with {run}. It is compiled at the block's own file and line, so
+    # that `Thread#inspect` and the "terminated with exception" report name the user's code.
+    #
+    # @api private
+    def self.wrap(block)
+      file, line = block.source_location
+      return proc { |*args| run(block, args) } unless file
+
+      eval('proc { |*args| Polyphony::ThreadChildren.run(block, args) }', binding, file, line) # rubocop:disable Security/Eval
+    end
+
+    # Calls `block` with `args`, then stops the live fibers it spun.
+    #
+    # @api private
+    def self.run(block, args)
+      block.call(*args)
+    ensure
+      Fiber.current.terminate_all_children
+    end
+  end
+end
+
+Thread.prepend(Polyphony::ThreadChildren)
+Thread.singleton_class.prepend(Polyphony::ThreadChildren::Start)
