@@ -494,6 +494,35 @@ RSpec.describe 'IO in fibers, misused' do
     [r, w].each(&:close)
   end
 
+  it 'checks anew the descriptor that IO#reopen gave another file, blocking or not' do
+    out, err, status = run_ruby(<<~RUBY, timeout: 10)
+      require 'polyphony'
+      require 'tmpdir'
+      Dir.mktmpdir do |dir|
+        fifo = File.join(dir, 'fifo')
+        File.mkfifo(fifo)
+        r, w = IO.pipe
+        w << "pipe\n"
+        r.wait_readable # the engine checked that r's descriptor does not block
+        r.reopen(File.open(fifo, File::RDWR)) # the same number, now a FIFO in blocking mode
+        spin { sleep 0.05; File.open(fifo, 'w') { |f| f.syswrite("fifo\n") } }
+        puts r.gets
+      end
+    RUBY
+    expect([out, err]).to eq(["fifo\n", ''])
+    expect(status).to be_success
+  end
+
+  it 'refuses to read or write a frozen IO, as core does' do
+    r, w = IO.pipe
+    w << 'x'
+    [r, w].each(&:freeze)
+    expect { r.read(1) }.to raise_error(FrozenError, /can't modify frozen IO/)
+    expect { r.gets }.to raise_error(FrozenError, /can't modify frozen IO/)
+    expect { w.write('y') }.to raise_error(FrozenError, /can't modify frozen IO/)
+    [r, w].each { |io| IO.instance_method(:close).super_method.bind_call(io) }
+  end
+
   it 'writes to the write half of a duplex IO' do
     io = IO.popen('cat', 'r+')
     io.write("one\n")

@@ -8,11 +8,13 @@ module Polyphony
     # Runs the block like core's `Thread#initialize`, then stops the fibers it spun.
     #
     # @param args [Array] passed to the block, as core does
+    # @param keywords [Hash] passed to the block, as core does
     # @raise [ThreadError] without a block, as core does
-    def initialize(*args, &block)
-      raise ThreadError, 'must be called with a block' unless block
+    def initialize(*args, **keywords, &block)
+      # Kernel's raise: a thread's own #raise would target the thread.
+      Kernel.raise ThreadError, 'must be called with a block' unless block
 
-      super(*args, &ThreadChildren.wrap(block))
+      super(*args, **keywords, &ThreadChildren.wrap(block))
     end
 
     # `Thread.start` and `Thread.fork`, which skip `initialize`: the same for their block.
@@ -21,20 +23,22 @@ module Polyphony
       # fibers it spun.
       #
       # @param args [Array] passed to the block, as core does
+      # @param keywords [Hash] passed to the block, as core does
       # @raise [ThreadError] without a block, as core does
       # @return [Thread]
-      def start(*args, &block)
+      def start(*args, **keywords, &block)
         raise ThreadError, 'must be called with a block' unless block
 
-        super(*args, &ThreadChildren.wrap(block))
+        super(*args, **keywords, &ThreadChildren.wrap(block))
       end
 
       # Same as {#start}.
       #
       # @param args [Array] passed to the block, as core does
+      # @param keywords [Hash] passed to the block, as core does
       # @return [Thread]
-      def fork(*args, &block)
-        start(*args, &block)
+      def fork(*args, **keywords, &block)
+        start(*args, **keywords, &block)
       end
     end
 
@@ -44,16 +48,17 @@ module Polyphony
     # @api private
     def self.wrap(block)
       file, line = block.source_location
-      return proc { |*args| run(block, args) } unless file
+      return proc { |*args, **keywords| run(block, args, keywords) } unless file
 
-      eval('proc { |*args| Polyphony::ThreadChildren.run(block, args) }', binding, file, line) # rubocop:disable Security/Eval
+      source = 'proc { |*args, **keywords| Polyphony::ThreadChildren.run(block, args, keywords) }'
+      eval(source, binding, file, line) # rubocop:disable Security/Eval
     end
 
-    # Calls `block` with `args`, then stops the live fibers it spun.
+    # Calls `block` with `args` and `keywords`, then stops the live fibers it spun.
     #
     # @api private
-    def self.run(block, args)
-      block.call(*args)
+    def self.run(block, args, keywords)
+      block.call(*args, **keywords)
     ensure
       Fiber.current.terminate_all_children
     end

@@ -294,12 +294,16 @@ unsafe extern "C" fn fiber_children(fiber: VALUE) -> VALUE {
 /// `Fiber#terminate_all_children`: stops every live child (their `ensure` blocks run) and
 /// waits for them to end; returns self.
 unsafe extern "C" fn fiber_terminate_all_children(fiber: VALUE) -> VALUE {
-    entry(
-        || match fiber::stop_children(reactor::current()?, fiber)?.exception() {
+    entry(|| {
+        // A thread without a reactor never spun a fiber.
+        let Some(reactor) = reactor::existing() else {
+            return Ok(fiber);
+        };
+        match fiber::stop_children(reactor, fiber)?.exception() {
             Some(error) => Err(Jump::raise(error)),
             None => Ok(fiber),
-        },
-    )
+        }
+    })
 }
 
 /// `Fiber#await_all_children`: waits until every child has ended (or nothing more can
@@ -387,8 +391,9 @@ unsafe extern "C" fn fiber_send(fiber: VALUE, message: VALUE) -> VALUE {
 /// on a stack it no longer runs); other fibers switch as in core.
 unsafe extern "C" fn fiber_switch_by_hand(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
     entry(|| {
-        let reactor = reactor::current()?;
-        if fiber != reactor.root() && reactor.runs(fiber) {
+        let spun = reactor::existing()
+            .is_some_and(|reactor| fiber != reactor.root() && reactor.runs(fiber));
+        if spun {
             return Err(ruby::error(
                 ruby::class_named(c"FiberError"),
                 "can't switch by hand to a fiber that Polyphony runs: use Fiber#schedule, \

@@ -50,17 +50,6 @@ pub enum Arm {
     Modify(Interest),
 }
 
-/// What the IO layer learned of the IO object that last used a descriptor: which object (its
-/// address), during which garbage collection cycle, and whether the descriptor blocks. An
-/// object seen during the current cycle cannot have been freed since, so the same address
-/// means the same object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CheckedMode {
-    pub owner: usize,
-    pub gc_cycle: usize,
-    pub blocking: bool,
-}
-
 struct Entry<F> {
     /// Whether the descriptor is registered with the poller (as far as the table knows).
     registered: bool,
@@ -69,7 +58,6 @@ struct Entry<F> {
     /// Set when the last read returned less than it asked for: the descriptor was emptied,
     /// so the next read waits for readiness first instead of failing with `EAGAIN`.
     drained: bool,
-    checked: Option<CheckedMode>,
     waiters: Vec<(F, Interest)>,
 }
 
@@ -79,7 +67,6 @@ impl<F> Default for Entry<F> {
             registered: false,
             armed: Interest::default(),
             drained: false,
-            checked: None,
             waiters: Vec::new(),
         }
     }
@@ -202,17 +189,6 @@ impl<F: Copy + Eq> FdTable<F> {
         }
     }
 
-    /// Whether `fd` blocks, if the IO object at `owner` was checked during `gc_cycle`.
-    pub fn checked_mode(&self, fd: usize, owner: usize, gc_cycle: usize) -> Option<bool> {
-        let checked = self.entries.get(fd)?.checked?;
-        (checked.owner == owner && checked.gc_cycle == gc_cycle).then_some(checked.blocking)
-    }
-
-    /// Records what was learned of `fd` (see [`CheckedMode`]).
-    pub fn set_checked_mode(&mut self, fd: usize, checked: CheckedMode) {
-        self.entry(fd).checked = Some(checked);
-    }
-
     /// Records that the poller refused `fd` (a regular file, for instance), so it has no
     /// registration.
     pub fn refused(&mut self, fd: usize) {
@@ -267,7 +243,7 @@ impl<F: Copy + Eq> FdTable<F> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Arm, CheckedMode, FdTable, Interest};
+    use super::{Arm, FdTable, Interest};
 
     const BOTH: Interest = Interest {
         readable: true,
@@ -328,24 +304,6 @@ mod tests {
             Arm::Nothing
         );
         assert_eq!(table.waiting(), 0);
-    }
-
-    #[test]
-    fn a_checked_mode_holds_for_its_owner_during_its_gc_cycle_until_closed() {
-        let mut table = FdTable::<&str>::default();
-        assert_eq!(table.checked_mode(5, 0x100, 7), None);
-        let checked = CheckedMode {
-            owner: 0x100,
-            gc_cycle: 7,
-            blocking: true,
-        };
-        table.set_checked_mode(5, checked);
-        assert_eq!(table.checked_mode(5, 0x100, 7), Some(true));
-        assert_eq!(table.checked_mode(5, 0x200, 7), None);
-        assert_eq!(table.checked_mode(5, 0x100, 8), None);
-        assert_eq!(table.checked_mode(6, 0x100, 7), None);
-        table.close(5);
-        assert_eq!(table.checked_mode(5, 0x100, 7), None);
     }
 
     #[test]

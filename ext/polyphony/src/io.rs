@@ -6,7 +6,7 @@
 //! interrupted are put back. Core methods used on the same IO (`ungetc`, `read_nonblock`,
 //! `eof?`) therefore see every byte, in order.
 
-use crate::fdtable::{CheckedMode, Interest};
+use crate::fdtable::Interest;
 use crate::rb_io;
 use crate::reactor::Reactor;
 use crate::ruby::{self, protect, Jump, NIL};
@@ -52,12 +52,18 @@ pub enum ReadKind {
 }
 
 impl OpenIo {
-    /// The open IO `io`: raises `IOError` on a closed or uninitialized stream, `TypeError` if
-    /// `io` is not an IO (a method bound to another object).
+    /// The open IO `io`: raises `IOError` on a closed or uninitialized stream, `FrozenError`
+    /// on a frozen one (as core does), `TypeError` if `io` is not an IO (a method bound to
+    /// another object).
     pub fn new(io: VALUE) -> Result<Self, Jump> {
         if !is_io(io) {
             let message = "wrong argument type (expected IO)";
             return Err(ruby::error(unsafe { rb_sys::rb_eTypeError }, message));
+        }
+        if rb_io::frozen(io) {
+            // SAFETY: rb_error_frozen_object raises core's FrozenError, caught by protect.
+            return Err(protect(|| unsafe { rb_sys::rb_error_frozen_object(io) })
+                .expect_err("rb_error_frozen_object raises"));
         }
         rb_io::descriptor(io)?;
         // SAFETY: `io` is a T_FILE, initialized (rb_io_descriptor raised otherwise).
@@ -69,7 +75,7 @@ impl OpenIo {
     /// anything: open, opened for it, no buffered bytes of the other direction to deal with,
     /// not a duplex IO.
     fn plainly_open(io: VALUE, reading: bool) -> Option<Self> {
-        if !is_io(io) {
+        if !is_io(io) || rb_io::frozen(io) {
             return None;
         }
         // SAFETY: `io` is a T_FILE; its `rb_io_t` is used only once seen non-null and open.
@@ -133,37 +139,14 @@ impl OpenIo {
     /// streams are shared with other processes and are left as they are.
     ///
     /// Checked once per IO object and descriptor: the answer is kept on the IO object (a
-    /// hidden instance variable, not in Ruby's struct), so an IO that `reopen` or `dup` gave
-    /// another descriptor, or a new IO reusing a descriptor number, is checked again. The
+    /// hidden instance variable, not in Ruby's struct), so an IO that `dup` gave another
+    /// descriptor, or a new IO reusing a descriptor number, is checked again (and `IO#reopen`
+    /// forgets the answer, see [`OpenIo::forget_descriptor`]). The
     /// first time, the reactor also forgets what it knew of the descriptor number: a previous
     /// IO with that number may have been closed without `IO#close` (by the garbage
-    /// collector), which removed its registration from the poller. The reactor's table keeps
-    /// the answer too, for as long as no garbage collection has run, which saves looking up
-    /// the instance variable on every operation.
+    /// collector), which removed its registration from the poller.
     pub fn blocks(self, reactor: &Reactor) -> Result<bool, Jump> {
         let fd = self.fd()?;
-        // SAFETY: rb_gc_count only reads the collector's counter.
-        let gc_cycle = unsafe { rb_sys::rb_gc_count() } as usize;
-        let owner = self.io as usize;
-        if let Some(blocking) = reactor
-            .state()
-            .fds
-            .checked_mode(fd as usize, owner, gc_cycle)
-        {
-            return Ok(blocking);
-        }
-        let checked = CheckedMode {
-            owner,
-            gc_cycle,
-            blocking: self.recorded_mode(reactor, fd)?,
-        };
-        reactor.state().fds.set_checked_mode(fd as usize, checked);
-        Ok(checked.blocking)
-    }
-
-    /// Whether `fd`, the IO's descriptor, blocks, from the record on the IO object; checks
-    /// and records it if the record is missing or names another descriptor.
-    fn recorded_mode(self, reactor: &Reactor, fd: RawFd) -> Result<bool, Jump> {
         let name = *CHECKED_MODE.get().expect("polyphony is initialized");
         let checked = ruby::ivar_get(self.io, name);
         if rb_sys::FIXNUM_P(checked) {
@@ -185,6 +168,17 @@ impl OpenIo {
         // A frozen IO refuses the record: it is checked again next time.
         let _ = ruby::ivar_set(self.io, name, record);
         Ok(blocking)
+    }
+
+    /// Forgets what was learned of the IO's descriptor: `IO#reopen` put another file under
+    /// the same number, whose blocking mode and poller registration are checked anew.
+    pub fn forget_descriptor(self, reactor: &Reactor) {
+        let name = *CHECKED_MODE.get().expect("polyphony is initialized");
+        // A frozen IO has no record to forget.
+        let _ = ruby::ivar_set(self.io, name, NIL);
+        if let Ok(fd) = self.fd() {
+            reactor.state().fds.new_descriptor(fd as usize);
+        }
     }
 
     /// Whether reads need core's character conversion (an internal encoding, text mode):
@@ -265,7 +259,8 @@ impl OpenIo {
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
         let capacity = unsafe { rb_io::prepare_buffer(fptr)? };
         // Another fiber may have filled the buffer while this one waited: then nothing is read.
-        // SAFETY: the buffer was prepared above, and core never frees it while the IO lives.
+        // SAFETY: the buffer was prepared above; `IO#close` frees it, but `read_with` checks
+        // the IO is still open (`fd()`) after every wait, before each attempt.
         self.read_with(reactor, capacity, |fd| unsafe {
             rb_io::read_into_buffer(fptr, fd)
         })

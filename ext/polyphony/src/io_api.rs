@@ -929,6 +929,18 @@ unsafe extern "C" fn io_close(argc: c_int, argv: *const VALUE, io: VALUE) -> VAL
     })
 }
 
+/// `IO#reopen`: as core; the reactor then checks the new file under the descriptor number
+/// anew.
+unsafe extern "C" fn io_reopen(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    entry(|| {
+        let result = call_super(argc, argv)?;
+        if open_fd(io).is_some() {
+            OpenIo::new(io)?.forget_descriptor(reactor::current()?);
+        }
+        Ok(result)
+    })
+}
+
 /// `close_read`/`close_write`: as core; if that closed the descriptor, the reactor forgets it.
 unsafe extern "C" fn io_close_half(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
     entry(|| {
@@ -1235,6 +1247,7 @@ pub fn define_methods() {
     }
     api::define_method(io, c"close_write", Variadic(io_close_half));
     api::define_method(io, c"syswrite", Func::One(io_syswrite));
+    api::define_method(io, c"reopen", Variadic(io_reopen));
 
     let socket = define_module(c"SocketExtensions");
     api::define_method(socket, c"recv", Variadic(socket_recv));

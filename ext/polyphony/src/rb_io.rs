@@ -60,17 +60,25 @@ pub unsafe fn open_descriptor(fptr: *const rb_io_t) -> Option<RawFd> {
     (fd >= 0).then_some(fd)
 }
 
-/// The `FMODE_*` flags of `io`, an open IO whose `rb_io_t` is `fptr` (0 once it is closed).
+/// Whether `io` is frozen: core then refuses every operation on it with `FrozenError`.
+pub fn frozen(io: VALUE) -> bool {
+    // SAFETY: rb_obj_frozen_p only reads the object's flags.
+    unsafe { rb_sys::rb_obj_frozen_p(io) == crate::ruby::TRUE }
+}
+
+/// The `FMODE_*` flags of `io`, an open IO whose `rb_io_t` is `fptr`; 0 once it is closed or
+/// frozen (core's checks then raise).
 ///
 /// # Safety
 /// `fptr` must be the non-null `rb_io_t` of `io`, a live IO.
 pub unsafe fn mode(io: VALUE, fptr: *const rb_io_t) -> u32 {
-    if open_descriptor(fptr).is_none() {
+    if open_descriptor(fptr).is_none() || frozen(io) {
         return 0;
     }
     #[cfg(ruby_gte_3_3)]
     {
-        // rb_io_mode raises only for a closed or uninitialized IO, ruled out above.
+        // rb_io_mode raises only for a closed, uninitialized or frozen IO
+        // (`GetOpenFile`), all ruled out above.
         let _ = fptr;
         rb_sys::rb_io_mode(io) as u32
     }

@@ -11,7 +11,7 @@
 
 use crate::fdtable::{Arm, FdTable, Interest};
 use crate::poller::{Events, Poller};
-use crate::ruby::{self, current_fiber, fiber_alive, is_exception, protect, transfer, Jump, NIL};
+use crate::ruby::{self, current_fiber, fiber_alive, is_exception, transfer, Jump, NIL};
 use crate::runqueue::{RunQueue, WordMap};
 use crate::timers::{TimerKey, Timers};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
@@ -92,9 +92,9 @@ pub struct State {
     pub fds: FdTable<VALUE>,
     /// Fibers in `sleep` with no duration: no timer, but work that keeps the loop waiting.
     pub sleepers: usize,
-    /// An interrupt (a signal's exception, `Thread#raise`) on its way to the root fiber, which
-    /// raises it wherever it waits, even where it collects its children's errors.
-    root_interrupt: VALUE,
+    /// Interrupts (a signal's exception, `Thread#raise`) on their way to the root fiber, which
+    /// raises each wherever it waits, even where it collects its children's errors.
+    root_interrupts: Vec<VALUE>,
     /// Fibers spun since the last switchpoint (one may have been started by a direct
     /// transfer since).
     new_fibers: Vec<VALUE>,
@@ -193,7 +193,9 @@ impl DataTypeFunctions for Reactor {
             eprintln!("polyphony: internal error: the reactor is busy during garbage collection");
             std::process::abort();
         };
-        ruby::mark(state.root_interrupt);
+        for &interrupt in &state.root_interrupts {
+            ruby::mark(interrupt);
+        }
         for (fiber, value) in state.runqueue.iter() {
             ruby::mark(fiber);
             ruby::mark(value);
@@ -275,6 +277,16 @@ fn timed_out_marker() -> VALUE {
 
 /// The current thread's reactor, created on first use.
 pub fn current() -> Result<&'static Reactor, Jump> {
+    lookup(true).map(|reactor| reactor.expect("a reactor is created when missing"))
+}
+
+/// The current thread's reactor, if it has one (a thread that never used Polyphony has none,
+/// and gets none: a reactor holds descriptors).
+pub fn existing() -> Option<&'static Reactor> {
+    lookup(false).ok().flatten()
+}
+
+fn lookup(create_missing: bool) -> Result<Option<&'static Reactor>, Jump> {
     let thread = unsafe { rb_sys::rb_thread_current() };
     let frees = REACTORS_FREED.load(Ordering::Relaxed);
     let cached = CACHED.get();
@@ -282,9 +294,12 @@ pub fn current() -> Result<&'static Reactor, Jump> {
     if cached.thread == thread && cached.object == ivar && cached.frees == frees {
         // Safety: the thread holds this very reactor object, and no reactor was freed since
         // it was cached (a dead thread's slot can be reused before its reactor is swept).
-        return Ok(unsafe { &*cached.reactor });
+        return Ok(Some(unsafe { &*cached.reactor }));
     }
     let obj = if ivar == NIL {
+        if !create_missing {
+            return Ok(None);
+        }
         let obj = create()?;
         ruby::ivar_set(thread, ids().reactor, obj.as_raw())?;
         obj
@@ -299,7 +314,7 @@ pub fn current() -> Result<&'static Reactor, Jump> {
         reactor,
         frees,
     });
-    Ok(unsafe { &*reactor })
+    Ok(Some(unsafe { &*reactor }))
 }
 
 fn create() -> Result<Obj<Reactor>, Jump> {
@@ -314,7 +329,7 @@ fn create() -> Result<Obj<Reactor>, Jump> {
         fibers: WordMap::default(),
         fds: FdTable::default(),
         sleepers: 0,
-        root_interrupt: NIL,
+        root_interrupts: Vec::new(),
         new_fibers: Vec::new(),
         next_child_key: 0,
         switches: 0,
@@ -561,12 +576,7 @@ impl Reactor {
                 // fiber, whichever fiber happened to be waiting in the poller.
                 Err(jump) => match jump.exception() {
                     Some(exception) if current != self.root => {
-                        // Raised where the root fiber waits, with the root's backtrace.
-                        let _ = protect(|| unsafe {
-                            let set_backtrace = ruby::intern("set_backtrace");
-                            rb_sys::rb_funcall(exception, set_backtrace, 1, NIL)
-                        });
-                        self.state().root_interrupt = exception;
+                        self.state().root_interrupts.push(exception);
                         self.schedule(self.root, exception, true);
                         continue;
                     }
@@ -600,8 +610,10 @@ impl Reactor {
         if is_exception(value) {
             let mut state = self.state();
             state.deliver_pending(current);
-            if current == self.root && state.root_interrupt == value {
-                state.root_interrupt = NIL;
+            if current == self.root && state.root_interrupts.contains(&value) {
+                state
+                    .root_interrupts
+                    .retain(|&interrupt| interrupt != value);
                 return Err(Jump::raise(value));
             }
         }
@@ -611,7 +623,14 @@ impl Reactor {
     /// Switches straight to `fiber` with `value` (taking it off the run queue), and returns
     /// the value the current fiber is resumed with.
     pub fn transfer_to(&self, fiber: VALUE, value: VALUE) -> Result<VALUE, Jump> {
-        self.state().runqueue.remove(fiber);
+        let mut state = self.state();
+        state.runqueue.remove(fiber);
+        // An interrupt on its way to the root fiber goes before any value.
+        let value = match state.root_interrupts.first() {
+            Some(&interrupt) if fiber == self.root => interrupt,
+            _ => value,
+        };
+        drop(state);
         match transfer(fiber, value)? {
             received if received == self.ended => self.switchpoint(),
             received => Ok(received),
