@@ -160,18 +160,18 @@ end
 RSpec.describe 'move_on_after and cancel_after' do
   it 'return the block value when it finishes in time, and the given value otherwise', gc: true do
     expect(move_on_after(1) { :done }).to eq(:done)
-    expect(move_on_after(0.01) { sleep 1 }).to be_nil
-    expect(move_on_after(0.01, with_value: :foo) { sleep 1 }).to eq(:foo)
+    expect(move_on_after(0.01) { sleep 100 }).to be_nil
+    expect(move_on_after(0.01, with_value: :foo) { sleep 100 }).to eq(:foo)
     duration = elapsed { move_on_after(0.02) { sleep 10 } }
     expect_duration(duration, 0.02..2)
   end
 
   it 'raise Polyphony::Cancel, or the exception given in any form', gc: true do
-    expect { cancel_after(0.01) { sleep 1 } }.to raise_error(Polyphony::Cancel)
-    expect { cancel_after(0.01, with_exception: IOError) { sleep 1 } }.to raise_error(IOError)
-    expect { cancel_after(0.01, with_exception: IOError.new('x')) { sleep 1 } }.to raise_error(IOError, 'x')
-    expect { cancel_after(0.01, with_exception: [IOError, 'y']) { sleep 1 } }.to raise_error(IOError, 'y')
-    expect { cancel_after(0.01, with_exception: 'z') { sleep 1 } }.to raise_error(RuntimeError, 'z')
+    expect { cancel_after(0.01) { sleep 100 } }.to raise_error(Polyphony::Cancel)
+    expect { cancel_after(0.01, with_exception: IOError) { sleep 100 } }.to raise_error(IOError)
+    expect { cancel_after(0.01, with_exception: IOError.new('x')) { sleep 100 } }.to raise_error(IOError, 'x')
+    expect { cancel_after(0.01, with_exception: [IOError, 'y']) { sleep 100 } }.to raise_error(IOError, 'y')
+    expect { cancel_after(0.01, with_exception: 'z') { sleep 100 } }.to raise_error(RuntimeError, 'z')
     expect(cancel_after(1) { :fine }).to eq(:fine)
   end
 

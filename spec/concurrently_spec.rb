@@ -22,11 +22,14 @@ RSpec.describe 'Concurrently on the Polyphony reactor' do
     end
     forwarder = concurrently { "FW: #{mailbox.await_result}" }
     expect(forwarder.await_result).to eq('FW: message')
-    mailbox1 = concurrently { wait 0.1; 'slow message' }
+    # The slow one far slower: under GC.stress or on a busy machine, both could otherwise be
+    # done by the time await_fastest looks.
+    mailbox1 = concurrently { wait 30; 'slow message' }
     mailbox2 = concurrently { wait 0.05; 'fast message' }
     expect(await_fastest(mailbox1, mailbox2)).to equal(mailbox2)
     expect(mailbox2.await_result).to eq('fast message')
     expect(await_fastest(mailbox1, within: 0.001, timeout_result: :none)).to eq(:none)
+    mailbox1.conclude_to(:stopped)
   end
 
   it 'builds timers from wait, in the order they were scheduled' do
@@ -58,7 +61,7 @@ RSpec.describe 'Concurrently on the Polyphony reactor' do
   end
 
   it 'times out awaits, concludes evaluations, and resumes waiting ones', gc: true do
-    never = concurrently { wait 10; :never }
+    never = concurrently { wait 1000; :never } # concluded by hand below
     expect(never.await_result(within: 0.01, timeout_result: :timeout)).to eq(:timeout)
     expect { never.await_result(within: 0.01) }.to raise_error(Concurrently::Evaluation::TimeoutError)
     expect(never.conclude_to(:concluded)).to eq(:concluded)

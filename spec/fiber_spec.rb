@@ -208,7 +208,7 @@ RSpec.describe 'exceptions crossing fibers' do
   end
 
   it 'passes it up through every generation to the main fiber', gc: true do
-    spin { spin { spin { raise IOError, 'deep' }; sleep 1 }; sleep 1 }
+    spin { spin { spin { raise IOError, 'deep' }; sleep 100 }; sleep 100 }
     expect { suspend }.to raise_error(IOError, 'deep')
   end
 
