@@ -87,8 +87,9 @@ impl OpenIo {
             } else {
                 rb_sys::FMODE_WRITABLE
             };
-            let plain = rb_io::mode(io, fptr) & wanted != 0
-                && !rb_io::core_buffers_bytes(io, fptr, reading)
+            let mode = rb_io::mode(io, fptr);
+            let plain = mode & wanted != 0
+                && !rb_io::core_buffers_bytes(fptr, mode, reading)
                 && rb_io::write_io(io) == io;
             plain.then_some(Self { io, fptr })
         }
@@ -192,21 +193,22 @@ impl OpenIo {
     /// Whether writes go straight to the descriptor: a synchronized IO with nothing in its
     /// write buffer and no conversion to apply. Other writes are left to core.
     pub fn writes_directly(self) -> bool {
+        let mode = self.mode();
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
         let (encodings, buffers) = unsafe {
             (
                 rb_io::encodings(self.fptr),
-                rb_io::core_buffers_bytes(self.io, self.fptr, true),
+                rb_io::core_buffers_bytes(self.fptr, mode, true),
             )
         };
         let enc = encodings.external;
         let converts = encodings.converts_on_write
-            || self.mode() & rb_sys::FMODE_TEXTMODE != 0
+            || mode & rb_sys::FMODE_TEXTMODE != 0
             || !(enc.is_null()
                 || enc == unsafe { rb_sys::rb_ascii8bit_encoding() }
                 || enc == unsafe { rb_sys::rb_usascii_encoding() }
                 || enc == unsafe { rb_sys::rb_utf8_encoding() });
-        self.mode() & rb_sys::FMODE_SYNC != 0 && !buffers && !converts
+        mode & rb_sys::FMODE_SYNC != 0 && !buffers && !converts
     }
 
     /// The encoding strings read as text get: the external encoding, or the default one.

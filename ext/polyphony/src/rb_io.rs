@@ -62,8 +62,9 @@ pub unsafe fn open_descriptor(fptr: *const rb_io_t) -> Option<RawFd> {
 
 /// Whether `io` is frozen: core then refuses every operation on it with `FrozenError`.
 pub fn frozen(io: VALUE) -> bool {
-    // SAFETY: rb_obj_frozen_p only reads the object's flags.
-    unsafe { rb_sys::rb_obj_frozen_p(io) == crate::ruby::TRUE }
+    use rb_sys::StableApiDefinition;
+    // SAFETY: `io` is a live object; frozen_p reads its flags (inline).
+    unsafe { rb_sys::stable_api::get_default().frozen_p(io) }
 }
 
 /// The `FMODE_*` flags of `io`, an open IO whose `rb_io_t` is `fptr`; 0 once it is closed or
@@ -119,16 +120,16 @@ pub unsafe fn write_io(io: VALUE) -> VALUE {
 
 /// Whether core holds bytes of its own that a read (`reading`) or a write must leave to core:
 /// written bytes not yet flushed or converted characters before a read; read bytes before a
-/// write on a non-duplex IO (core seeks back over them).
+/// write on a non-duplex IO (core seeks back over them). `mode` is the IO's [`mode`].
 ///
 /// # Safety
-/// `fptr` must be the non-null `rb_io_t` of `io`, a live IO.
-pub unsafe fn core_buffers_bytes(io: VALUE, fptr: *const rb_io_t, reading: bool) -> bool {
+/// `fptr` must be the non-null `rb_io_t` of a live IO.
+pub unsafe fn core_buffers_bytes(fptr: *const rb_io_t, mode: u32, reading: bool) -> bool {
     let file = &*fptr;
     if reading {
         file.wbuf.len != 0 || file.cbuf.len != 0
     } else {
-        file.rbuf.len != 0 && mode(io, fptr) & rb_sys::FMODE_DUPLEX == 0
+        file.rbuf.len != 0 && mode & rb_sys::FMODE_DUPLEX == 0
     }
 }
 
