@@ -323,3 +323,121 @@ RSpec.describe 'the end of a fiber' do
     expect(log).to eq([0.01, 0.02])
   end
 end
+
+RSpec.describe 'a fiber Ruby cannot give a stack' do
+  # Takes all but `spare` of the memory mappings the kernel allows the process (pages that
+  # alternate between readable and not, so that neighbours never merge into one mapping).
+  HOG_MAPPINGS = <<~RUBY
+    require 'fiddle'
+    def hog_mappings(spare)
+      libc = Fiddle.dlopen(nil)
+      mmap = Fiddle::Function.new(libc['mmap'], [Fiddle::TYPE_VOIDP, Fiddle::TYPE_SIZE_T] + [Fiddle::TYPE_INT] * 3 + [Fiddle::TYPE_LONG], Fiddle::TYPE_VOIDP)
+      limit = File.read('/proc/sys/vm/max_map_count').to_i
+      (limit - File.readlines('/proc/self/maps').size - spare).times do |i|
+        raise 'mmap failed' if mmap.call(nil, 4096, i % 2, 0x22, -1, 0).to_i == -1
+      end
+    end
+  RUBY
+
+  it 'ends with a FiberError that says what to do; the fibers that started carry on' do
+    out, err, status = run_ruby(<<~RUBY)
+      #{HOG_MAPPINGS}
+      require 'polyphony'
+      hog_mappings(300)
+      fibers = []
+      begin
+        loop { fibers << spin { receive }; snooze }
+      rescue FiberError => e
+        puts e.message
+      end
+      started, failed = fibers.partition { _1.state == :waiting }
+      puts failed.map(&:state).inspect
+      puts (failed.last.await rescue $!.message) == e.message
+      started.each { _1 << :hi }
+      puts started.map(&:await).uniq.inspect, started.size > 10
+    RUBY
+    expect(err).to eq('')
+    expect(status).to be_success
+    lines = out.lines(chomp: true)
+    expect(lines[0]).to match(/\Acan't set a guard page: .* \(a new fiber could not start beside \d+ others in this thread; .*sysctl -w vm.max_map_count=/)
+    expect(lines[1..]).to eq(['[:dead]', 'true', '[:hi]', 'true'])
+  end
+
+  it 'queued fibers that cannot start end one by one, and stopping them needs no stack' do
+    out, err, status = run_ruby(<<~RUBY)
+      #{HOG_MAPPINGS}
+      require 'polyphony'
+      hog_mappings(300)
+      fibers = Array.new(1000) { spin { receive } }
+      errors = 0
+      begin
+        snooze
+      rescue FiberError
+        errors += 1
+        retry
+      end
+      waiting = fibers.count { _1.state == :waiting }
+      puts waiting + errors == 1000, fibers.count { _1.state == :dead } == errors
+      later = Array.new(100) { spin { sleep } }
+      Fiber.current.terminate_all_children
+      puts later.map(&:state).uniq.inspect
+    RUBY
+    expect(err).to eq('')
+    expect(status).to be_success
+    expect(out.lines(chomp: true)).to eq(%w[true true [:dead]])
+  end
+
+  it 'names the address space limit when the stack cannot be reserved' do
+    out, err, status = run_ruby(<<~RUBY)
+      require 'polyphony'
+      size = File.read('/proc/self/status')[/VmSize:\\s+(\\d+)/, 1].to_i * 1024
+      Process.setrlimit(:AS, size + 64 * 1024 * 1024)
+      begin
+        loop { spin { receive }; snooze }
+      rescue FiberError => e
+        puts e.message
+      end
+    RUBY
+    expect(err).to eq('')
+    expect(status).to be_success
+    expect(out).to match(/can't alloc machine stack .*RUBY_FIBER_MACHINE_STACK_SIZE.*ulimit -v/)
+  end
+end
+
+RSpec.describe 'fibers that end' do
+  # Ruby frees a transferred-to fiber's stack only with the Fiber object, and a fiber that an
+  # old object referenced only in a major collection, which Ruby may not start for a long time.
+  it 'give their stacks back though Ruby starts no collection of its own' do
+    out, err, status = run_ruby(<<~RUBY, env: { 'RUBY_GC_HEAP_INIT_SLOTS' => '1000000', 'RUBY_GC_MALLOC_LIMIT' => '1000000000', 'RUBY_GC_OLDMALLOC_LIMIT' => '1000000000' })
+      require 'polyphony'
+      counts = Array.new(12) do
+        fibers = Array.new(1000) { spin { sleep } }
+        snooze
+        fibers.each(&:stop).each(&:await)
+        fibers = nil
+        ObjectSpace.each_object(Fiber).count { !_1.alive? }
+      end
+      puts counts.join(' ')
+    RUBY
+    expect(err).to eq('')
+    expect(status).to be_success
+    counts = out.split.map(&:to_i)
+    expect(counts.size).to eq(12)
+    # Once 10,240 have ended, a major collection frees them: the count falls back.
+    expect(counts.max).to be <= 11_264
+    expect(counts.last).to be < 3000
+  end
+
+  it 'are left to Ruby while the program has disabled the garbage collector' do
+    out, err, status = run_ruby(<<~RUBY)
+      require 'polyphony'
+      GC.disable
+      majors = GC.stat(:major_gc_count)
+      12.times { Array.new(1000) { spin { sleep } }.tap { snooze }.each(&:stop).each(&:await) }
+      p GC.stat(:major_gc_count) - majors
+    RUBY
+    expect(err).to eq('')
+    expect(status).to be_success
+    expect(out).to eq("0\n")
+  end
+end

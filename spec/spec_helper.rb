@@ -11,12 +11,13 @@ module SpecHelpers
   ROOT = File.expand_path('..', __dir__)
 
   # Runs Ruby `code` (or the program at `file`) in a new process with polyphony on the load
-  # path. Returns [stdout, stderr, Process::Status, elapsed seconds].
-  def run_ruby(code = nil, file: nil, timeout: 30, signal: nil, signal_after: nil)
+  # path and `env` added to its environment. Returns [stdout, stderr, Process::Status, elapsed
+  # seconds].
+  def run_ruby(code = nil, file: nil, timeout: 30, signal: nil, signal_after: nil, env: {})
     args = [RbConfig.ruby, "-I#{LIB}"]
     args += file ? [file] : ['-e', code]
     started = now
-    Open3.popen3(*args, chdir: ROOT) do |stdin, stdout, stderr, thread|
+    Open3.popen3(env, *args, chdir: ROOT) do |stdin, stdout, stderr, thread|
       stdin.close
       if signal
         Kernel.sleep(signal_after)

@@ -232,7 +232,7 @@ unsafe extern "C" fn fiber_schedule(argc: c_int, argv: *const VALUE, fiber: VALU
             .first()
             .copied()
             .unwrap_or(NIL);
-        if ruby::fiber_alive(fiber) {
+        if fiber::is_live(fiber) {
             reactor::current()?.schedule(fiber, value, false);
         }
         Ok(fiber)
@@ -326,7 +326,7 @@ unsafe extern "C" fn fiber_raise(argc: c_int, argv: *const VALUE, fiber: VALUE) 
         let args = optional_args(argc, argv, 3)?;
         let (count, args_ptr) = (args.len() as c_int, args.as_ptr());
         let reactor = reactor::current()?;
-        if !reactor.runs(fiber) && fiber != current_fiber() && ruby::fiber_alive(fiber) {
+        if !reactor.runs(fiber) && fiber != current_fiber() && fiber::is_live(fiber) {
             // A fiber Polyphony does not run (an Enumerator's, say): core's Fiber#raise.
             return protect(|| unsafe {
                 let core_raise = rb_sys::rb_intern(c"__core_raise".as_ptr());
@@ -375,7 +375,7 @@ unsafe extern "C" fn fiber_send(fiber: VALUE, message: VALUE) -> VALUE {
     entry(|| {
         let fiber = ruby::initialized_fiber(fiber)?;
         let reactor = reactor::current()?;
-        if !reactor.runs(fiber) && ruby::fiber_alive(fiber) {
+        if !reactor.runs(fiber) && fiber::is_live(fiber) {
             return Err(ruby::error(
                 ruby::class_named(c"FiberError"),
                 "can't send a message to a fiber this thread's reactor does not run",

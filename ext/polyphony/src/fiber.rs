@@ -8,6 +8,7 @@
 
 use crate::reactor::{self, Reactor};
 use crate::ruby::{self, current_fiber, fiber_alive, is_exception, is_kind_of, protect, Jump, NIL};
+use crate::stacks;
 use rb_sys::{ID, VALUE};
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -157,7 +158,77 @@ fn start() -> Option<VALUE> {
 /// Ends the current fiber given how its block finished; returns the value to end with.
 fn end(outcome: Result<VALUE, Jump>) -> Result<VALUE, Jump> {
     let reactor = reactor::current()?;
-    let fiber = current_fiber();
+    finish(reactor, current_fiber(), outcome)?;
+    Ok(reactor.ended())
+}
+
+/// Ends a spun fiber that Ruby failed to switch to for the first time, given the exception
+/// the switch raised: Ruby found no memory or memory mapping for its stack. The fiber ends as
+/// if its block had raised that error, told how to get more (or, when it was being stopped
+/// anyway, as stopped), and the other fibers carry on. Returns false, changing nothing, for
+/// any other failure.
+pub fn end_unstarted(
+    reactor: &Reactor,
+    fiber: VALUE,
+    value: VALUE,
+    jump: Jump,
+) -> Result<bool, Jump> {
+    let fiber_error = ruby::class_named(c"FiberError");
+    let not_started = reactor
+        .state()
+        .fibers
+        .get(&fiber)
+        .is_some_and(|record| !record.started && record.block != NIL);
+    let failure = match jump.exception() {
+        Some(exception) if not_started && is_kind_of(exception, fiber_error) => exception,
+        _ => return Ok(false),
+    };
+    let error = if is_exception(value) {
+        // Stopped or raised into before it started: the block would not have run.
+        value
+    } else {
+        let message = stack_advice(reactor, failure)?;
+        ruby::error(fiber_error, &message).error
+    };
+    finish(reactor, fiber, Err(Jump::raise(error)))?;
+    // Ruby 3.3 and later can end a fiber that never ran, so that `alive?` says false.
+    let kill = ruby::intern("kill");
+    // SAFETY: `fiber` is a Fiber the reactor marks; `rb_respond_to` does not raise, and
+    // `Fiber#kill`, which may, runs under `protect`.
+    if unsafe { rb_sys::rb_respond_to(fiber, kill) } != 0 {
+        protect(|| unsafe { rb_sys::rb_funcall(fiber, kill, 0) })?;
+    }
+    Ok(true)
+}
+
+/// The message of a failure to allocate a fiber's stack, with what to do about it.
+fn stack_advice(reactor: &Reactor, failure: VALUE) -> Result<String, Jump> {
+    // SAFETY: `to_s` may raise (a subclass's own): `protect` catches it.
+    let message = ruby::string_lossy(protect(|| unsafe { rb_sys::rb_obj_as_string(failure) })?);
+    // The fiber that could not start is still counted among the reactor's.
+    let fibers = reactor.state().fibers.len().saturating_sub(1);
+    let advice = if message.contains("guard page") {
+        let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count").map_or_else(
+            |_| "vm.max_map_count".to_owned(),
+            |limit| limit.trim().to_owned(),
+        );
+        format!(
+            "each fiber's stack takes 2 memory mappings and the kernel allows {limit} per \
+             process: raise the limit (sysctl -w vm.max_map_count=1048576) or run fewer fibers"
+        )
+    } else {
+        "each fiber reserves RUBY_FIBER_VM_STACK_SIZE + RUBY_FIBER_MACHINE_STACK_SIZE bytes of \
+         address space: check `ulimit -v`, set smaller sizes, or run fewer fibers"
+            .to_owned()
+    };
+    Ok(format!(
+        "{message} (a new fiber could not start beside {fibers} others in this thread; {advice})"
+    ))
+}
+
+/// Ends `fiber` given how its block finished: stops its children, records its result and
+/// wakes the fibers waiting for it.
+fn finish(reactor: &Reactor, fiber: VALUE, outcome: Result<VALUE, Jump>) -> Result<(), Jump> {
     let names = names();
     let (result, mut error) = match outcome {
         Ok(result) => (result, None),
@@ -178,7 +249,15 @@ fn end(outcome: Result<VALUE, Jump>) -> Result<VALUE, Jump> {
     error = error.or(awaited.child_error);
     record_outcome(reactor, fiber, result, error);
     retire(reactor, fiber, result, error);
-    Ok(reactor.ended())
+    let collect = {
+        let mut state = reactor.state();
+        let live = state.fibers.len();
+        state.ended_fibers.ended(live)
+    };
+    if collect {
+        stacks::collect()?;
+    }
+    Ok(())
 }
 
 /// What happened while a fiber waited for its children.
@@ -341,7 +420,7 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
         None => false,
     };
     if !registered {
-        if fiber_alive(fiber) {
+        if is_live(fiber) {
             return Err(ruby::error(
                 ruby::class_named(c"FiberError"),
                 "can't await a fiber that Polyphony does not run",
@@ -393,13 +472,19 @@ pub enum FiberState {
     Dead,
 }
 
+/// Whether `fiber` has not ended: Ruby's `alive?`, except for a spun fiber that Ruby could
+/// not give a stack (see `end_unstarted`), which Polyphony has ended though Ruby never ran it.
+pub fn is_live(fiber: VALUE) -> bool {
+    fiber_alive(fiber) && ruby::ivar_get(fiber, names().block) == NIL
+}
+
 /// The state of `fiber`.
 pub fn state(reactor: &Reactor, fiber: VALUE) -> FiberState {
     if fiber == current_fiber() {
         FiberState::Running
     } else if reactor.state().runqueue.contains(fiber) {
         FiberState::Runnable
-    } else if fiber_alive(fiber) {
+    } else if is_live(fiber) {
         FiberState::Waiting
     } else {
         FiberState::Dead
@@ -412,7 +497,7 @@ pub fn raise_in(reactor: &Reactor, fiber: VALUE, exception: VALUE) -> Result<VAL
     if fiber == current_fiber() {
         return Err(Jump::raise(exception));
     }
-    if fiber_alive(fiber) {
+    if is_live(fiber) {
         reactor.schedule(fiber, exception, true);
     }
     Ok(fiber)

@@ -22,6 +22,7 @@ mod rb_io;
 mod reactor;
 mod ruby;
 pub mod runqueue;
+mod stacks;
 pub mod timers;
 
 use magnus::rb_sys::AsRawValue;

@@ -13,6 +13,7 @@ use crate::fdtable::{Arm, FdTable, Interest};
 use crate::poller::{Events, Poller};
 use crate::ruby::{self, current_fiber, fiber_alive, is_exception, transfer, Jump, NIL};
 use crate::runqueue::{RunQueue, WordMap};
+use crate::stacks::EndedFibers;
 use crate::timers::{TimerKey, Timers};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{gc::Marker, typed_data::Obj, DataTypeFunctions, Ruby, TryConvert, TypedData, Value};
@@ -103,6 +104,8 @@ pub struct State {
     /// IO operations completed without waiting since the switch counted in `streak_switch`.
     io_streak: u32,
     streak_switch: u32,
+    /// Fibers ended, for getting their stacks back (see `stacks`).
+    pub ended_fibers: EndedFibers,
 }
 
 impl State {
@@ -335,6 +338,7 @@ fn create() -> Result<Obj<Reactor>, Jump> {
         switches: 0,
         io_streak: 0,
         streak_switch: 0,
+        ended_fibers: EndedFibers::default(),
     };
     state
         .fibers
@@ -597,9 +601,11 @@ impl Reactor {
             if !fiber_alive(fiber) {
                 continue;
             }
-            match transfer(fiber, value)? {
-                received if received == self.ended => continue,
-                received => return self.received(current, received),
+            match self.switch_to(fiber, value)? {
+                Some(received) if received != self.ended => {
+                    return self.received(current, received)
+                }
+                _ => continue,
             }
         }
     }
@@ -631,9 +637,20 @@ impl Reactor {
             _ => value,
         };
         drop(state);
-        match transfer(fiber, value)? {
-            received if received == self.ended => self.switchpoint(),
-            received => Ok(received),
+        match self.switch_to(fiber, value)? {
+            Some(received) if received != self.ended => Ok(received),
+            _ => self.switchpoint(),
+        }
+    }
+
+    /// Switches to `fiber` with `value`; returns the value the current fiber is switched
+    /// back to, or `None` when `fiber` could not start (Ruby had no memory or mapping left
+    /// for its stack) and was ended with that error instead.
+    fn switch_to(&self, fiber: VALUE, value: VALUE) -> Result<Option<VALUE>, Jump> {
+        match transfer(fiber, value) {
+            Ok(received) => Ok(Some(received)),
+            Err(jump) if crate::fiber::end_unstarted(self, fiber, value, jump)? => Ok(None),
+            Err(jump) => Err(jump),
         }
     }
 

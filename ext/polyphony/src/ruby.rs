@@ -164,6 +164,24 @@ pub fn io_error(error: std::io::Error) -> Jump {
     }
 }
 
+/// The text of a Ruby string (bytes that are not UTF-8 replaced).
+pub fn string_lossy(string: VALUE) -> String {
+    // SAFETY: `string` is a String (the caller's contract, checked by the type test); its
+    // pointer and length describe its bytes until Ruby code runs again, and they are copied
+    // before this returns.
+    unsafe {
+        if rb_sys::RB_TYPE_P(string, rb_sys::ruby_value_type::RUBY_T_STRING) {
+            let bytes = std::slice::from_raw_parts(
+                rb_sys::RSTRING_PTR(string).cast::<u8>(),
+                rb_sys::RSTRING_LEN(string) as usize,
+            );
+            String::from_utf8_lossy(bytes).into_owned()
+        } else {
+            String::new()
+        }
+    }
+}
+
 /// A class or module by its constant path, e.g. `"FiberError"`.
 pub fn class_named(path: &CStr) -> VALUE {
     unsafe { rb_sys::rb_path2class(path.as_ptr()) }
