@@ -59,7 +59,7 @@ def soak_fibers
   total = Integer(ENV.fetch('SOAK_FIBERS', 1_000_000))
   puts "== #{total} fibers spun, ended and awaited, 1,000 at a time (RSS after GC.start)"
   stopped = fiber_samples(total, 'stop')
-  finished = ENV['SOAK_SKIP_FLOOR'] ? stopped : fiber_samples(total, 'schedule')
+  finished = fiber_samples(total, 'schedule')
   base = stopped[1] || stopped[0]
   puts format('%10s  %14s  %12s  %16s', 'fibers', 'stopped: RSS', 'vs warm-up', 'finished: RSS')
   stopped.zip(finished).each do |(count, mb), (_, floor)|

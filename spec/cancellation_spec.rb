@@ -420,16 +420,9 @@ end
 
 RSpec.describe 'examples/echo_server_with_timeout.rb' do
   it 'disconnects an idle client after 10 seconds, never an active one' do
-    port = SpecHelpers.claim_port(1234)
-    server = IO.popen([RbConfig.ruby, "-I#{SpecHelpers::LIB}", 'examples/echo_server_with_timeout.rb'],
-                      chdir: SpecHelpers::ROOT)
-    begin
-      started = now # the server's timer for this client starts after this
-      idle = TCPSocket.new('127.0.0.1', 1234)
-    rescue Errno::ECONNREFUSED
-      sleep 0.05
-      retry
-    end
+    server, port = start_example_server('examples/echo_server_with_timeout.rb')
+    started = now # the server's timer for this client starts after this
+    idle = TCPSocket.new('127.0.0.1', 1234)
     active = TCPSocket.new('127.0.0.1', 1234)
     idle_closed = spin { [idle.gets, now - started] }
     replies = []
@@ -445,9 +438,7 @@ RSpec.describe 'examples/echo_server_with_timeout.rb' do
     expect(active.gets).to eq("you said: still here!\n")
     expect(replies).to eq(6.times.map { "you said: ping #{_1}!\n" })
   ensure
-    Process.kill(:TERM, server.pid) if server
-    server&.close # waits for the program to end
-    port&.close
+    stop_example_server(server, port) if server
   end
 end
 

@@ -4,27 +4,8 @@ require_relative 'spec_helper'
 
 # The tutorial's echo server (examples/echo_server.rb), run as printed.
 RSpec.describe 'examples/echo_server.rb' do
-  # The example's output goes to a pipe, so Ruby buffers it until the program ends: the
-  # server is ready when its port accepts connections.
-  before(:all) do
-    @port = SpecHelpers.claim_port(1234)
-    @server = IO.popen([RbConfig.ruby, "-I#{SpecHelpers::LIB}", 'examples/echo_server.rb'], chdir: SpecHelpers::ROOT)
-    deadline = now + 10
-    begin
-      TCPSocket.new('127.0.0.1', 1234).close
-    rescue Errno::ECONNREFUSED
-      raise 'the echo server did not start' if now > deadline
-
-      sleep 0.05
-      retry
-    end
-  end
-
-  after(:all) do
-    Process.kill(:TERM, @server.pid) unless @server.closed?
-    @server.close unless @server.closed? # waits for the program to end
-    @port.close
-  end
+  before(:all) { @server, @port = start_example_server('examples/echo_server.rb') }
+  after(:all) { stop_example_server(@server, @port) }
 
   it 'serves 2,000 concurrent clients, each getting its own replies' do
     clients = 2000.times.map do |i|

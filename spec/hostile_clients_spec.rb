@@ -6,26 +6,6 @@ require 'digest'
 # Clients that misbehave, against the tutorial's echo servers run as printed: each must cost
 # only its own fiber, never the other clients' service, a descriptor or unbounded memory.
 RSpec.describe 'hostile clients' do
-  def start_server(example)
-    @port = SpecHelpers.claim_port(1234)
-    @server = IO.popen([RbConfig.ruby, "-I#{SpecHelpers::LIB}", example], chdir: SpecHelpers::ROOT)
-    deadline = now + 10
-    begin
-      TCPSocket.new('127.0.0.1', 1234).close
-    rescue Errno::ECONNREFUSED
-      raise 'the echo server did not start' if now > deadline
-
-      sleep 0.05
-      retry
-    end
-  end
-
-  def stop_server
-    Process.kill(:TERM, @server.pid)
-    @server.close
-    @port.close
-  end
-
   def server_descriptors
     Dir.children("/proc/#{@server.pid}/fd").size
   end
@@ -59,8 +39,8 @@ RSpec.describe 'hostile clients' do
   end
 
   describe 'examples/echo_server.rb' do
-    before(:all) { start_server('examples/echo_server.rb') }
-    after(:all) { stop_server }
+    before(:all) { @server, @port = start_example_server('examples/echo_server.rb') }
+    after(:all) { stop_example_server(@server, @port) }
 
     it 'answers 10 active clients in under 50 ms beside 2,000 idle connections' do
       idle = Array.new(2000) { TCPSocket.new('127.0.0.1', 1234) }
@@ -135,8 +115,8 @@ RSpec.describe 'hostile clients' do
   # The complete server closes every connection in an `ensure` block: its descriptors tell
   # whether every client's fiber ended.
   describe 'examples/echo_server_with_timeout.rb' do
-    before(:all) { start_server('examples/echo_server_with_timeout.rb') }
-    after(:all) { stop_server }
+    before(:all) { @server, @port = start_example_server('examples/echo_server_with_timeout.rb') }
+    after(:all) { stop_example_server(@server, @port) }
 
     it 'answers a half-closed client in full, then closes it' do
       socket = TCPSocket.new('127.0.0.1', 1234)

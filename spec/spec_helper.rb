@@ -42,6 +42,34 @@ module SpecHelpers
     lock
   end
 
+  # Starts the example program at `path`, a server on the documents' port 1234 (taken in turn
+  # with suites running beside this one), and waits until it accepts connections. Its output
+  # goes to a pipe, so Ruby buffers it until the program ends: readiness is the open port.
+  # Returns the program's IO (its output) and the port's lock, for `stop_example_server`.
+  def start_example_server(path)
+    port = SpecHelpers.claim_port(1234)
+    server = IO.popen([RbConfig.ruby, "-I#{LIB}", path], chdir: ROOT)
+    deadline = now + 10
+    begin
+      TCPSocket.new('127.0.0.1', 1234).close
+    rescue Errno::ECONNREFUSED
+      raise "#{path} did not start" if now > deadline
+
+      sleep 0.05
+      retry
+    end
+    [server, port]
+  end
+
+  # Ends a server that `start_example_server` started (if it still runs) and frees the port.
+  def stop_example_server(server, port)
+    unless server.closed?
+      Process.kill(:TERM, server.pid)
+      server.close # waits for the program to end
+    end
+    port.close
+  end
+
   # Compacts the heap, moving every object that can move, and checks that every reference
   # was updated. (Ruby 3.3 renamed double_heap, still accepted with a warning, to expand_heap.)
   def self.verify_compaction_references

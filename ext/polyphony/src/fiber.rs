@@ -10,7 +10,7 @@ use crate::reactor::{self, Reactor};
 use crate::ruby::{self, current_fiber, fiber_alive, is_exception, is_kind_of, protect, Jump, NIL};
 use crate::stacks;
 use rb_sys::{ID, VALUE};
-use std::os::raw::c_int;
+use std::os::raw::{c_int, c_long};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
@@ -90,9 +90,13 @@ unsafe extern "C" fn fiber_body(
     _blockarg: VALUE,
 ) -> VALUE {
     // The body Proc is reachable from Ruby (ObjectSpace): called anywhere but at the start
-    // of a fiber spun by `spin`, it does nothing.
+    // of a fiber spun by `spin`, it does nothing. A spun fiber that Polyphony ended before
+    // it could start (`end_unstarted`), entered after all, ends at once as fibers end.
     let Some(block) = start() else {
-        return NIL;
+        return match reactor::current() {
+            Ok(reactor) if !is_live(current_fiber()) => reactor.ended(),
+            _ => NIL,
+        };
     };
     let mut first = first;
     let outcome = loop {
@@ -162,11 +166,19 @@ fn end(outcome: Result<VALUE, Jump>) -> Result<VALUE, Jump> {
     Ok(reactor.ended())
 }
 
+/// The beginnings of the messages of the FiberErrors Ruby's fiber pool raises when it finds
+/// no memory, or no memory mapping, for a new fiber's stack.
+const STACK_FAILURES: [&str; 2] = ["can't alloc machine stack", "can't set a guard page"];
+
 /// Ends a spun fiber that Ruby failed to switch to for the first time, given the exception
-/// the switch raised: Ruby found no memory or memory mapping for its stack. The fiber ends as
-/// if its block had raised that error, told how to get more (or, when it was being stopped
+/// the switch raised, if Ruby found no memory or memory mapping for its stack. The fiber ends
+/// as if its block had raised that error, told how to get more (or, when it was being stopped
 /// anyway, as stopped), and the other fibers carry on. Returns false, changing nothing, for
 /// any other failure.
+///
+/// Ruby 3.1 to 3.4 count the switching fiber out of `Fiber.blocking?`'s count before they try
+/// and do not count it back when the stack cannot be had: after such a failure, the thread's
+/// count is one off. Nothing outside Ruby can mend that.
 pub fn end_unstarted(
     reactor: &Reactor,
     fiber: VALUE,
@@ -183,31 +195,43 @@ pub fn end_unstarted(
         Some(exception) if not_started && is_kind_of(exception, fiber_error) => exception,
         _ => return Ok(false),
     };
-    let error = if is_exception(value) {
+    // SAFETY: `to_s` may raise (a subclass's own): `protect` catches it.
+    let message = ruby::string_lossy(protect(|| unsafe { rb_sys::rb_obj_as_string(failure) })?);
+    if !STACK_FAILURES
+        .iter()
+        .any(|failure| message.starts_with(failure))
+    {
+        // A terminated fiber, a stack rewinding barrier: not a fiber without a stack.
+        return Ok(false);
+    }
+    let error = if is_exception(value) && !is_kind_of(value, names().restart) {
         // Stopped or raised into before it started: the block would not have run.
         value
     } else {
-        let message = stack_advice(reactor, failure)?;
-        ruby::error(fiber_error, &message).error
+        let message = format!("{message} ({})", stack_advice(reactor, &message));
+        let (text, len) = (message.as_ptr(), message.len() as c_long);
+        // SAFETY: `rb_exc_new` allocates and runs `initialize`, which may raise: under
+        // `protect`, which the closure's pointer and length (`message` outlives the call)
+        // leave nothing to drop.
+        protect(|| unsafe { rb_sys::rb_exc_new(fiber_error, text.cast(), len) })?
     };
     finish(reactor, fiber, Err(Jump::raise(error)))?;
-    // Ruby 3.3 and later can end a fiber that never ran, so that `alive?` says false.
-    let kill = ruby::intern("kill");
-    // SAFETY: `fiber` is a Fiber the reactor marks; `rb_respond_to` does not raise, and
-    // `Fiber#kill`, which may, runs under `protect`.
-    if unsafe { rb_sys::rb_respond_to(fiber, kill) } != 0 {
-        protect(|| unsafe { rb_sys::rb_funcall(fiber, kill, 0) })?;
+    // Ruby 3.3 and later can end a fiber that never ran, so that `alive?` says false; on
+    // 3.1 and 3.2 `is_live` tells it apart.
+    #[cfg(ruby_gte_3_3)]
+    {
+        // SAFETY: `fiber` is a Fiber the reactor marks; `Fiber#kill` may raise: under
+        // `protect`.
+        protect(|| unsafe { rb_sys::rb_funcall(fiber, ruby::intern("kill"), 0) })?;
     }
     Ok(true)
 }
 
-/// The message of a failure to allocate a fiber's stack, with what to do about it.
-fn stack_advice(reactor: &Reactor, failure: VALUE) -> Result<String, Jump> {
-    // SAFETY: `to_s` may raise (a subclass's own): `protect` catches it.
-    let message = ruby::string_lossy(protect(|| unsafe { rb_sys::rb_obj_as_string(failure) })?);
+/// What to do when a fiber's stack cannot be had, given Ruby's message.
+fn stack_advice(reactor: &Reactor, message: &str) -> String {
     // The fiber that could not start is still counted among the reactor's.
     let fibers = reactor.state().fibers.len().saturating_sub(1);
-    let advice = if message.contains("guard page") {
+    let advice = if message.starts_with(STACK_FAILURES[1]) {
         let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count").map_or_else(
             |_| "vm.max_map_count".to_owned(),
             |limit| limit.trim().to_owned(),
@@ -221,9 +245,7 @@ fn stack_advice(reactor: &Reactor, failure: VALUE) -> Result<String, Jump> {
          address space: check `ulimit -v`, set smaller sizes, or run fewer fibers"
             .to_owned()
     };
-    Ok(format!(
-        "{message} (a new fiber could not start beside {fibers} others in this thread; {advice})"
-    ))
+    format!("a new fiber could not start beside {fibers} others in this thread; {advice}")
 }
 
 /// Ends `fiber` given how its block finished: stops its children, records its result and
@@ -249,13 +271,11 @@ fn finish(reactor: &Reactor, fiber: VALUE, outcome: Result<VALUE, Jump>) -> Resu
     error = error.or(awaited.child_error);
     record_outcome(reactor, fiber, result, error);
     retire(reactor, fiber, result, error);
-    let collect = {
-        let mut state = reactor.state();
-        let live = state.fibers.len();
-        state.ended_fibers.ended(live)
-    };
-    if collect {
-        stacks::collect()?;
+    // The state is not borrowed while Ruby's figures are read.
+    if reactor.state().ended_fibers.ended() {
+        let live = reactor.state().fibers.len();
+        let figures = stacks::figures(live);
+        reactor.state().ended_fibers.checked(figures);
     }
     Ok(())
 }

@@ -36,6 +36,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let move_on: RClass = polyphony.const_get("MoveOn")?;
     let restart: RClass = polyphony.const_get("Restart")?;
     fiber::init(terminate.as_raw(), move_on.as_raw(), restart.as_raw());
+    stacks::init();
     let reactor_class = polyphony.define_class("Reactor", ruby.class_object())?;
     reactor_class.undef_default_alloc_func();
     api::define_methods();

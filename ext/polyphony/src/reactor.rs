@@ -13,7 +13,7 @@ use crate::fdtable::{Arm, FdTable, Interest};
 use crate::poller::{Events, Poller};
 use crate::ruby::{self, current_fiber, fiber_alive, is_exception, transfer, Jump, NIL};
 use crate::runqueue::{RunQueue, WordMap};
-use crate::stacks::EndedFibers;
+use crate::stacks::{self, EndedFibers};
 use crate::timers::{TimerKey, Timers};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{gc::Marker, typed_data::Obj, DataTypeFunctions, Ruby, TryConvert, TypedData, Value};
@@ -629,6 +629,13 @@ impl Reactor {
     /// Switches straight to `fiber` with `value` (taking it off the run queue), and returns
     /// the value the current fiber is resumed with.
     pub fn transfer_to(&self, fiber: VALUE, value: VALUE) -> Result<VALUE, Jump> {
+        if !crate::fiber::is_live(fiber) {
+            let class = ruby::class_named(c"FiberError");
+            return Err(ruby::error(
+                class,
+                "attempt to transfer to a terminated fiber",
+            ));
+        }
         let mut state = self.state();
         state.runqueue.remove(fiber);
         // An interrupt on its way to the root fiber goes before any value.
@@ -686,6 +693,11 @@ impl Reactor {
     /// Fires due timers and collects IO events. When `blocking` and nothing is runnable, it
     /// waits in the poller (GVL released) until an IO event, the next timer or an interrupt.
     fn poll(&self, blocking: bool) -> Result<(), Jump> {
+        // Here rather than where a fiber ends: the finalizers Ruby runs with a collection
+        // meet the reactor where they can meet it anyway.
+        if self.state().ended_fibers.take_due() {
+            stacks::collect()?;
+        }
         let (timeout, io_waits) = {
             let mut state = self.state();
             state.fire_due_timers();
