@@ -15,7 +15,7 @@ module ClientSpecs
   rescue LoadError => e
     installed = system('dpkg', '-s', package, out: File::NULL, err: File::NULL)
     ruby = RUBY_VERSION[/\A\d+\.\d+/]
-    reason = installed ? "Debian's #{package} is not built for Ruby #{ruby}" : "#{package} is not installed (bin/setup)"
+    reason = installed ? "Debian's #{package} is not built for Ruby #{ruby}" : "#{package} is not installed"
     skip("#{reason} (#{e.message})")
   end
 
@@ -149,8 +149,9 @@ RSpec.describe 'clients on real servers' do
     end
 
     it 'a pool of 20 connections: 20 fibers each run a 0.2 s query' do
-      options = Services.postgres.slice(:host, :port, :user).merge(database: 'postgres', max_connections: ClientSpecs::FIBERS)
-      Sequel.postgres(**options) do |db|
+      params = Services.postgres
+      options = { host: params[:host], port: params[:port], user: params[:user], database: params[:dbname] }
+      Sequel.postgres(**options, max_connections: ClientSpecs::FIBERS) do |db|
         expect_concurrent(->(i) { [{ i: i }] }) do |i|
           db['SELECT ?::int AS i FROM pg_sleep(0.2)', i].all
         end
@@ -163,7 +164,9 @@ RSpec.describe 'clients on real servers' do
 
     it 'a client per fiber: 20 SELECT SLEEP(0.2) overlap' do
       params = Services.mariadb
-      clients = Array.new(ClientSpecs::FIBERS) { Mysql2::Client.new(host: params[:host], port: params[:port], username: params[:user]) }
+      clients = Array.new(ClientSpecs::FIBERS) do
+        Mysql2::Client.new(host: params[:host], port: params[:port], username: params[:user])
+      end
       expect_concurrent(->(i) { { 'slept' => 0, 'i' => i } }) do |i|
         clients[i].query("SELECT SLEEP(0.2) AS slept, #{i} AS i").first
       end

@@ -166,7 +166,9 @@ module Services
         port = free_port
         server = start_process(name, yield(port), log, signal, unprivileged)
         return port if wait_ready(server, log) { ready.call(port) }
-        raise Error, "#{name} exited at once; its log (#{log}):\n#{File.read(log)}" unless File.read(log) =~ /in use/i
+        next if File.read(log).match?(/in use/i)
+
+        raise Error, "#{name} exited at once; its log (#{log}):\n#{File.read(log)}"
       end
       raise Error, "#{name} found no free port in 3 tries; its log:\n#{File.read(log)}"
     end
