@@ -16,10 +16,15 @@ require_relative 'polyphony/fork'
 require_relative 'polyphony/io'
 require_relative 'polyphony/timeout'
 require_relative 'polyphony/thread'
+require_relative 'polyphony/scheduler'
+require_relative 'polyphony/core_waits'
 
 # Fibers that Polyphony spins are switched by their reactor: Fiber#transfer and #resume refuse
 # them with a FiberError (other fibers switch as in core).
 Fiber.prepend(Polyphony::FiberSwitchGuard)
+
+# The main thread's reactor, which becomes its Fiber.scheduler.
+Polyphony.stats
 
 # At exit, the main fiber's live children are stopped and their `ensure` blocks run.
 at_exit { Fiber.current.terminate_all_children }

@@ -187,7 +187,7 @@ pub(crate) fn time_interval(duration: VALUE) -> Result<Duration, Jump> {
 
 /// Suspends the current fiber for `duration` (`None`: until scheduled). A zero duration only
 /// lets the other runnable fibers run.
-fn sleep_for(reactor: &Reactor, duration: Option<Duration>) -> Result<VALUE, Jump> {
+pub(crate) fn sleep_for(reactor: &Reactor, duration: Option<Duration>) -> Result<VALUE, Jump> {
     let current = current_fiber();
     let Some(duration) = duration else {
         reactor.state().sleepers += 1;
@@ -460,6 +460,8 @@ unsafe extern "C" fn after_fork(_self: VALUE) -> VALUE {
 
 pub(crate) type Method0 = unsafe extern "C" fn(VALUE) -> VALUE;
 pub(crate) type Method1 = unsafe extern "C" fn(VALUE, VALUE) -> VALUE;
+pub(crate) type Method2 = unsafe extern "C" fn(VALUE, VALUE, VALUE) -> VALUE;
+pub(crate) type Method3 = unsafe extern "C" fn(VALUE, VALUE, VALUE, VALUE) -> VALUE;
 pub(crate) type MethodN = unsafe extern "C" fn(c_int, *const VALUE, VALUE) -> VALUE;
 type AnyMethod = unsafe extern "C" fn() -> VALUE;
 
@@ -467,6 +469,8 @@ type AnyMethod = unsafe extern "C" fn() -> VALUE;
 pub(crate) enum Func {
     Fixed(Method0),
     One(Method1),
+    Two(Method2),
+    Three(Method3),
     Variadic(MethodN),
 }
 
@@ -477,6 +481,8 @@ impl Func {
             match self {
                 Func::Fixed(func) => (Some(std::mem::transmute::<Method0, AnyMethod>(func)), 0),
                 Func::One(func) => (Some(std::mem::transmute::<Method1, AnyMethod>(func)), 1),
+                Func::Two(func) => (Some(std::mem::transmute::<Method2, AnyMethod>(func)), 2),
+                Func::Three(func) => (Some(std::mem::transmute::<Method3, AnyMethod>(func)), 3),
                 Func::Variadic(func) => (Some(std::mem::transmute::<MethodN, AnyMethod>(func)), -1),
             }
         }

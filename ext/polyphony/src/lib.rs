@@ -8,6 +8,7 @@
 //! - [`cancel`]: cancel scopes and timeouts;
 //! - [`io`] and [`io_api`]: IO without blocking the thread, and the IO and socket methods;
 //! - [`rb_io`]: the one place that touches Ruby's IO struct;
+//! - [`scheduler`]: Ruby's `Fiber::Scheduler` hooks that run per operation;
 //! - [`api`]: the Ruby methods;
 //! - [`ruby`]: the C API calls, wrapped so that no Ruby exception crosses Rust frames.
 
@@ -22,6 +23,7 @@ mod rb_io;
 mod reactor;
 mod ruby;
 pub mod runqueue;
+mod scheduler;
 mod stacks;
 pub mod timers;
 
@@ -39,6 +41,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     stacks::init();
     let reactor_class = polyphony.define_class("Reactor", ruby.class_object())?;
     reactor_class.undef_default_alloc_func();
+    scheduler::define_methods(reactor_class.as_raw());
     api::define_methods();
     let cancel: RClass = polyphony.const_get("Cancel")?;
     let scope_class = polyphony.define_class("CancelScope", ruby.class_object())?;

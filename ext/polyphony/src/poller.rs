@@ -18,6 +18,7 @@ use std::ffi::c_void;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -143,6 +144,11 @@ impl Poller {
         }
     }
 
+    /// Ends a wait in progress (or the next one) at once; callable from any thread.
+    pub fn notify(&self) -> io::Result<()> {
+        self.poller.notify()
+    }
+
     /// Removes a descriptor's registration.
     pub fn delete(&self, fd: RawFd) -> io::Result<()> {
         self.poller.delete(unsafe { BorrowedFd::borrow_raw(fd) })
@@ -261,12 +267,17 @@ impl Poller {
         };
         let call_ptr: *mut c_void = (&mut call as *mut WaitCall).cast();
         let poller_ptr: *mut c_void = (&*self.poller as *const polling::Poller).cast_mut().cast();
+        // `wake` only writes to polling's eventfd, which is safe in a signal handler: Ruby
+        // may then call it from its own, instead of starting (and, after the wait, joining)
+        // a thread that calls it, which it does for the main thread when it runs alone. That
+        // join would go through the thread's `Fiber.scheduler`, i.e. back into the reactor.
         protect(|| unsafe {
-            rb_sys::rb_thread_call_without_gvl(
+            rb_sys::rb_nogvl(
                 Some(wait_without_gvl),
                 call_ptr,
                 Some(wake),
                 poller_ptr,
+                rb_sys::RB_NOGVL_UBF_ASYNC_SAFE as c_int,
             );
             NIL
         })?;
@@ -284,7 +295,8 @@ unsafe extern "C" fn wait_without_gvl(data: *mut c_void) -> *mut c_void {
     null_mut()
 }
 
-/// Ruby's unblock function: called from another thread to interrupt the wait.
+/// Ruby's unblock function: called from another thread, or from Ruby's signal handler
+/// (it only writes to an eventfd, which is safe there), to interrupt the wait.
 unsafe extern "C" fn wake(data: *mut c_void) {
     let poller = &*(data as *const polling::Poller);
     let _ = poller.notify();

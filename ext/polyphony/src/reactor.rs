@@ -13,13 +13,14 @@ use crate::fdtable::{Arm, FdTable, Interest};
 use crate::poller::{Events, Poller};
 use crate::ruby::{self, current_fiber, fiber_alive, is_exception, transfer, Jump, NIL};
 use crate::runqueue::{RunQueue, WordMap};
+use crate::scheduler::Remote;
 use crate::stacks::{self, EndedFibers};
 use crate::timers::{TimerKey, Timers};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{gc::Marker, typed_data::Obj, DataTypeFunctions, Ruby, TryConvert, TypedData, Value};
 use rb_sys::{ID, VALUE};
 use std::cell::{Cell, RefCell, RefMut};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,6 +107,8 @@ pub struct State {
     streak_switch: u32,
     /// Fibers ended, for getting their stacks back (see `stacks`).
     pub ended_fibers: EndedFibers,
+    /// Fibers waiting in the scheduler's `block` hook for an `unblock`.
+    pub blocked: HashSet<VALUE>,
 }
 
 impl State {
@@ -185,6 +188,8 @@ pub struct Reactor {
     ended: VALUE,
     /// The value an IO wait's timer resumes the waiting fiber with.
     timed_out: VALUE,
+    /// Where other threads leave the fibers they unblock.
+    remote: Arc<Remote>,
 }
 
 impl DataTypeFunctions for Reactor {
@@ -218,6 +223,7 @@ impl DataTypeFunctions for Reactor {
             record.pending.iter().copied().for_each(ruby::mark);
         }
         state.fds.fibers().for_each(ruby::mark);
+        state.blocked.iter().copied().for_each(ruby::mark);
     }
 }
 
@@ -305,6 +311,7 @@ fn lookup(create_missing: bool) -> Result<Option<&'static Reactor>, Jump> {
         }
         let obj = create()?;
         ruby::ivar_set(thread, ids().reactor, obj.as_raw())?;
+        install_scheduler(obj.as_raw())?;
         obj
     } else {
         let value = unsafe { Value::from_raw(ivar) };
@@ -318,6 +325,16 @@ fn lookup(create_missing: bool) -> Result<Option<&'static Reactor>, Jump> {
         frees,
     });
     Ok(Some(unsafe { &*reactor }))
+}
+
+/// Makes a new reactor its thread's `Fiber.scheduler` (see `scheduler`), unless the thread
+/// already has a scheduler of someone else's.
+fn install_scheduler(reactor: VALUE) -> Result<(), Jump> {
+    if unsafe { rb_sys::rb_fiber_scheduler_get() } != NIL {
+        return Ok(());
+    }
+    ruby::protect(|| unsafe { rb_sys::rb_fiber_scheduler_set(reactor) })?;
+    Ok(())
 }
 
 fn create() -> Result<Obj<Reactor>, Jump> {
@@ -339,13 +356,16 @@ fn create() -> Result<Obj<Reactor>, Jump> {
         io_streak: 0,
         streak_switch: 0,
         ended_fibers: EndedFibers::default(),
+        blocked: HashSet::new(),
     };
     state
         .fibers
         .insert(root, FiberRecord::new(NIL, NIL, NIL, 0));
+    let poller = Arc::new(poller);
     let reactor = Reactor {
         state: RefCell::new(state),
-        poller: RefCell::new(Arc::new(poller)),
+        remote: Arc::new(Remote::new(Arc::clone(&poller))),
+        poller: RefCell::new(poller),
         events: Cell::new(Some(Events::default())),
         root,
         ended: ended_marker(),
@@ -369,6 +389,16 @@ impl Reactor {
     /// The value that fibers return when they end.
     pub fn ended(&self) -> VALUE {
         self.ended
+    }
+
+    /// The value a timed-out wait is resumed with.
+    pub fn timed_out(&self) -> VALUE {
+        self.timed_out
+    }
+
+    /// Where other threads leave the fibers they unblock.
+    pub fn remote(&self) -> &Remote {
+        &self.remote
     }
 
     /// Queues `fiber` to be resumed with `value` (at the front when `first`).
@@ -406,8 +436,9 @@ impl Reactor {
     /// Gives the reactor a poller of its own, in a child process just forked, and registers
     /// the descriptors its fibers wait on with it.
     pub fn after_fork(&self) -> Result<(), Jump> {
-        let poller = Poller::new().map_err(ruby::io_error)?;
-        *self.poller.borrow_mut() = Arc::new(poller);
+        let poller = Arc::new(Poller::new().map_err(ruby::io_error)?);
+        self.remote.set_poller(Arc::clone(&poller));
+        *self.poller.borrow_mut() = poller;
         let poller = self.poller.borrow();
         let mut state = self.state();
         for (fd, arm) in state.fds.rearm_all() {
@@ -429,28 +460,43 @@ impl Reactor {
         interest: Interest,
         timeout: Option<Duration>,
     ) -> Result<bool, Jump> {
+        self.wait_any_io(&[(fd, interest)], timeout)
+    }
+
+    /// Like [`Reactor::wait_io`], for the first of several descriptors to be ready (each
+    /// descriptor appears once).
+    pub fn wait_any_io(
+        &self,
+        waits: &[(RawFd, Interest)],
+        timeout: Option<Duration>,
+    ) -> Result<bool, Jump> {
         let fiber = current_fiber();
-        let slot = fd as usize;
+        let forget = |state: &mut State, armed: &[(RawFd, Interest)]| {
+            for &(fd, _) in armed {
+                state.fds.remove_waiter(fd as usize, fiber);
+            }
+        };
         {
             let poller = self.poller.borrow();
             let mut state = self.state();
-            let arm = state.fds.add_waiter(slot, fiber, interest);
-            match arm_descriptor(&poller, &mut state.fds, fd, arm) {
-                Ok(()) => {}
-                Err(error) => {
-                    state.fds.remove_waiter(slot, fiber);
-                    if error.raw_os_error() == Some(libc::EPERM) {
-                        state.fds.refused(slot);
-                        return Ok(true);
-                    }
-                    drop(state);
-                    return Err(ruby::io_error(error));
+            for (index, &(fd, interest)) in waits.iter().enumerate() {
+                let slot = fd as usize;
+                let arm = state.fds.add_waiter(slot, fiber, interest);
+                let Err(error) = arm_descriptor(&poller, &mut state.fds, fd, arm) else {
+                    continue;
+                };
+                forget(&mut state, &waits[..=index]);
+                if error.raw_os_error() == Some(libc::EPERM) {
+                    state.fds.refused(slot);
+                    return Ok(true);
                 }
+                drop(state);
+                return Err(ruby::io_error(error));
             }
         }
         let timer = timeout.map(|timeout| self.set_timer(timeout, fiber, self.timed_out));
         let received = self.switchpoint();
-        self.state().fds.remove_waiter(slot, fiber);
+        forget(&mut self.state(), waits);
         if let Some(timer) = timer {
             self.cancel_timer(timer);
         }
@@ -698,6 +744,7 @@ impl Reactor {
         if self.state().ended_fibers.take_due() {
             stacks::collect()?;
         }
+        self.take_remote_wakeups();
         let (timeout, io_waits) = {
             let mut state = self.state();
             state.fire_due_timers();
@@ -726,6 +773,7 @@ impl Reactor {
         }
         self.events.set(Some(events));
         outcome?;
+        self.take_remote_wakeups();
         self.state().fire_due_timers();
         Ok(())
     }

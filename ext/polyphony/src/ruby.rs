@@ -15,6 +15,8 @@ use std::os::raw::{c_int, c_long};
 pub const NIL: VALUE = rb_sys::Qnil as VALUE;
 /// Ruby's `true`.
 pub const TRUE: VALUE = rb_sys::Qtrue as VALUE;
+/// Ruby's `false`.
+pub const FALSE: VALUE = rb_sys::Qfalse as VALUE;
 
 /// Ruby's jump state for a `raise`.
 const TAG_RAISE: c_int = 6;

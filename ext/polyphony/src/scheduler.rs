@@ -1,0 +1,328 @@
+//! Ruby's `Fiber::Scheduler` interface on the reactor: the hooks that run once per operation
+//! (`block`, `unblock`, `io_wait`, `kernel_sleep`) and wake-ups from other threads.
+//!
+//! Each thread's reactor object is that thread's `Fiber.scheduler`. Spun fibers are
+//! non-blocking, so core operations that would block the thread in them (`Mutex#lock`,
+//! `Queue#pop`, `Thread#join`, waits on descriptors inside C extensions ...) call these hooks
+//! instead, and wait in the reactor like Polyphony's own waits: stoppable, and timed out by
+//! `move_on_after`, `cancel_after` or `Timeout`. The other hooks are written in Ruby
+//! (`lib/polyphony/scheduler.rb`).
+//!
+//! `unblock` may come from another thread (a thread pushing to a `Queue` a fiber waits on,
+//! or ending while a fiber joins it). That thread holds the GVL but must not touch the
+//! reactor's state, which belongs to its own thread: it leaves the fiber in [`Remote`] and
+//! notifies the poller; the reactor's thread schedules it at its next poll.
+
+use crate::api::{entry, optional_args, raise_if_exception, time_interval, Func};
+use crate::fdtable::Interest;
+use crate::poller::Poller;
+use crate::reactor::{self, Reactor};
+use crate::ruby::{self, current_fiber, protect, Jump, FALSE, NIL, TRUE};
+use magnus::rb_sys::FromRawValue;
+use magnus::{typed_data::Obj, TryConvert, Value};
+use rb_sys::VALUE;
+use std::os::raw::{c_int, c_long};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// `IO::READABLE`, `IO::PRIORITY` and `IO::WRITABLE`, as `io_wait` receives and returns them.
+const READABLE: c_long = 1;
+const PRIORITY: c_long = 2;
+const WRITABLE: c_long = 4;
+
+/// What other threads leave for a reactor: the fibers they unblocked.
+pub struct Remote {
+    /// Set while `woken` holds fibers, so that a poll looks at the lock only then.
+    pending: AtomicBool,
+    woken: Mutex<Vec<VALUE>>,
+    /// The reactor's poller, to end its wait (replaced in a forked child).
+    poller: Mutex<Arc<Poller>>,
+}
+
+impl Remote {
+    pub fn new(poller: Arc<Poller>) -> Self {
+        Self {
+            pending: AtomicBool::new(false),
+            woken: Mutex::new(Vec::new()),
+            poller: Mutex::new(poller),
+        }
+    }
+
+    /// Leaves `fiber` to be scheduled by the reactor's thread, and ends its poller's wait.
+    fn wake(&self, fiber: VALUE) {
+        self.woken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(fiber);
+        self.pending.store(true, Ordering::Release);
+        let poller = Arc::clone(&self.poller.lock().unwrap_or_else(PoisonError::into_inner));
+        let _ = poller.notify();
+    }
+
+    /// The fibers other threads unblocked since the last call.
+    pub fn take_woken(&self) -> Vec<VALUE> {
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.woken.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Points notifications at a new poller (a forked child's own).
+    pub fn set_poller(&self, poller: Arc<Poller>) {
+        *self.poller.lock().unwrap_or_else(PoisonError::into_inner) = poller;
+    }
+}
+
+/// The reactor a hook was called on.
+fn reactor_of(object: VALUE) -> Result<&'static Reactor, Jump> {
+    // Safety: `object` is a live Ruby value (the receiver of the method being run).
+    let value = unsafe { Value::from_raw(object) };
+    let reactor = Obj::<Reactor>::try_convert(value)
+        .map_err(|_| ruby::error(unsafe { rb_sys::rb_eTypeError }, "not a Polyphony reactor"))?;
+    let reactor: *const Reactor = &*reactor;
+    // Safety: the reactor object stays alive while its thread does (a hidden instance
+    // variable of the thread holds it), and a hook only runs while a thread uses it.
+    Ok(unsafe { &*reactor })
+}
+
+/// `block(blocker, timeout = nil)`: suspends the current fiber until `unblock` (or until
+/// `timeout` seconds pass); returns true when unblocked, false on timeout.
+unsafe extern "C" fn block(argc: c_int, argv: *const VALUE, object: VALUE) -> VALUE {
+    entry(|| {
+        let args = optional_args(argc, argv, 2)?;
+        let timeout = match args.get(1) {
+            None | Some(&NIL) => None,
+            Some(&timeout) => Some(time_interval(timeout)?),
+        };
+        let reactor = reactor_of(object)?;
+        let resumed = reactor.block(timeout)?;
+        Ok(if resumed { TRUE } else { FALSE })
+    })
+}
+
+/// `unblock(blocker, fiber)`: wakes `fiber`, blocked in `block`; called from any thread.
+unsafe extern "C" fn unblock(object: VALUE, _blocker: VALUE, fiber: VALUE) -> VALUE {
+    entry(|| {
+        let reactor = reactor_of(object)?;
+        if reactor::existing().is_some_and(|current| std::ptr::eq(current, reactor)) {
+            reactor.unblock(fiber);
+        } else {
+            reactor.remote().wake(fiber);
+        }
+        Ok(NIL)
+    })
+}
+
+/// `kernel_sleep(duration = nil)`: suspends the current fiber for `duration` seconds
+/// (until it is scheduled, without one).
+unsafe extern "C" fn kernel_sleep(argc: c_int, argv: *const VALUE, object: VALUE) -> VALUE {
+    entry(|| {
+        let args = optional_args(argc, argv, 1)?;
+        let duration = match args.first() {
+            None | Some(&NIL) => None,
+            Some(&duration) => Some(time_interval(duration)?),
+        };
+        let reactor = reactor_of(object)?;
+        raise_if_exception(crate::api::sleep_for(reactor, duration))?;
+        Ok(NIL)
+    })
+}
+
+/// `io_wait(io, events, timeout)`: suspends the current fiber until `io` is ready for
+/// `events` (`IO::READABLE`, `IO::PRIORITY`, `IO::WRITABLE`) or `timeout` seconds pass
+/// (`nil`: no limit). Returns the events that are ready, false on timeout.
+unsafe extern "C" fn io_wait(object: VALUE, io: VALUE, events: VALUE, timeout: VALUE) -> VALUE {
+    entry(|| {
+        let reactor = reactor_of(object)?;
+        let fd = protect(|| rb_sys::LONG2FIX(unsafe { rb_sys::rb_io_descriptor(io) } as c_long))?;
+        let fd = rb_sys::FIX2LONG(fd) as c_int;
+        let wanted = protect(|| unsafe { rb_sys::rb_num2long(events) as VALUE })? as c_long;
+        let interest = Interest {
+            readable: wanted & (READABLE | PRIORITY) != 0,
+            writable: wanted & WRITABLE != 0,
+        };
+        let timeout = match timeout {
+            NIL => None,
+            timeout => Some(time_interval(timeout)?),
+        };
+        if !reactor.wait_io(fd, interest, timeout)? {
+            return Ok(FALSE);
+        }
+        Ok(rb_sys::LONG2FIX(ready_events(fd, wanted)))
+    })
+}
+
+/// Which of `wanted` the descriptor is ready for now. A fiber woken for one direction of
+/// two is told which; one that asked for one direction gets it (its retry finds out).
+fn ready_events(fd: c_int, wanted: c_long) -> c_long {
+    if wanted & WRITABLE == 0 || wanted & (READABLE | PRIORITY) == 0 {
+        return wanted;
+    }
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN | libc::POLLPRI | libc::POLLOUT,
+        revents: 0,
+    };
+    // Safety: one valid pollfd, no wait.
+    if unsafe { libc::poll(&mut poll, 1, 0) } != 1 {
+        return wanted;
+    }
+    let mut ready = 0;
+    if poll.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+        ready |= wanted & READABLE;
+    }
+    if poll.revents & libc::POLLPRI != 0 {
+        ready |= wanted & PRIORITY;
+    }
+    if poll.revents & (libc::POLLOUT | libc::POLLHUP | libc::POLLERR) != 0 {
+        ready |= WRITABLE;
+    }
+    if ready == 0 {
+        wanted
+    } else {
+        ready
+    }
+}
+
+/// `wait_for_exit(pid)`: suspends the current fiber until process `pid` (a child) has
+/// ended, through a pidfd the reactor polls. Returns false, without waiting, when the kernel
+/// gives no pidfd for it (no such process, or a kernel before 5.3): the caller waits another
+/// way. Does not reap the child.
+unsafe extern "C" fn wait_for_exit(object: VALUE, pid: VALUE) -> VALUE {
+    entry(|| {
+        let reactor = reactor_of(object)?;
+        let pid = protect(|| unsafe { rb_sys::rb_num2long(pid) as VALUE })? as libc::pid_t;
+        // Safety: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Ok(FALSE);
+        }
+        let pidfd = PidFd(fd as c_int);
+        reactor.wait_io(pidfd.0, Interest::READABLE, None)?;
+        drop(pidfd);
+        Ok(TRUE)
+    })
+}
+
+/// A pidfd, closed when dropped (however the wait on it ends).
+struct PidFd(c_int);
+
+impl Drop for PidFd {
+    fn drop(&mut self) {
+        if let Some(reactor) = reactor::existing() {
+            reactor.forget_fd(self.0, || NIL);
+        }
+        // Safety: the descriptor is this value's own, closed once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// `wait_for_any(readables, writables, timeout)`: suspends the current fiber until one of
+/// the IOs is ready (to read, or to write), or `timeout` seconds pass (`nil`: no limit).
+/// Returns false on timeout, true otherwise (the caller finds out which is ready).
+unsafe extern "C" fn wait_for_any(
+    object: VALUE,
+    readables: VALUE,
+    writables: VALUE,
+    timeout: VALUE,
+) -> VALUE {
+    entry(|| {
+        let reactor = reactor_of(object)?;
+        let mut waits: Vec<(c_int, Interest)> = Vec::new();
+        for (ios, interest) in [
+            (readables, Interest::READABLE),
+            (writables, Interest::WRITABLE),
+        ] {
+            if ios == NIL {
+                continue;
+            }
+            let ios = protect(|| unsafe { rb_sys::rb_Array(ios) })?;
+            for index in 0..unsafe { rb_sys::RARRAY_LEN(ios) } {
+                let fd = protect(|| unsafe {
+                    let io = rb_sys::rb_io_get_io(rb_sys::rb_ary_entry(ios, index));
+                    let io = if interest.writable {
+                        rb_sys::rb_io_get_write_io(io)
+                    } else {
+                        io
+                    };
+                    rb_sys::LONG2FIX(rb_sys::rb_io_descriptor(io) as c_long)
+                })?;
+                let fd = rb_sys::FIX2LONG(fd) as c_int;
+                match waits.iter_mut().find(|(known, _)| *known == fd) {
+                    Some((_, known)) => {
+                        known.readable |= interest.readable;
+                        known.writable |= interest.writable;
+                    }
+                    None => waits.push((fd, interest)),
+                }
+            }
+        }
+        let timeout = match timeout {
+            NIL => None,
+            timeout => Some(time_interval(timeout)?),
+        };
+        Ok(if reactor.wait_any_io(&waits, timeout)? {
+            TRUE
+        } else {
+            FALSE
+        })
+    })
+}
+
+impl Reactor {
+    /// Suspends the current fiber until [`Reactor::unblock`] (or until `timeout` passes);
+    /// false on timeout. An exception the fiber is resumed with is raised.
+    pub fn block(&self, timeout: Option<Duration>) -> Result<bool, Jump> {
+        let fiber = current_fiber();
+        let timer = {
+            let mut state = self.state();
+            state.blocked.insert(fiber);
+            if timeout.is_none() {
+                state.sleepers += 1;
+            }
+            timeout
+        }
+        .map(|timeout| self.set_timer(timeout, fiber, self.timed_out()));
+        let received = self.switchpoint();
+        {
+            let mut state = self.state();
+            state.blocked.remove(&fiber);
+            if timer.is_none() {
+                state.sleepers -= 1;
+            }
+        }
+        if let Some(timer) = timer {
+            self.cancel_timer(timer);
+        }
+        let value = raise_if_exception(received)?;
+        Ok(value != self.timed_out())
+    }
+
+    /// Schedules `fiber` if it is blocked in [`Reactor::block`] (a late or repeated unblock
+    /// is ignored).
+    pub fn unblock(&self, fiber: VALUE) {
+        let mut state = self.state();
+        if state.blocked.remove(&fiber) {
+            state.schedule(fiber, NIL, false);
+        }
+    }
+
+    /// Schedules the fibers that other threads unblocked.
+    pub fn take_remote_wakeups(&self) {
+        for fiber in self.remote().take_woken() {
+            self.unblock(fiber);
+        }
+    }
+}
+
+/// Defines the hooks on `Polyphony::Reactor`.
+pub fn define_methods(reactor_class: VALUE) {
+    use crate::api::define_method;
+    define_method(reactor_class, c"block", Func::Variadic(block));
+    define_method(reactor_class, c"unblock", Func::Two(unblock));
+    define_method(reactor_class, c"kernel_sleep", Func::Variadic(kernel_sleep));
+    define_method(reactor_class, c"io_wait", Func::Three(io_wait));
+    define_method(reactor_class, c"wait_for_exit", Func::One(wait_for_exit));
+    define_method(reactor_class, c"wait_for_any", Func::Three(wait_for_any));
+}

@@ -1,0 +1,222 @@
+# frozen_string_literal: true
+
+module Polyphony
+  # Core's waiting operations in blocking fibers: the thread's root fiber (where a program's
+  # top level runs), and fibers made with `Fiber.new(blocking: true)`. Ruby calls no
+  # `Fiber::Scheduler` hook there, so without this `Queue#pop`, `Mutex#lock`,
+  # `ConditionVariable#wait`, `Monitor`, `Thread#join`, `Process.wait`, `system` and
+  # backticks would block the thread, with every other fiber frozen (or end with "No live
+  # threads left. Deadlock?").
+  #
+  # In a blocking fiber of a thread that uses Polyphony, each of these waits in a helper
+  # fiber, which is non-blocking and so waits in the reactor, while the blocking fiber waits
+  # for the helper: the other fibers run, and the wait can be stopped or timed out like any
+  # other. Nothing changes elsewhere: core's classes stay core's (these modules are prepended
+  # to them) and in non-blocking fibers, or in threads that never used Polyphony, the
+  # methods are core's own.
+  #
+  # Locks keep their owner: the helper only waits for the lock to be free, and the blocking
+  # fiber takes it itself (it tries again should another fiber take it first).
+  module CoreWaits
+    # A value no operation returns.
+    NOTHING = Object.new.freeze
+
+    # Whether the current fiber is blocking, in a thread whose scheduler is a reactor.
+    #
+    # @api private
+    def self.blocking_fiber?
+      Fiber.blocking? && Fiber.scheduler.is_a?(Reactor)
+    end
+
+    # Runs the block in a helper fiber, non-blocking, and waits for it in the reactor;
+    # returns its value. If the wait is stopped, the helper is stopped too.
+    #
+    # @api private
+    def self.in_helper_fiber(&block)
+      helper = spin(&block)
+      helper.await
+    ensure
+      helper.stop if helper&.alive?
+    end
+
+    # `Queue#pop` (`shift`, `deq`): also for `SizedQueue`.
+    module QueueMethods
+      # Core's `pop`; in a blocking fiber, other fibers run while it waits. An item taken
+      # for a waiter stopped at that very moment goes back into the queue (at its end).
+      def pop(*args, **keywords)
+        return super if args.first || !CoreWaits.blocking_fiber?
+
+        item = NOTHING
+        begin
+          CoreWaits.in_helper_fiber { item = super(*args, **keywords) }
+        rescue Exception # rubocop:disable Lint/RescueException
+          push(item) unless item.equal?(NOTHING)
+          raise
+        end
+      end
+      alias shift pop
+      alias deq pop
+    end
+
+    # `SizedQueue#push` (`<<`, `enq`).
+    module SizedQueueMethods
+      include QueueMethods
+
+      # Core's `push`; in a blocking fiber, other fibers run while it waits for room.
+      def push(*args, **keywords)
+        return super if args[1] || !CoreWaits.blocking_fiber?
+
+        CoreWaits.in_helper_fiber { super(*args, **keywords) }
+      end
+      alias << push
+      alias enq push
+    end
+
+    # `Mutex#lock`, `#synchronize` and `#sleep`.
+    module MutexMethods
+      # Core's `lock`; in a blocking fiber, other fibers run while it waits.
+      def lock
+        return super unless CoreWaits.blocking_fiber?
+        return self if try_lock
+        raise ThreadError, 'deadlock; recursive locking' if owned?
+
+        loop do
+          CoreWaits.in_helper_fiber do
+            super()
+            unlock
+          end
+          return self if try_lock
+        end
+      end
+
+      # Core's `synchronize`; in a blocking fiber, other fibers run while it waits.
+      def synchronize
+        return super unless CoreWaits.blocking_fiber?
+        raise ThreadError, 'must be called with a block' unless block_given?
+
+        lock
+        begin
+          yield
+        ensure
+          unlock
+        end
+      end
+    end
+
+    # `ConditionVariable#wait`.
+    module ConditionVariableMethods
+      # Core's `wait`; in a blocking fiber, other fibers run while it waits. The mutex is
+      # handed to the helper fiber (which waits on the condition in the reactor) with no
+      # switch in between, so no signal is missed, and taken back before returning or
+      # raising.
+      def wait(mutex, timeout = nil)
+        return super unless CoreWaits.blocking_fiber?
+
+        helper = spin do
+          mutex.lock
+          begin
+            super(mutex, timeout)
+          ensure
+            mutex.unlock
+          end
+        end
+        mutex.unlock
+        begin
+          Polyphony.start_new_fibers
+          helper.await
+        ensure
+          helper.stop if helper.alive?
+          mutex.lock
+        end
+      end
+    end
+
+    # `Monitor#enter` (`mon_enter`) and `#synchronize` (`mon_synchronize`).
+    module MonitorMethods
+      # Core's `enter`; in a blocking fiber, other fibers run while it waits.
+      def enter
+        return super unless CoreWaits.blocking_fiber?
+        return if try_enter
+
+        loop do
+          CoreWaits.in_helper_fiber do
+            super()
+            exit
+          end
+          return if try_enter
+        end
+      end
+      alias mon_enter enter
+
+      # Core's `synchronize`; in a blocking fiber, other fibers run while it waits.
+      def synchronize
+        return super unless CoreWaits.blocking_fiber?
+
+        enter
+        begin
+          yield
+        ensure
+          exit
+        end
+      end
+      alias mon_synchronize synchronize
+    end
+
+    # `Thread#join` and `#value`.
+    module ThreadMethods
+      # Core's `join`; in a blocking fiber, other fibers run while it waits.
+      def join(*args)
+        return super unless CoreWaits.blocking_fiber?
+
+        CoreWaits.in_helper_fiber { super(*args) }
+      end
+
+      # Core's `value`; in a blocking fiber, other fibers run while it waits.
+      def value
+        return super unless CoreWaits.blocking_fiber?
+
+        CoreWaits.in_helper_fiber { super() }
+      end
+    end
+
+    # `Process.wait` and its kin.
+    module ProcessMethods
+      %i[wait wait2 waitpid waitpid2 waitall].each do |name|
+        # Core's; in a blocking fiber, other fibers run while it waits.
+        define_method(name) do |*args|
+          return super(*args) unless CoreWaits.blocking_fiber?
+
+          CoreWaits.in_helper_fiber { super(*args) }
+        end
+      end
+    end
+
+    # `Kernel#system` and backticks.
+    module KernelMethods
+      # Core's `system`; in a blocking fiber, other fibers run while the command runs.
+      def system(*args, **options)
+        return super unless CoreWaits.blocking_fiber?
+
+        CoreWaits.in_helper_fiber { super(*args, **options) }
+      end
+
+      # Core's backticks; in a blocking fiber, other fibers run while the command runs.
+      def `(command)
+        return super unless CoreWaits.blocking_fiber?
+
+        CoreWaits.in_helper_fiber { super(command) }
+      end
+    end
+  end
+end
+
+Thread::Queue.prepend(Polyphony::CoreWaits::QueueMethods)
+Thread::SizedQueue.prepend(Polyphony::CoreWaits::SizedQueueMethods)
+Thread::Mutex.prepend(Polyphony::CoreWaits::MutexMethods)
+Thread::ConditionVariable.prepend(Polyphony::CoreWaits::ConditionVariableMethods)
+Thread.prepend(Polyphony::CoreWaits::ThreadMethods)
+Process.singleton_class.prepend(Polyphony::CoreWaits::ProcessMethods)
+Kernel.prepend(Polyphony::CoreWaits::KernelMethods)
+Kernel.singleton_class.prepend(Polyphony::CoreWaits::KernelMethods)
+require 'monitor'
+Monitor.prepend(Polyphony::CoreWaits::MonitorMethods)

@@ -1,0 +1,151 @@
+# frozen_string_literal: true
+
+require 'socket'
+
+module Polyphony
+  class << self
+    # Whether the main fiber waits for its children at exit (`require 'polyphony/auto_run'`).
+    # @return [Boolean]
+    attr_accessor :auto_run
+  end
+
+  # A thread's reactor, which is also the thread's `Fiber.scheduler` (Ruby's
+  # `Fiber::Scheduler` interface), installed when the thread first uses Polyphony (the main
+  # thread's at `require 'polyphony'`). Spun fibers are non-blocking fibers, so core
+  # operations that would block the thread in them (`Mutex#lock`, `Queue#pop`,
+  # `ConditionVariable#wait`, `Monitor`, `Thread#join`, `Process.wait`, `system`, DNS
+  # lookups, and the waits of C extensions such as pg, mysql2 and OpenSSL) call these hooks
+  # and wait in the reactor instead, like Polyphony's own waits: the other fibers run, and the
+  # waiting fiber can be stopped, raised in, restarted and timed out.
+  #
+  # Ruby calls the hooks; programs do not need to. A thread that already had a scheduler of
+  # someone else's when it first used Polyphony keeps it.
+  class Reactor
+    # @!method block(blocker, timeout = nil)
+    #   Suspends the current fiber until {#unblock} is called for it, or until `timeout`
+    #   seconds pass.
+    #   @param blocker [Object] what the fiber waits for (a Mutex, a Queue, a Thread ...)
+    #   @param timeout [Numeric, nil] seconds; nil: no limit
+    #   @return [Boolean] true when unblocked, false on timeout
+
+    # @!method unblock(blocker, fiber)
+    #   Wakes `fiber`, blocked in {#block}. Safe to call from any thread: a wake-up from
+    #   another thread ends the reactor's wait at once.
+    #   @param blocker [Object] what the fiber waited for
+    #   @param fiber [Fiber] the fiber to wake
+    #   @return [nil]
+
+    # @!method kernel_sleep(duration = nil)
+    #   Suspends the current fiber for `duration` seconds (until it is scheduled, without
+    #   one).
+    #   @param duration [Numeric, nil]
+    #   @return [nil]
+
+    # @!method io_wait(io, events, timeout)
+    #   Suspends the current fiber until `io` is ready for `events`, or `timeout` seconds
+    #   pass.
+    #   @param io [IO]
+    #   @param events [Integer] `IO::READABLE`, `IO::PRIORITY` and `IO::WRITABLE`, or-ed
+    #   @param timeout [Numeric, nil] seconds; nil: no limit
+    #   @return [Integer, false] the events ready, false on timeout
+
+    # @!method wait_for_exit(pid)
+    #   Suspends the current fiber until child process `pid` has ended (the reactor polls a
+    #   pidfd). Does not reap the child.
+    #   @param pid [Integer]
+    #   @return [Boolean] false, without waiting, when Linux gives no pidfd for `pid`
+
+    # @!method wait_for_any(readables, writables, timeout)
+    #   Suspends the current fiber until one of the IOs is ready to read (`readables`) or to
+    #   write (`writables`), or `timeout` seconds pass.
+    #   @param readables [Array<IO>, nil]
+    #   @param writables [Array<IO>, nil]
+    #   @param timeout [Numeric, nil] seconds; nil: no limit
+    #   @return [Boolean] false on timeout
+
+    # How often a wait for any child process (`Process.wait` with no pid, or a process
+    # group), which no pidfd can watch, looks for one that ended.
+    ANY_CHILD_INTERVAL = 0.01
+
+    # Waits for a child process without blocking the thread: `Process.wait`, `system`,
+    # backticks and `Open3` call this.
+    #
+    # @param pid [Integer] as `Process.wait` takes it
+    # @param flags [Integer] as `Process.wait` takes them
+    # @return [Process::Status, nil]
+    def process_wait(pid, flags)
+      nohang = flags | Process::WNOHANG
+      return Process::Status.wait(pid, nohang) if pid.positive? && wait_for_exit(pid)
+
+      loop do
+        status = Process::Status.wait(pid, nohang)
+        return status if status
+
+        kernel_sleep(ANY_CHILD_INTERVAL)
+      end
+    end
+
+    # Resolves a host name without blocking the thread: the system's resolver (with
+    # `/etc/hosts` and nsswitch, as core) runs in a thread of its own while the fiber waits.
+    #
+    # @param hostname [String]
+    # @return [Array<String>, nil] the addresses; nil when the name is unknown (core then
+    #   raises its own error)
+    def address_resolve(hostname)
+      name = hostname.sub(/%.*\z/, '')
+      resolver = Thread.new do
+        Thread.current.report_on_exception = false
+        Addrinfo.getaddrinfo(name, nil, nil, :STREAM).map(&:ip_address).uniq
+      rescue SocketError
+        nil
+      end
+      resolver.value
+    end
+
+    # Runs the block; if it still runs after `duration` seconds, raises `exception_class`
+    # with `exception_arguments` in it (see {Kernel#cancel_after}).
+    #
+    # @param duration [Numeric]
+    # @param exception_class [Class]
+    # @param exception_arguments [Array] the message
+    # @return [Object] the block's value
+    def timeout_after(duration, exception_class, *exception_arguments, &block)
+      exception = exception_arguments.empty? ? exception_class : [exception_class, *exception_arguments]
+      cancel_after(duration, with_exception: exception, &block)
+    end
+
+    # `IO.select` in a non-blocking fiber (Ruby 3.2 and later call this hook; Polyphony's
+    # `IO.select` does the same on 3.1 and in blocking fibers).
+    #
+    # @return [Array<Array<IO>>, nil] as `IO.select`
+    def io_select(readables, writables, exceptables, timeout)
+      Fiber.blocking { IO.select(readables, writables, exceptables, timeout) }
+    end
+
+    # `Fiber.schedule { }`: spins a fiber running the block and runs it at once, until it
+    # first waits.
+    #
+    # @return [Fiber]
+    def fiber(*_options, &block)
+      fiber = spin(&block)
+      Polyphony.start_new_fibers
+      fiber
+    end
+
+    # Called by Ruby when the thread ends (the main thread's before the `at_exit` handlers
+    # run), or when its scheduler is replaced. In the root fiber it ends the fibers the root
+    # spun, while their core waits still go through the reactor: with `polyphony/auto_run`
+    # (and unless the program ends with an error) it waits for them, then it stops those
+    # still running (their `ensure` blocks run).
+    #
+    # @return [nil]
+    def close
+      return unless Fiber.blocking?
+
+      root = Fiber.current
+      root.await_all_children if Polyphony.auto_run && ($!.nil? || $!.is_a?(SystemExit) && $!.success?)
+      root.terminate_all_children
+      nil
+    end
+  end
+end
