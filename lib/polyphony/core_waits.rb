@@ -39,67 +39,81 @@ module Polyphony
       helper.stop if helper&.alive?
     end
 
-    # `Queue#pop` (`shift`, `deq`): also for `SizedQueue`.
-    module QueueMethods
-      # Core's `pop`; in a blocking fiber, other fibers run while it waits. An item taken
-      # for a waiter stopped at that very moment goes back into the queue (at its end).
-      def pop(*args, **keywords)
-        return super if args.first || !CoreWaits.blocking_fiber?
+    # The methods of `MutexMethods`, `QueueMethods`, `SizedQueueMethods` and
+    # `MonitorMethods` are defined in Rust (`ext/polyphony/src/core_waits.rs`): core's own,
+    # unless the current fiber is blocking and the operation would wait, which calls these.
 
-        item = NOTHING
-        begin
-          CoreWaits.in_helper_fiber { item = super(*args, **keywords) }
-        rescue Exception # rubocop:disable Lint/RescueException
-          push(item) unless item.equal?(NOTHING)
-          raise
+    # `Mutex#lock` in a blocking fiber, the mutex locked: other fibers run while it waits.
+    #
+    # @api private
+    def self.lock(mutex)
+      raise ThreadError, 'deadlock; recursive locking' if mutex.owned?
+
+      until mutex.try_lock
+        in_helper_fiber do
+          mutex.lock
+          mutex.unlock
         end
       end
-      alias shift pop
-      alias deq pop
+      mutex
     end
 
-    # `SizedQueue#push` (`<<`, `enq`).
-    module SizedQueueMethods
-      include QueueMethods
+    # `Mutex#synchronize` in a blocking fiber, the mutex locked.
+    #
+    # @api private
+    def self.synchronize(mutex)
+      raise ThreadError, 'must be called with a block' unless block_given?
 
-      # Core's `push`; in a blocking fiber, other fibers run while it waits for room.
-      def push(*args, **keywords)
-        return super if args[1] || !CoreWaits.blocking_fiber?
-
-        CoreWaits.in_helper_fiber { super(*args, **keywords) }
+      lock(mutex)
+      begin
+        yield
+      ensure
+        mutex.unlock
       end
-      alias << push
-      alias enq push
     end
 
-    # `Mutex#lock`, `#synchronize` and `#sleep`.
-    module MutexMethods
-      # Core's `lock`; in a blocking fiber, other fibers run while it waits.
-      def lock
-        return super unless CoreWaits.blocking_fiber?
-        return self if try_lock
-        raise ThreadError, 'deadlock; recursive locking' if owned?
+    # `Queue#pop` (and `SizedQueue#pop`) in a blocking fiber, the queue empty. An item taken
+    # for a waiter stopped at that very moment goes back into the queue (at its end).
+    #
+    # @api private
+    def self.pop(queue, *args, **keywords)
+      item = NOTHING
+      begin
+        in_helper_fiber { item = queue.pop(*args, **keywords) }
+      rescue Exception # rubocop:disable Lint/RescueException
+        queue.push(item) unless item.equal?(NOTHING)
+        raise
+      end
+    end
 
-        loop do
-          CoreWaits.in_helper_fiber do
-            super()
-            unlock
-          end
-          return self if try_lock
+    # `SizedQueue#push` in a blocking fiber, the queue full.
+    #
+    # @api private
+    def self.push(queue, *args, **keywords)
+      in_helper_fiber { queue.push(*args, **keywords) }
+    end
+
+    # `Monitor#enter` in a blocking fiber, the monitor held by another fiber.
+    #
+    # @api private
+    def self.enter(monitor)
+      until monitor.try_enter
+        in_helper_fiber do
+          monitor.enter
+          monitor.exit
         end
       end
+    end
 
-      # Core's `synchronize`; in a blocking fiber, other fibers run while it waits.
-      def synchronize
-        return super unless CoreWaits.blocking_fiber?
-        raise ThreadError, 'must be called with a block' unless block_given?
-
-        lock
-        begin
-          yield
-        ensure
-          unlock
-        end
+    # `Monitor#synchronize` in a blocking fiber, the monitor held by another fiber.
+    #
+    # @api private
+    def self.mon_synchronize(monitor)
+      enter(monitor)
+      begin
+        yield
+      ensure
+        monitor.exit
       end
     end
 
@@ -129,37 +143,6 @@ module Polyphony
           mutex.lock
         end
       end
-    end
-
-    # `Monitor#enter` (`mon_enter`) and `#synchronize` (`mon_synchronize`).
-    module MonitorMethods
-      # Core's `enter`; in a blocking fiber, other fibers run while it waits.
-      def enter
-        return super unless CoreWaits.blocking_fiber?
-        return if try_enter
-
-        loop do
-          CoreWaits.in_helper_fiber do
-            super()
-            exit
-          end
-          return if try_enter
-        end
-      end
-      alias mon_enter enter
-
-      # Core's `synchronize`; in a blocking fiber, other fibers run while it waits.
-      def synchronize
-        return super unless CoreWaits.blocking_fiber?
-
-        enter
-        begin
-          yield
-        ensure
-          exit
-        end
-      end
-      alias mon_synchronize synchronize
     end
 
     # `Thread#join` and `#value`.
@@ -211,7 +194,7 @@ module Polyphony
 end
 
 Thread::Queue.prepend(Polyphony::CoreWaits::QueueMethods)
-Thread::SizedQueue.prepend(Polyphony::CoreWaits::SizedQueueMethods)
+Thread::SizedQueue.prepend(Polyphony::CoreWaits::QueueMethods, Polyphony::CoreWaits::SizedQueueMethods)
 Thread::Mutex.prepend(Polyphony::CoreWaits::MutexMethods)
 Thread::ConditionVariable.prepend(Polyphony::CoreWaits::ConditionVariableMethods)
 Thread.prepend(Polyphony::CoreWaits::ThreadMethods)
