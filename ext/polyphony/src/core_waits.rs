@@ -171,7 +171,9 @@ pub fn define_methods() {
     use Func::Variadic;
     let polyphony = ruby::class_named(c"Polyphony");
     let core_waits = unsafe { rb_sys::rb_define_module_under(polyphony, c"CoreWaits".as_ptr()) };
-    let reactor = ruby::class_named(c"Polyphony::Reactor");
+    // Kept alive and unmoved: compaction would move them behind this cache.
+    let reactor = ruby::keep_forever(ruby::class_named(c"Polyphony::Reactor"));
+    let core_waits = ruby::keep_forever(core_waits);
     let _ = CLASSES.set(Classes {
         reactor,
         core_waits,
