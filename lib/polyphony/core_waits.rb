@@ -39,9 +39,46 @@ module Polyphony
       helper.stop if helper&.alive?
     end
 
-    # The methods of `MutexMethods`, `QueueMethods`, `SizedQueueMethods` and
-    # `MonitorMethods` are defined in Rust (`ext/polyphony/src/core_waits.rs`): core's own,
-    # unless the current fiber is blocking and the operation would wait, which calls these.
+    # The methods of these four modules are defined in Rust (`ext/polyphony/src/core_waits.rs`):
+    # each is core's own, unless the current fiber is blocking and the operation would wait,
+    # which calls the module function of the same name below.
+
+    # `Mutex#lock` and `#synchronize` (prepended to `Thread::Mutex`). Elsewhere than in a
+    # blocking fiber waiting for another fiber's lock, they call core's C functions straight:
+    # nothing is added where nothing waits.
+    module MutexMethods
+      # @!method lock
+      #   Core's `Mutex#lock`; see {CoreWaits.lock}.
+      #   @return [Thread::Mutex] self
+      # @!method synchronize
+      #   Core's `Mutex#synchronize`; see {CoreWaits.synchronize}.
+      #   @return [Object] the block's value
+    end
+
+    # `Queue#pop` (`shift`, `deq`), prepended to `Thread::Queue` and `Thread::SizedQueue`.
+    module QueueMethods
+      # @!method pop(non_block = false, timeout: nil)
+      #   Core's `Queue#pop`; see {CoreWaits.pop}.
+      #   @return [Object] the item
+    end
+
+    # `SizedQueue#push` (`<<`, `enq`), prepended to `Thread::SizedQueue`.
+    module SizedQueueMethods
+      # @!method push(object, non_block = false, timeout: nil)
+      #   Core's `SizedQueue#push`; see {CoreWaits.push}.
+      #   @return [Thread::SizedQueue] self
+    end
+
+    # `Monitor#enter` (`mon_enter`) and `#synchronize` (`mon_synchronize`), prepended to
+    # `Monitor`.
+    module MonitorMethods
+      # @!method enter
+      #   Core's `Monitor#enter`; see {CoreWaits.enter}.
+      #   @return [nil]
+      # @!method synchronize
+      #   Core's `Monitor#synchronize`; see {CoreWaits.mon_synchronize}.
+      #   @return [Object] the block's value
+    end
 
     # `Mutex#lock` in a blocking fiber, the mutex locked: other fibers run while it waits.
     #
