@@ -47,6 +47,19 @@ module Polyphony
     # blocking fiber waiting for another fiber's lock, they call core's C functions straight:
     # nothing is added where nothing waits.
     module MutexMethods
+      # Core's `Mutex#sleep`, which also holds the mutex again when the sleep ends with an
+      # exception (stopped, timed out): Ruby 3.1 to 3.3 forget to when the sleep goes
+      # through the scheduler, so a `ConditionVariable#wait` interrupted in a fiber would
+      # leave `synchronize` unlocking a mutex it no longer holds.
+      #
+      # @param timeout [Numeric, nil]
+      # @return [Integer, nil] as core's
+      def sleep(timeout = nil)
+        super
+      ensure
+        lock unless owned?
+      end
+
       # @!method lock
       #   Core's `Mutex#lock`; see {CoreWaits.lock}.
       #   @return [Thread::Mutex] self

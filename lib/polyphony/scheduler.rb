@@ -75,11 +75,13 @@ module Polyphony
     # @return [Process::Status, nil]
     def process_wait(pid, flags)
       nohang = flags | Process::WNOHANG
-      return Process::Status.wait(pid, nohang) if pid.positive? && wait_for_exit(pid)
-
       loop do
+        # A child that ended, or no such child (a status with pid -1, which Ruby raises as
+        # Errno::ECHILD), answers at once.
         status = Process::Status.wait(pid, nohang)
         return status if status
+
+        next if pid.positive? && wait_for_exit(pid)
 
         kernel_sleep(ANY_CHILD_INTERVAL)
       end
