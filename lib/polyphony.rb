@@ -18,6 +18,7 @@ require_relative 'polyphony/timeout'
 require_relative 'polyphony/thread'
 require_relative 'polyphony/scheduler'
 require_relative 'polyphony/core_waits'
+require_relative 'polyphony/core_io'
 
 # Fibers that Polyphony spins are switched by their reactor: Fiber#transfer and #resume refuse
 # them with a FiberError (other fibers switch as in core).

@@ -39,67 +39,118 @@ module Polyphony
       helper.stop if helper&.alive?
     end
 
-    # `Queue#pop` (`shift`, `deq`): also for `SizedQueue`.
-    module QueueMethods
-      # Core's `pop`; in a blocking fiber, other fibers run while it waits. An item taken
-      # for a waiter stopped at that very moment goes back into the queue (at its end).
-      def pop(*args, **keywords)
-        return super if args.first || !CoreWaits.blocking_fiber?
+    # The methods of these four modules are defined in Rust (`ext/polyphony/src/core_waits.rs`):
+    # each is core's own, unless the current fiber is blocking and the operation would wait,
+    # which calls the module function of the same name below.
 
-        item = NOTHING
-        begin
-          CoreWaits.in_helper_fiber { item = super(*args, **keywords) }
-        rescue Exception # rubocop:disable Lint/RescueException
-          push(item) unless item.equal?(NOTHING)
-          raise
-        end
-      end
-      alias shift pop
-      alias deq pop
-    end
-
-    # `SizedQueue#push` (`<<`, `enq`).
-    module SizedQueueMethods
-      include QueueMethods
-
-      # Core's `push`; in a blocking fiber, other fibers run while it waits for room.
-      def push(*args, **keywords)
-        return super if args[1] || !CoreWaits.blocking_fiber?
-
-        CoreWaits.in_helper_fiber { super(*args, **keywords) }
-      end
-      alias << push
-      alias enq push
-    end
-
-    # `Mutex#lock`, `#synchronize` and `#sleep`.
+    # `Mutex#lock` and `#synchronize` (prepended to `Thread::Mutex`). Elsewhere than in a
+    # blocking fiber waiting for another fiber's lock, they call core's C functions straight:
+    # nothing is added where nothing waits.
     module MutexMethods
-      # Core's `lock`; in a blocking fiber, other fibers run while it waits.
-      def lock
-        return super unless CoreWaits.blocking_fiber?
-        return self if try_lock
-        raise ThreadError, 'deadlock; recursive locking' if owned?
+      # @!method lock
+      #   Core's `Mutex#lock`; see {CoreWaits.lock}.
+      #   @return [Thread::Mutex] self
+      # @!method synchronize
+      #   Core's `Mutex#synchronize`; see {CoreWaits.synchronize}.
+      #   @return [Object] the block's value
+    end
 
-        loop do
-          CoreWaits.in_helper_fiber do
-            super()
-            unlock
-          end
-          return self if try_lock
+    # `Queue#pop` (`shift`, `deq`), prepended to `Thread::Queue` and `Thread::SizedQueue`.
+    module QueueMethods
+      # @!method pop(non_block = false, timeout: nil)
+      #   Core's `Queue#pop`; see {CoreWaits.pop}.
+      #   @return [Object] the item
+    end
+
+    # `SizedQueue#push` (`<<`, `enq`), prepended to `Thread::SizedQueue`.
+    module SizedQueueMethods
+      # @!method push(object, non_block = false, timeout: nil)
+      #   Core's `SizedQueue#push`; see {CoreWaits.push}.
+      #   @return [Thread::SizedQueue] self
+    end
+
+    # `Monitor#enter` (`mon_enter`) and `#synchronize` (`mon_synchronize`), prepended to
+    # `Monitor`.
+    module MonitorMethods
+      # @!method enter
+      #   Core's `Monitor#enter`; see {CoreWaits.enter}.
+      #   @return [nil]
+      # @!method synchronize
+      #   Core's `Monitor#synchronize`; see {CoreWaits.mon_synchronize}.
+      #   @return [Object] the block's value
+    end
+
+    # `Mutex#lock` in a blocking fiber, the mutex locked: other fibers run while it waits.
+    #
+    # @api private
+    def self.lock(mutex)
+      raise ThreadError, 'deadlock; recursive locking' if mutex.owned?
+
+      until mutex.try_lock
+        in_helper_fiber do
+          mutex.lock
+          mutex.unlock
         end
       end
+      mutex
+    end
 
-      # Core's `synchronize`; in a blocking fiber, other fibers run while it waits.
-      def synchronize
-        return super unless CoreWaits.blocking_fiber?
-        raise ThreadError, 'must be called with a block' unless block_given?
+    # `Mutex#synchronize` in a blocking fiber, the mutex locked.
+    #
+    # @api private
+    def self.synchronize(mutex)
+      raise ThreadError, 'must be called with a block' unless block_given?
 
-        lock
-        begin
-          yield
-        ensure
-          unlock
+      lock(mutex)
+      begin
+        yield
+      ensure
+        mutex.unlock
+      end
+    end
+
+    # `Queue#pop` (and `SizedQueue#pop`) in a blocking fiber, the queue empty. An item taken
+    # for a waiter stopped at that very moment goes back into the queue (at its end).
+    #
+    # @api private
+    def self.pop(queue, *args, **keywords)
+      item = NOTHING
+      begin
+        in_helper_fiber { item = queue.pop(*args, **keywords) }
+      rescue Exception # rubocop:disable Lint/RescueException
+        queue.push(item) unless item.equal?(NOTHING)
+        raise
+      end
+    end
+
+    # `SizedQueue#push` in a blocking fiber, the queue full.
+    #
+    # @api private
+    def self.push(queue, *args, **keywords)
+      in_helper_fiber { queue.push(*args, **keywords) }
+    end
+
+    # `Monitor#enter` in a blocking fiber, the monitor held by another fiber.
+    #
+    # @api private
+    def self.enter(monitor)
+      until monitor.try_enter
+        in_helper_fiber do
+          monitor.enter
+          monitor.exit
         end
+      end
+    end
+
+    # `Monitor#synchronize` in a blocking fiber, the monitor held by another fiber.
+    #
+    # @api private
+    def self.mon_synchronize(monitor)
+      enter(monitor)
+      begin
+        yield
+      ensure
+        monitor.exit
       end
     end
 
@@ -129,37 +180,6 @@ module Polyphony
           mutex.lock
         end
       end
-    end
-
-    # `Monitor#enter` (`mon_enter`) and `#synchronize` (`mon_synchronize`).
-    module MonitorMethods
-      # Core's `enter`; in a blocking fiber, other fibers run while it waits.
-      def enter
-        return super unless CoreWaits.blocking_fiber?
-        return if try_enter
-
-        loop do
-          CoreWaits.in_helper_fiber do
-            super()
-            exit
-          end
-          return if try_enter
-        end
-      end
-      alias mon_enter enter
-
-      # Core's `synchronize`; in a blocking fiber, other fibers run while it waits.
-      def synchronize
-        return super unless CoreWaits.blocking_fiber?
-
-        enter
-        begin
-          yield
-        ensure
-          exit
-        end
-      end
-      alias mon_synchronize synchronize
     end
 
     # `Thread#join` and `#value`.
@@ -211,7 +231,7 @@ module Polyphony
 end
 
 Thread::Queue.prepend(Polyphony::CoreWaits::QueueMethods)
-Thread::SizedQueue.prepend(Polyphony::CoreWaits::SizedQueueMethods)
+Thread::SizedQueue.prepend(Polyphony::CoreWaits::QueueMethods, Polyphony::CoreWaits::SizedQueueMethods)
 Thread::Mutex.prepend(Polyphony::CoreWaits::MutexMethods)
 Thread::ConditionVariable.prepend(Polyphony::CoreWaits::ConditionVariableMethods)
 Thread.prepend(Polyphony::CoreWaits::ThreadMethods)

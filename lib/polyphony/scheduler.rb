@@ -122,6 +122,20 @@ module Polyphony
       Fiber.blocking { IO.select(readables, writables, exceptables, timeout) }
     end
 
+    # Ruby 3.4's hook for a C extension's work that runs without the GVL and may run on
+    # another thread (`rb_nogvl` with `RB_NOGVL_OFFLOAD_SAFE`: compression, cryptography):
+    # it runs in a thread of its own while the fiber waits. The work uses its caller's
+    # memory, so a fiber stopped meanwhile unwinds only once the work is done.
+    #
+    # @param work [#call]
+    # @return [Object] what `work` returns
+    def blocking_operation_wait(work)
+      worker = Thread.new { work.call }
+      worker.value
+    ensure
+      finish_work(worker)
+    end
+
     # `Fiber.schedule { }`: spins a fiber running the block and runs it at once, until it
     # first waits.
     #
@@ -146,6 +160,19 @@ module Polyphony
       root.await_all_children if Polyphony.auto_run && ($!.nil? || $!.is_a?(SystemExit) && $!.success?)
       root.terminate_all_children
       nil
+    end
+
+    private
+
+    # Waits, whatever happens meanwhile, until `worker` has ended.
+    def finish_work(worker)
+      while worker&.alive?
+        begin
+          worker.join
+        rescue Exception # rubocop:disable Lint/RescueException
+          next # the fiber is already unwinding with an exception of its own
+        end
+      end
     end
   end
 end

@@ -1212,6 +1212,57 @@ unsafe extern "C" fn socket_connect(socket: VALUE, address: VALUE) -> VALUE {
     })
 }
 
+/// `Kernel#gets`, `#readline` and `#readlines` read ARGF, which reads `$stdin` when no file
+/// was named on the command line. Core's read it with a blocking `read(2)` (the thread's
+/// other fibers frozen until a line comes); in a thread that uses Polyphony, these call
+/// `$stdin`'s own method instead, which waits in the reactor. `$_` is set in the caller's
+/// frame either way (no Ruby frame is in between).
+fn kernel_read(
+    name: &CStr,
+    core_name: &CStr,
+    argc: c_int,
+    argv: *const VALUE,
+    receiver: VALUE,
+) -> VALUE {
+    entry(|| {
+        let (target, method) = if reads_stdin()? {
+            (
+                protect(|| unsafe { rb_sys::rb_gv_get(c"$stdin".as_ptr()) })?,
+                name,
+            )
+        } else {
+            (receiver, core_name)
+        };
+        protect(|| unsafe {
+            rb_sys::rb_funcallv(target, rb_sys::rb_intern(method.as_ptr()), argc, argv)
+        })
+    })
+}
+
+/// Whether ARGF reads `$stdin`, in a thread that uses Polyphony.
+fn reads_stdin() -> Result<bool, Jump> {
+    if reactor::existing().is_none() || unsafe { rb_sys::RARRAY_LEN(rb_sys::rb_get_argv()) } != 0 {
+        return Ok(false);
+    }
+    let filename = protect(|| unsafe {
+        let argf = rb_sys::rb_const_get(rb_sys::rb_cObject, rb_sys::rb_intern(c"ARGF".as_ptr()));
+        rb_sys::rb_funcall(argf, rb_sys::rb_intern(c"filename".as_ptr()), 0)
+    })?;
+    Ok(ruby::string_lossy(filename) == "-")
+}
+
+unsafe extern "C" fn kernel_gets(argc: c_int, argv: *const VALUE, receiver: VALUE) -> VALUE {
+    kernel_read(c"gets", c"__core_gets", argc, argv, receiver)
+}
+
+unsafe extern "C" fn kernel_readline(argc: c_int, argv: *const VALUE, receiver: VALUE) -> VALUE {
+    kernel_read(c"readline", c"__core_readline", argc, argv, receiver)
+}
+
+unsafe extern "C" fn kernel_readlines(argc: c_int, argv: *const VALUE, receiver: VALUE) -> VALUE {
+    kernel_read(c"readlines", c"__core_readlines", argc, argv, receiver)
+}
+
 fn define_module(name: &CStr) -> VALUE {
     let polyphony = ruby::class_named(c"Polyphony");
     unsafe { rb_sys::rb_define_module_under(polyphony, name.as_ptr()) }
@@ -1264,6 +1315,19 @@ pub fn define_methods() {
     api::define_method(raw_socket, c"accept", Fixed(socket_accept));
     api::define_method(raw_socket, c"accept_loop", Fixed(socket_accept_loop));
     api::define_method(raw_socket, c"connect", Func::One(socket_connect));
+
+    let kernel = unsafe { rb_sys::rb_mKernel };
+    for (name, core_name, func) in [
+        (c"gets", c"__core_gets", kernel_gets as api::MethodN),
+        (c"readline", c"__core_readline", kernel_readline),
+        (c"readlines", c"__core_readlines", kernel_readlines),
+    ] {
+        let (func, arity) = Variadic(func).raw();
+        unsafe {
+            rb_sys::rb_define_alias(kernel, core_name.as_ptr(), name.as_ptr());
+            rb_sys::rb_define_global_function(name.as_ptr(), func, arity);
+        }
+    }
 
     let polyphony = ruby::class_named(c"Polyphony");
     let (func, arity) = Variadic(backend_wait_io).raw();

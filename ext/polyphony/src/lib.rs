@@ -9,11 +9,13 @@
 //! - [`io`] and [`io_api`]: IO without blocking the thread, and the IO and socket methods;
 //! - [`rb_io`]: the one place that touches Ruby's IO struct;
 //! - [`scheduler`]: Ruby's `Fiber::Scheduler` hooks that run per operation;
+//! - [`core_waits`]: core's hot waiting methods in blocking fibers;
 //! - [`api`]: the Ruby methods;
 //! - [`ruby`]: the C API calls, wrapped so that no Ruby exception crosses Rust frames.
 
 mod api;
 mod cancel;
+mod core_waits;
 mod fdtable;
 mod fiber;
 mod io;
@@ -49,5 +51,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     cancel::define_methods(scope_class.as_raw(), move_on.as_raw(), cancel.as_raw());
     io::init();
     io_api::define_methods();
+    core_waits::define_methods();
     Ok(())
 }

@@ -114,8 +114,9 @@ unsafe extern "C" fn unblock(object: VALUE, _blocker: VALUE, fiber: VALUE) -> VA
     })
 }
 
-/// `kernel_sleep(duration = nil)`: suspends the current fiber for `duration` seconds
-/// (until it is scheduled, without one).
+/// `kernel_sleep(duration = nil)`: suspends the current fiber for `duration` seconds (for
+/// ever, without one), or until `unblock` (core's `Mutex#sleep`, under
+/// `ConditionVariable#wait`, sleeps here and is woken by `signal`).
 unsafe extern "C" fn kernel_sleep(argc: c_int, argv: *const VALUE, object: VALUE) -> VALUE {
     entry(|| {
         let args = optional_args(argc, argv, 1)?;
@@ -123,8 +124,7 @@ unsafe extern "C" fn kernel_sleep(argc: c_int, argv: *const VALUE, object: VALUE
             None | Some(&NIL) => None,
             Some(&duration) => Some(time_interval(duration)?),
         };
-        let reactor = reactor_of(object)?;
-        raise_if_exception(crate::api::sleep_for(reactor, duration))?;
+        reactor_of(object)?.block(duration)?;
         Ok(NIL)
     })
 }

@@ -1,0 +1,160 @@
+# frozen_string_literal: true
+
+require 'socket'
+
+module Polyphony
+  # Core IO calls that wait outside the IO methods Polyphony replaces, made to wait in the
+  # reactor in every fiber of a thread that uses Polyphony (its `Fiber.scheduler` is a
+  # reactor); elsewhere they are core's own.
+  module CoreIO
+    # Whether the current thread's scheduler is a Polyphony reactor.
+    #
+    # @api private
+    def self.reactor
+      scheduler = Fiber.scheduler
+      scheduler if scheduler.is_a?(Reactor)
+    end
+
+    # The monotonic clock, in seconds.
+    #
+    # @api private
+    def self.now
+      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    end
+
+    # `IO.select`: Ruby 3.1 calls no scheduler hook for it, and no Ruby does in the main
+    # fiber; excon and other clients wait with it.
+    module Select
+      # Core's `IO.select`; only the calling fiber waits. Data already in an IO's read buffer
+      # counts as readable, as in core.
+      #
+      # @param readables [Array<IO>, nil]
+      # @param writables [Array<IO>, nil]
+      # @param exceptables [Array<IO>, nil] checked, not waited for
+      # @param timeout [Numeric, nil] seconds; nil: no limit
+      # @return [Array<Array<IO>>, nil] the ready IOs, nil on timeout
+      def select(readables, writables = nil, exceptables = nil, timeout = nil)
+        reactor = CoreIO.reactor
+        return super if reactor.nil? || timeout&.zero?
+
+        deadline = timeout && CoreIO.now + timeout
+        loop do
+          ready = super(readables, writables, exceptables, 0)
+          return ready if ready
+
+          remaining = deadline && deadline - CoreIO.now
+          return nil if remaining && remaining <= 0
+
+          reactor.wait_for_any(readables, writables, remaining)
+        end
+      end
+    end
+
+    # `IO.copy_stream`: core copies with the GVL released, waiting in poll(2) itself.
+    module CopyStream
+      # How much one read takes.
+      CHUNK = 65_536
+
+      # Core's `IO.copy_stream`; only the calling fiber waits for either stream. Paths are
+      # opened as core does; with `src_offset`, core copies (a regular file never waits).
+      #
+      # @param src [IO, String, #readpartial, #read] an IO, a path or a readable object
+      # @param dst [IO, String, #write] an IO, a path or a writable object
+      # @param copy_length [Integer, nil] at most this many bytes; nil: until end of file
+      # @param src_offset [Integer, nil]
+      # @return [Integer] the number of bytes copied
+      def copy_stream(src, dst, copy_length = nil, src_offset = nil)
+        return super if CoreIO.reactor.nil? || src_offset
+
+        with_stream(src, 'rb') do |input|
+          with_stream(dst, 'wb') { |output| CopyStream.copy(input, output, copy_length) }
+        end
+      end
+
+      # Copies up to `length` bytes (all, if nil) from `input` to `output`.
+      #
+      # @api private
+      def self.copy(input, output, length)
+        copied = 0
+        buffer = String.new(capacity: CHUNK)
+        while length.nil? || copied < length
+          wanted = length ? [CHUNK, length - copied].min : CHUNK
+          chunk = read_chunk(input, wanted, buffer)
+          break if chunk.nil? || chunk.empty?
+
+          output.write(chunk)
+          copied += chunk.bytesize
+        end
+        copied
+      end
+
+      # The next chunk of `input`, nil at end of file.
+      #
+      # @api private
+      def self.read_chunk(input, wanted, buffer)
+        return input.read(wanted, buffer) unless input.respond_to?(:readpartial)
+
+        input.readpartial(wanted, buffer)
+      rescue EOFError
+        nil
+      end
+
+      private
+
+      def with_stream(stream, mode, &block)
+        return yield(stream) unless stream.is_a?(String) || stream.respond_to?(:to_path)
+
+        File.open(stream, mode, &block)
+      end
+    end
+
+    # `BasicSocket#recvmsg`/`#sendmsg` and `recvfrom` of `UDPSocket` and `Socket`: core
+    # waits for them through the scheduler in non-blocking fibers only.
+    module SocketMessages
+      # Core's `recvmsg`; only the calling fiber waits.
+      def recvmsg(*args, **options)
+        return super if CoreIO.reactor.nil?
+
+        loop do
+          received = recvmsg_nonblock(*args, **options, exception: false)
+          return received unless received == :wait_readable
+
+          wait_readable
+        end
+      end
+
+      # Core's `sendmsg`; only the calling fiber waits.
+      def sendmsg(*args, **options)
+        return super if CoreIO.reactor.nil?
+
+        loop do
+          sent = sendmsg_nonblock(*args, **options, exception: false)
+          return sent unless sent == :wait_writable
+
+          wait_writable
+        end
+      end
+    end
+
+    # `UDPSocket#recvfrom` and `Socket#recvfrom`.
+    module ReceiveFrom
+      # Core's `recvfrom`; only the calling fiber waits.
+      def recvfrom(*args)
+        return super if CoreIO.reactor.nil?
+
+        loop do
+          received = recvfrom_nonblock(*args, exception: false)
+          return received unless received == :wait_readable
+
+          wait_readable
+        end
+      end
+    end
+  end
+end
+
+IO.singleton_class.prepend(Polyphony::CoreIO::Select)
+IO.singleton_class.prepend(Polyphony::CoreIO::CopyStream)
+BasicSocket.prepend(Polyphony::CoreIO::SocketMessages)
+UDPSocket.prepend(Polyphony::CoreIO::ReceiveFrom)
+Socket.prepend(Polyphony::CoreIO::ReceiveFrom)
