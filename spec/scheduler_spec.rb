@@ -1,0 +1,870 @@
+# frozen_string_literal: true
+
+require_relative 'spec_helper'
+require 'io/wait'
+require 'monitor'
+require 'open3'
+require 'socket'
+require 'timeout'
+
+# The harness: operations that wait 0.2 s, beside a fiber ticking every 10 ms.
+module SchedulerSpecs
+  FIBERS = 20
+
+  # What `Polyphony.stats` gives when only the main fiber is left and nothing waits.
+  CLEAN = { runnable: 0, timers: 0, io_waits: 0, fibers: 1 }.freeze
+
+  # Runs the block in the current fiber beside a fiber ticking every 10 ms. Returns the
+  # block's value (:hung if it still waits after 2 s), the seconds it took and how many
+  # times the ticker ticked meanwhile.
+  def with_ticker
+    ticks = 0
+    ticker = spin do
+      loop do
+        sleep 0.01
+        ticks += 1
+      end
+    end
+    result = nil
+    seconds = elapsed { result = within(2) { yield } }
+    [result, seconds, ticks]
+  ensure
+    ticker&.stop
+  end
+
+  # Expects the block's value to be `expected`, the block to take 0.2 to 1 s and the ticker
+  # to have ticked at least 10 times meanwhile: the wait let the other fibers run instead of
+  # blocking the thread.
+  def expect_cooperative(expected, &block)
+    result, seconds, ticks = with_ticker(&block)
+    warn(format('%<seconds>.3f s, %<ticks>d ticks', seconds: seconds, ticks: ticks)) if ENV['POLYPHONY_SPEC_TIMES']
+    aggregate_failures("took #{seconds.round(3)} s, the ticker ticked #{ticks} times") do
+      expect(result).to eq(expected)
+      expect_duration(seconds, 0.18..1.0)
+      expect(ticks).to be >= 10
+    end
+  end
+
+  # Runs the block in FIBERS spun fibers at once (given each one's index) beside the ticker.
+  # Expects fiber i's result to be `expected.call(i)`, and the whole to take 0.2 to 1 s (one
+  # after the other, the 0.2 s waits take 4 s).
+  def expect_concurrent(expected, &operation)
+    expect_cooperative(Array.new(FIBERS) { |index| expected.call(index) }) do
+      Array.new(FIBERS) { |index| spin { operation.call(index) } }.map(&:await)
+    end
+  end
+
+  # The value of the block, or `:hung` if it still runs after `seconds`.
+  def within(seconds = 2, &block)
+    move_on_after(seconds, with_value: :hung, &block)
+  end
+
+  # Expects every fiber but the current one to be gone and nothing left waiting.
+  def expect_nothing_left
+    snooze
+    expect(Polyphony.stats).to eq(CLEAN)
+  end
+
+  # A child process that runs until it is killed.
+  def spawn_sleeper
+    spawn('sleep', '10')
+  end
+
+  # Kills and reaps a child process left by a failing example.
+  def reap(pid)
+    Process.kill(:KILL, pid)
+    Process.wait(pid)
+  rescue Errno::ESRCH, Errno::ECHILD
+    nil
+  end
+end
+
+RSpec.describe 'Fiber::Scheduler' do
+  include SchedulerSpecs
+
+  # A wait that blocks the whole thread is out of reach of Polyphony's timers; a watchdog
+  # thread stops an example that hangs.
+  around do |example|
+    test = Thread.current
+    watchdog = Thread.new do
+      Kernel.sleep(10)
+      test.raise(Timeout::Error, 'the example ran for 10 s')
+    end
+    example.run
+  ensure
+    watchdog.kill
+  end
+
+  describe 'core waits in spun fibers' do
+    it 'Queue#pop, pushed by another fiber' do
+      queues = Array.new(SchedulerSpecs::FIBERS) { Queue.new }
+      spin do
+        sleep 0.2
+        queues.each_with_index { |queue, index| queue << index }
+      end
+      expect_concurrent(->(i) { i }) { |i| queues[i].pop }
+    end
+
+    it 'Queue#pop, pushed by another thread' do
+      queues = Array.new(SchedulerSpecs::FIBERS) { Queue.new }
+      pusher = Thread.new do
+        Kernel.sleep 0.2
+        queues.each_with_index { |queue, index| queue << index }
+      end
+      expect_concurrent(->(i) { i }) { |i| queues[i].pop }
+      pusher.join
+    end
+
+    it 'SizedQueue#push, waiting for room' do
+      queues = Array.new(SchedulerSpecs::FIBERS) { SizedQueue.new(1).tap { |queue| queue << :filler } }
+      removed = spin do
+        sleep 0.2
+        queues.map(&:pop)
+      end
+      expect_concurrent(->(i) { i }) do |i|
+        queues[i].push(i)
+        queues[i].pop
+      end
+      expect(removed.await).to eq([:filler] * SchedulerSpecs::FIBERS)
+    end
+
+    it 'Mutex#synchronize, contended' do
+      mutex = Mutex.new
+      spin { mutex.synchronize { sleep 0.2 } }
+      expect_concurrent(->(i) { [i, true] }) { |i| mutex.synchronize { [i, mutex.owned?] } }
+      expect(mutex).not_to be_locked
+    end
+
+    it 'Mutex#sleep' do
+      mutex = Mutex.new
+      expect_concurrent(->(_) { true }) { mutex.synchronize { mutex.sleep(0.2) && mutex.owned? } }
+    end
+
+    it 'ConditionVariable#wait, signalled by a fiber' do
+      mutex = Mutex.new
+      conditions = Array.new(SchedulerSpecs::FIBERS) { ConditionVariable.new }
+      ready = Array.new(SchedulerSpecs::FIBERS, false)
+      spin do
+        sleep 0.2
+        conditions.each_with_index do |condition, index|
+          mutex.synchronize do
+            ready[index] = true
+            condition.signal
+          end
+        end
+      end
+      expect_concurrent(->(i) { [i, true] }) do |i|
+        mutex.synchronize do
+          conditions[i].wait(mutex) until ready[i]
+          [i, mutex.owned?]
+        end
+      end
+    end
+
+    it 'ConditionVariable#wait, signalled by another thread' do
+      mutex = Mutex.new
+      conditions = Array.new(SchedulerSpecs::FIBERS) { ConditionVariable.new }
+      ready = Array.new(SchedulerSpecs::FIBERS, false)
+      signaller = Thread.new do
+        Kernel.sleep 0.2
+        conditions.each_with_index do |condition, index|
+          mutex.synchronize do
+            ready[index] = true
+            condition.signal
+          end
+        end
+      end
+      expect_concurrent(->(i) { [i, true] }) do |i|
+        mutex.synchronize do
+          conditions[i].wait(mutex) until ready[i]
+          [i, mutex.owned?]
+        end
+      end
+      signaller.join
+    end
+
+    it 'ConditionVariable#wait with a timeout, never signalled' do
+      mutex = Mutex.new
+      condition = ConditionVariable.new
+      expect_concurrent(->(_) { true }) do
+        mutex.synchronize do
+          condition.wait(mutex, 0.2)
+          mutex.owned?
+        end
+      end
+    end
+
+    it 'Monitor#synchronize, contended' do
+      monitor = Monitor.new
+      spin { monitor.synchronize { sleep 0.2 } }
+      expect_concurrent(->(i) { [i, true] }) { |i| monitor.synchronize { [i, monitor.mon_owned?] } }
+      expect(monitor.mon_locked?).to be(false)
+    end
+
+    it 'MonitorMixin::ConditionVariable#wait, signalled by a fiber' do
+      monitor = Monitor.new
+      conditions = Array.new(SchedulerSpecs::FIBERS) { monitor.new_cond }
+      ready = Array.new(SchedulerSpecs::FIBERS, false)
+      spin do
+        sleep 0.2
+        conditions.each_with_index do |condition, index|
+          monitor.synchronize do
+            ready[index] = true
+            condition.signal
+          end
+        end
+      end
+      expect_concurrent(->(i) { [i, true] }) do |i|
+        monitor.synchronize do
+          conditions[i].wait_until { ready[i] }
+          [i, monitor.mon_owned?]
+        end
+      end
+    end
+
+    it 'Thread#join' do
+      expect_concurrent(->(i) { [true, i] }) do |i|
+        thread = Thread.new do
+          Kernel.sleep 0.2
+          i
+        end
+        [thread.join.equal?(thread), thread.value]
+      end
+    end
+
+    it 'Thread#value' do
+      expect_concurrent(->(i) { i * 2 }) do |i|
+        Thread.new do
+          Kernel.sleep 0.2
+          i * 2
+        end.value
+      end
+    end
+
+    # The commands run without a shell: spawning blocks the thread, and on a busy machine 20
+    # spawns of a shell and its command come close to the bound.
+    it 'Process.wait(pid), setting $?' do
+      expect_concurrent(->(_) { [true, true, true] }) do
+        pid = spawn('sleep', '0.2')
+        [Process.wait(pid) == pid, $?.pid == pid, $?.success?]
+      end
+    end
+
+    it 'Kernel#system' do
+      expect_concurrent(->(_) { [true, true] }) do
+        [system('sleep', '0.2'), $?.success?]
+      end
+    end
+
+    # No shell either (the main fiber's examples check the output).
+    it 'backticks' do
+      expect_concurrent(->(_) { ['', true] }) { [`sleep 0.2`, $?.success?] }
+    end
+
+    it 'Open3.capture2' do
+      expect_concurrent(->(_) { ['', true] }) do
+        out, status = Open3.capture2('sleep', '0.2')
+        [out, status.success?]
+      end
+    end
+
+    # A lookup of localhost takes microseconds: each fiber looks it up again and again for
+    # 0.2 s. Were the lookups blocking, each fiber would hold the thread for its 0.2 s.
+    it 'Addrinfo.getaddrinfo, with the same addresses as core' do
+      describe = ->(addrinfos) { addrinfos.map { |a| [a.ip_address, a.ip_port, a.socktype] }.sort }
+      expected = describe.call(Addrinfo.getaddrinfo('localhost', 80)) # core's, in the main fiber
+      expect(expected).not_to be_empty
+      expect_concurrent(->(_) { [expected, true] }) do
+        started = now
+        lookups = 0
+        addresses = nil
+        while now - started < 0.2
+          addresses = describe.call(Addrinfo.getaddrinfo('localhost', 80))
+          lookups += 1
+        end
+        [addresses, lookups.positive?]
+      end
+    end
+
+    it 'Fiber.schedule runs the block at once and returns a Fiber' do
+      expect_concurrent(->(i) { [true, %i[started returned], i] }) do |i|
+        order = []
+        fiber = Fiber.schedule do
+          order << :started
+          sleep 0.2
+          i
+        end
+        order << :returned
+        [fiber.is_a?(Fiber), order.dup, fiber.await]
+      end
+    end
+
+    it 'Timeout.timeout around Queue#pop raises Timeout::Error after its time' do
+      expect_concurrent(->(_) { [Timeout::Error, 'execution expired', true] }) do
+        queue = Queue.new
+        started = now
+        begin
+          Timeout.timeout(0.2) { queue.pop }
+        rescue Timeout::Error => e
+          [e.class, e.message, now - started >= 0.19]
+        end
+      end
+    end
+
+    it 'IO#wait(IO::READABLE, timeout) on a pipe returns a falsy value after the timeout' do
+      pipes = Array.new(SchedulerSpecs::FIBERS) { IO.pipe }
+      expect_concurrent(->(_) { [false, true] }) do |i|
+        started = now
+        ready = pipes[i][0].wait(IO::READABLE, 0.2)
+        [!!ready, now - started >= 0.19]
+      end
+    ensure
+      pipes&.flatten&.each(&:close)
+    end
+
+    it 'IO#wait(IO::READABLE, timeout) on a pipe returns a truthy value once it is readable' do
+      pipes = Array.new(SchedulerSpecs::FIBERS) { IO.pipe }
+      spin do
+        sleep 0.2
+        pipes.each { |_, w| w << 'x' }
+      end
+      expect_concurrent(->(_) { [true, 'x'] }) do |i|
+        reader = pipes[i][0]
+        [!!reader.wait(IO::READABLE, 5), reader.read_nonblock(1)]
+      end
+    ensure
+      pipes&.flatten&.each(&:close)
+    end
+  end
+
+  describe 'core waits in the main fiber, while spun fibers run' do
+    it 'Queue#pop' do
+      queue = Queue.new
+      spin do
+        sleep 0.2
+        queue << :item
+      end
+      expect_cooperative(:item) { queue.pop }
+    end
+
+    it 'SizedQueue#push, waiting for room' do
+      queue = SizedQueue.new(1)
+      queue << :filler
+      remover = spin do
+        sleep 0.2
+        queue.pop
+      end
+      expect_cooperative(%i[second second]) do
+        queue.push(:second)
+        [queue.pop, :second]
+      end
+      expect(remover.await).to eq(:filler)
+    end
+
+    it 'Mutex#lock, held by a spun fiber' do
+      mutex = Mutex.new
+      spin { mutex.synchronize { sleep 0.2 } }
+      snooze
+      expect(mutex).to be_locked
+      expect_cooperative(true) do
+        mutex.lock
+        mutex.owned?
+      end
+      mutex.unlock
+      expect(mutex).not_to be_locked
+    end
+
+    it 'Mutex#synchronize, held by a spun fiber' do
+      mutex = Mutex.new
+      spin { mutex.synchronize { sleep 0.2 } }
+      snooze
+      expect_cooperative(true) { mutex.synchronize { mutex.owned? } }
+      expect(mutex).not_to be_locked
+    end
+
+    it 'ConditionVariable#wait, signalled by a spun fiber: the mutex is the main fiber\'s again' do
+      mutex = Mutex.new
+      condition = ConditionVariable.new
+      ready = false
+      expect_cooperative([true, true]) do
+        mutex.synchronize do
+          spin do
+            sleep 0.2
+            mutex.synchronize do
+              ready = true
+              condition.signal
+            end
+          end
+          condition.wait(mutex) until ready
+          [ready, mutex.owned?]
+        end
+      end
+      expect(mutex).not_to be_locked
+    end
+
+    it 'Monitor#synchronize, held by a spun fiber' do
+      monitor = Monitor.new
+      spin { monitor.synchronize { sleep 0.2 } }
+      snooze
+      expect_cooperative(true) { monitor.synchronize { monitor.mon_owned? } }
+      expect(monitor.mon_locked?).to be(false)
+    end
+
+    it 'MonitorMixin::ConditionVariable#wait, signalled by a spun fiber' do
+      monitor = Monitor.new
+      condition = monitor.new_cond
+      ready = false
+      expect_cooperative([true, true]) do
+        monitor.synchronize do
+          spin do
+            sleep 0.2
+            monitor.synchronize do
+              ready = true
+              condition.signal
+            end
+          end
+          condition.wait_until { ready }
+          [ready, monitor.mon_owned?]
+        end
+      end
+      expect(monitor.mon_locked?).to be(false)
+    end
+
+    it 'Thread#join' do
+      thread = Thread.new do
+        Kernel.sleep 0.2
+        :joined
+      end
+      expect_cooperative([true, :joined]) { [thread.join.equal?(thread), thread.value] }
+    end
+
+    it 'Thread#value' do
+      thread = Thread.new do
+        Kernel.sleep 0.2
+        42
+      end
+      expect_cooperative(42) { thread.value }
+    end
+
+    it 'Process.wait(pid), setting $?' do
+      expect_cooperative([true, 3]) do
+        pid = spawn('sh', '-c', 'sleep 0.2; exit 3')
+        [Process.wait(pid) == pid, $?.exitstatus]
+      end
+    end
+
+    it 'Kernel#system' do
+      expect_cooperative([false, 4]) { [system('sleep 0.2; exit 4'), $?.exitstatus] }
+    end
+
+    it 'backticks' do
+      expect_cooperative("main\n") { `sleep 0.2; echo main` }
+    end
+
+    it 'Open3.capture2' do
+      expect_cooperative(["main\n", true]) do
+        out, status = Open3.capture2('sh', '-c', 'sleep 0.2; echo main')
+        [out, status.success?]
+      end
+    end
+
+    it 'Fiber.schedule runs the block at once and returns a Fiber' do
+      order = []
+      fiber = Fiber.schedule do
+        order << :started
+        sleep 0.2
+        :done
+      end
+      order << :returned
+      expect(fiber).to be_a(Fiber)
+      expect(order).to eq(%i[started returned])
+      expect_cooperative(:done) { fiber.await }
+    end
+
+    it 'Timeout.timeout around Queue#pop raises Timeout::Error after its time' do
+      queue = Queue.new
+      expect_cooperative(Timeout::Error) do
+        Timeout.timeout(0.2) { queue.pop }
+      rescue Timeout::Error => e
+        e.class
+      end
+    end
+  end
+
+  # Each wait, made in the example (instance_exec): what starts it, what checks afterwards
+  # that the cancelled waiter left nothing behind, and what cleans up after a failure.
+  cancellable_waits = {
+    'Queue#pop' => lambda do
+      queue = Queue.new
+      check = lambda do
+        popper = spin { queue.pop }
+        snooze
+        expect(queue.num_waiting).to eq(1) # the new popper only
+        queue << :later
+        expect(within { popper.await }).to eq(:later) # not taken by the cancelled waiter
+        expect(queue).to be_empty
+      end
+      [-> { queue.pop }, check, nil]
+    end,
+    'Mutex#lock' => lambda do
+      mutex = Mutex.new
+      holder = spin { mutex.synchronize { sleep } }
+      snooze
+      check = lambda do
+        expect(mutex).to be_locked # still by the holder
+        locker = spin { mutex.synchronize { :locked } }
+        snooze
+        holder.stop
+        expect(within { locker.await }).to eq(:locked)
+        expect(within { holder.await }).to be_nil
+        expect(mutex).not_to be_locked
+        expect(mutex.try_lock).to be(true)
+        mutex.unlock
+      end
+      [-> { mutex.lock }, check, -> { holder.stop }]
+    end,
+    'ConditionVariable#wait' => lambda do
+      mutex = Mutex.new
+      condition = ConditionVariable.new
+      owned_on_leaving = nil
+      wait = lambda do
+        mutex.synchronize do
+          condition.wait(mutex)
+        ensure
+          owned_on_leaving = mutex.owned?
+        end
+      end
+      check = lambda do
+        expect(owned_on_leaving).to be(true)
+        expect(mutex).not_to be_locked
+        waiter = spin { mutex.synchronize { condition.wait(mutex) && mutex.owned? } }
+        snooze
+        mutex.synchronize { condition.signal }
+        expect(within { waiter.await }).to be(true) # the signal was not lost on the cancelled waiter
+        expect(mutex).not_to be_locked
+      end
+      [wait, check, nil]
+    end,
+    'Thread#join' => lambda do
+      release = Queue.new
+      thread = Thread.new { release.pop }
+      check = lambda do
+        expect(thread).to be_alive
+        joiner = spin { thread.value }
+        snooze
+        release << :released
+        expect(within { joiner.await }).to eq(:released)
+      end
+      [-> { thread.join }, check, -> { release << :cleanup }]
+    end,
+    'Process.wait' => lambda do
+      pid = spawn_sleeper
+      check = lambda do
+        expect(Process.wait(pid, Process::WNOHANG)).to be_nil # still running, not reaped
+        waiter = spin { [Process.wait(pid), $?.termsig] }
+        snooze
+        Process.kill(:TERM, pid)
+        expect(within { waiter.await }).to eq([pid, Signal.list['TERM']])
+      end
+      [-> { Process.wait(pid) }, check, -> { reap(pid) }]
+    end
+  }
+
+  # Starts the wait in a spun fiber (inside `run`), cancels it with `cancel` (given the
+  # fiber) unless `run` times it out, and expects the fiber's result (or the class of its
+  # exception) to be `expected` within `range` seconds, and nothing left behind.
+  def cancel_and_check(make, expected, range = 0..0.5, run: ->(wait) { wait.call }, cancel: nil)
+    wait, check, cleanup = instance_exec(&make)
+    result = nil
+    took = elapsed do
+      waiter = spin do
+        instance_exec(wait, &run)
+      rescue Polyphony::Cancel, Timeout::Error, RuntimeError => e
+        e.class
+      end
+      snooze
+      expect(waiter.state).to eq(:waiting)
+      cancel&.call(waiter)
+      result = within { waiter.await }
+    end
+    expect(result).to eq(expected)
+    expect_duration(took, range)
+    check.call
+    expect_nothing_left
+  ensure
+    cleanup&.call
+  end
+
+  # Runs the wait in the main fiber, with a spun fiber ticking, inside `run`; expects its
+  # value (or the class of its exception) to be `expected` after 0.1 s, and nothing left
+  # behind.
+  def time_out_and_check(make, expected, run:)
+    wait, check, cleanup = instance_exec(&make)
+    result, seconds, ticks = with_ticker do
+      instance_exec(wait, &run)
+    rescue Polyphony::Cancel, Timeout::Error => e
+      e.class
+    end
+    expect(result).to eq(expected)
+    expect_duration(seconds, 0.09..0.6)
+    expect(ticks).to be >= 5
+    check.call
+    expect_nothing_left
+  ensure
+    cleanup&.call
+  end
+
+  timed = {
+    'move_on_after(0.1)' => [:moved_on, ->(wait) { move_on_after(0.1, with_value: :moved_on) { wait.call } }],
+    'cancel_after(0.1): Polyphony::Cancel' => [Polyphony::Cancel, ->(wait) { cancel_after(0.1) { wait.call } }],
+    'Timeout.timeout(0.1): Timeout::Error' => [Timeout::Error, ->(wait) { Timeout.timeout(0.1) { wait.call } }]
+  }
+
+  describe 'cancelling a core wait in a spun fiber' do
+    cancellable_waits.each do |name, make|
+      describe name do
+        it 'Fiber#stop: the fiber ends at once' do
+          cancel_and_check(make, nil, cancel: :stop.to_proc)
+        end
+
+        it 'stop (Polyphony::Terminate scheduled): the fiber ends at once' do
+          cancel_and_check(make, nil, cancel: ->(waiter) { stop(waiter) })
+        end
+
+        it 'Fiber#raise: the exception reaches the fiber at once' do
+          cancel_and_check(make, RuntimeError, cancel: ->(waiter) { waiter.raise(RuntimeError, 'cancelled') })
+        end
+
+        timed.each do |how, (expected, run)|
+          it "#{how}: after 0.1 s" do
+            cancel_and_check(make, expected, 0.09..0.6, run: run)
+          end
+        end
+      end
+    end
+  end
+
+  describe 'cancelling Mutex#sleep in a spun fiber' do
+    # As in a thread: core locks the mutex again however the sleep ends.
+    it 'leaves the mutex locked by the fiber, whether the sleep has a duration or not' do
+      mutex = Mutex.new
+      sleeper = spin do
+        [nil, 1].map do |duration|
+          mutex.synchronize do
+            move_on_after(0.05) { mutex.sleep(duration) }
+            mutex.owned?
+          end
+        rescue ThreadError => e
+          e.message
+        end
+      end
+      expect(within { sleeper.await }).to eq([true, true])
+      expect(mutex).not_to be_locked
+      expect_nothing_left
+    end
+  end
+
+  describe 'cancelling a core wait in the main fiber' do
+    cancellable_waits.each do |name, make|
+      describe name do
+        timed.each do |how, (expected, run)|
+          it "#{how}: after 0.1 s" do
+            time_out_and_check(make, expected, run: run)
+          end
+        end
+      end
+    end
+
+    it 'Fiber#raise from a spun fiber ends Queue#pop in the main fiber' do
+      queue = Queue.new
+      main = Fiber.current
+      spin do
+        sleep 0.1
+        main.raise(RuntimeError, 'cancelled')
+      end
+      took = elapsed { expect { queue.pop }.to raise_error(RuntimeError, 'cancelled') }
+      expect_duration(took, 0.09..0.6)
+      queue << :later
+      expect(within { spin { queue.pop }.await }).to eq(:later)
+      expect_nothing_left
+    end
+  end
+
+  describe 'threads waking fibers' do
+    it 'a thread pushing to a Queue wakes the fiber popping it at once, beside a ticker' do
+      queue = Queue.new
+      pushed = nil
+      popper = spin do
+        queue.pop
+        now
+      end
+      woken, = with_ticker do
+        Thread.new do
+          Kernel.sleep 0.1
+          pushed = now
+          queue << :item
+        end
+        popper.await
+      end
+      expect(woken - pushed).to be < 0.1
+    end
+
+    it 'a thread pushing to a Queue wakes the fiber popping it at once, with nothing else to do' do
+      queue = Queue.new
+      pushed = nil
+      popper = spin do
+        queue.pop
+        now
+      end
+      Thread.new do
+        Kernel.sleep 0.1
+        pushed = now
+        queue << :item
+      end
+      woken = popper.await # the reactor has no timer, and only the popper waits
+      expect(woken - pushed).to be < 0.1
+    end
+
+    it 'a thread pushing to a Queue wakes the main fiber popping it at once' do
+      queue = Queue.new
+      pushed = nil
+      Thread.new do
+        Kernel.sleep 0.1
+        pushed = now
+        queue << :item
+      end
+      expect(queue.pop).to eq(:item)
+      expect(now - pushed).to be < 0.1
+    end
+
+    it 'a thread unlocking a Mutex wakes the fiber waiting for it at once' do
+      mutex = Mutex.new
+      locked = Queue.new
+      unlocked = nil
+      thread = Thread.new do
+        mutex.lock
+        locked << true
+        Kernel.sleep 0.1
+        unlocked = now
+        mutex.unlock
+      end
+      locked.pop
+      locker = spin { mutex.synchronize { [now, mutex.owned?] } }
+      woken, owned = locker.await
+      expect(owned).to be(true)
+      expect(woken - unlocked).to be < 0.1
+      thread.join
+      expect(mutex).not_to be_locked
+    end
+  end
+
+  describe 'an exception in a wait' do
+    def failing_thread
+      Thread.new do
+        Thread.current.report_on_exception = false
+        Kernel.sleep 0.05
+        raise 'boom'
+      end
+    end
+
+    def expect_reactor_working
+      sleeper = spin do
+        sleep 0.05
+        :slept
+      end
+      expect_duration(elapsed { expect(within { sleeper.await }).to eq(:slept) }, 0.04..0.5)
+      expect_nothing_left
+    end
+
+    it 'Thread#join of a thread that raised raises its exception in the spun fiber' do
+      thread = failing_thread
+      joiner = spin do
+        thread.join
+      rescue RuntimeError => e
+        e.message
+      end
+      expect(within { joiner.await }).to eq('boom')
+      expect_reactor_working
+    end
+
+    it 'Thread#value of a thread that raised raises its exception in the main fiber' do
+      thread = failing_thread
+      expect { thread.value }.to raise_error(RuntimeError, 'boom')
+      expect_reactor_working
+    end
+
+    it 'Process.wait of a child already reaped raises Errno::ECHILD in the spun fiber' do
+      pid = spawn('true')
+      Process.wait(pid)
+      waiter = spin do
+        Process.wait(pid)
+      rescue SystemCallError => e
+        e.class
+      end
+      expect(within { waiter.await }).to eq(Errno::ECHILD)
+      expect_reactor_working
+    end
+
+    it 'Process.wait of a process that is not a child raises Errno::ECHILD in the spun fiber' do
+      waiter = spin do
+        Process.wait(Process.ppid)
+      rescue SystemCallError => e
+        e.class
+      end
+      expect(within(1) { waiter.await }).to eq(Errno::ECHILD)
+      expect_reactor_working
+    end
+
+    it 'Process.wait of a process that is not a child raises Errno::ECHILD in the main fiber' do
+      result = within(1) do
+        Process.wait(Process.ppid)
+      rescue SystemCallError => e
+        e.class
+      end
+      expect(result).to eq(Errno::ECHILD)
+      expect_reactor_working
+    end
+  end
+
+  describe 'plain fibers inside spun fibers' do
+    it 'Fiber.new { }.resume, reading a pipe and sleeping inside' do
+      expect_concurrent(->(i) { ["fiber #{i}", :after_sleep] }) do |i|
+        reader, writer = IO.pipe
+        spin do
+          sleep 0.1
+          writer << "fiber #{i}"
+          writer.close
+        end
+        inner = Fiber.new do
+          data = reader.read
+          sleep 0.1
+          [data, :after_sleep]
+        end
+        inner.resume.tap { reader.close }
+      end
+    end
+
+    it 'Enumerator#next, reading a pipe and sleeping inside' do
+      expect_concurrent(->(i) { ["fiber #{i}", i, :done] }) do |i|
+        reader, writer = IO.pipe
+        spin do
+          sleep 0.1
+          writer << "fiber #{i}"
+          writer.close
+        end
+        enumerator = Enumerator.new do |yielder|
+          yielder << reader.read
+          sleep 0.1
+          yielder << i
+        end
+        values = [enumerator.next, enumerator.next]
+        reader.close
+        begin
+          enumerator.next
+        rescue StopIteration
+          values << :done
+        end
+      end
+    end
+  end
+end
