@@ -1,83 +1,12 @@
 # frozen_string_literal: true
 
 require_relative 'spec_helper'
+require_relative 'support/scheduler_harness'
 require 'io/wait'
 require 'monitor'
 require 'open3'
 require 'socket'
 require 'timeout'
-
-# The harness: operations that wait 0.2 s, beside a fiber ticking every 10 ms.
-module SchedulerSpecs
-  FIBERS = 20
-
-  # What `Polyphony.stats` gives when only the main fiber is left and nothing waits.
-  CLEAN = { runnable: 0, timers: 0, io_waits: 0, fibers: 1 }.freeze
-
-  # Runs the block in the current fiber beside a fiber ticking every 10 ms. Returns the
-  # block's value (:hung if it still waits after 2 s), the seconds it took and how many
-  # times the ticker ticked meanwhile.
-  def with_ticker
-    ticks = 0
-    ticker = spin do
-      loop do
-        sleep 0.01
-        ticks += 1
-      end
-    end
-    result = nil
-    seconds = elapsed { result = within(2) { yield } }
-    [result, seconds, ticks]
-  ensure
-    ticker&.stop
-  end
-
-  # Expects the block's value to be `expected`, the block to take 0.2 to 1 s and the ticker
-  # to have ticked at least 10 times meanwhile: the wait let the other fibers run instead of
-  # blocking the thread.
-  def expect_cooperative(expected, &block)
-    result, seconds, ticks = with_ticker(&block)
-    warn(format('%<seconds>.3f s, %<ticks>d ticks', seconds: seconds, ticks: ticks)) if ENV['POLYPHONY_SPEC_TIMES']
-    aggregate_failures("took #{seconds.round(3)} s, the ticker ticked #{ticks} times") do
-      expect(result).to eq(expected)
-      expect_duration(seconds, 0.18..1.0)
-      expect(ticks).to be >= 10
-    end
-  end
-
-  # Runs the block in FIBERS spun fibers at once (given each one's index) beside the ticker.
-  # Expects fiber i's result to be `expected.call(i)`, and the whole to take 0.2 to 1 s (one
-  # after the other, the 0.2 s waits take 4 s).
-  def expect_concurrent(expected, &operation)
-    expect_cooperative(Array.new(FIBERS) { |index| expected.call(index) }) do
-      Array.new(FIBERS) { |index| spin { operation.call(index) } }.map(&:await)
-    end
-  end
-
-  # The value of the block, or `:hung` if it still runs after `seconds`.
-  def within(seconds = 2, &block)
-    move_on_after(seconds, with_value: :hung, &block)
-  end
-
-  # Expects every fiber but the current one to be gone and nothing left waiting.
-  def expect_nothing_left
-    snooze
-    expect(Polyphony.stats).to eq(CLEAN)
-  end
-
-  # A child process that runs until it is killed.
-  def spawn_sleeper
-    spawn('sleep', '10')
-  end
-
-  # Kills and reaps a child process left by a failing example.
-  def reap(pid)
-    Process.kill(:KILL, pid)
-    Process.wait(pid)
-  rescue Errno::ESRCH, Errno::ECHILD
-    nil
-  end
-end
 
 RSpec.describe 'Fiber::Scheduler' do
   include SchedulerSpecs
