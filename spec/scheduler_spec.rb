@@ -796,4 +796,16 @@ RSpec.describe 'Fiber::Scheduler' do
       end
     end
   end
+
+  describe "core's classes" do
+    it 'stay the same constants, with their methods visible as in core' do
+      expect(Queue).to equal(Thread::Queue)
+      expect(Mutex).to equal(Thread::Mutex)
+      expect(Thread::Mutex.instance_method(:synchronize).owner).to eq(Polyphony::CoreWaits::MutexMethods)
+      expect { 1.system('true') }.to raise_error(NoMethodError, /private method .system. called/)
+      expect(Kernel.system('true')).to be(true)
+      expect(Object.private_method_defined?(:`)).to be(true)
+      expect(Process.respond_to?(:wait)).to be(true)
+    end
+  end
 end

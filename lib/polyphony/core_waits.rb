@@ -239,6 +239,13 @@ module Polyphony
 
         CoreWaits.in_helper_fiber { super(command) }
       end
+      private :system, :`
+    end
+
+    # `Kernel.system` and ``Kernel.` ``: the same, public as core's module functions are.
+    module KernelFunctions
+      include KernelMethods
+      public :system, :`
     end
   end
 end
@@ -250,6 +257,6 @@ Thread::ConditionVariable.prepend(Polyphony::CoreWaits::ConditionVariableMethods
 Thread.prepend(Polyphony::CoreWaits::ThreadMethods)
 Process.singleton_class.prepend(Polyphony::CoreWaits::ProcessMethods)
 Kernel.prepend(Polyphony::CoreWaits::KernelMethods)
-Kernel.singleton_class.prepend(Polyphony::CoreWaits::KernelMethods)
+Kernel.singleton_class.prepend(Polyphony::CoreWaits::KernelFunctions)
 require 'monitor'
 Monitor.prepend(Polyphony::CoreWaits::MonitorMethods)
