@@ -12,9 +12,9 @@
 #        threads ping-ponging over two Queues (in a plain `ruby` without polyphony, as the OS
 #        places them and pinned to one core with taskset, as in bench/io.rb).
 # mutex  uncontended `Mutex#synchronize { }` in a spun fiber, in a plain `Fiber.new` fiber
-#        and in the main fiber (all three with polyphony loaded: lib/polyphony/core_waits.rb
-#        prepends `synchronize` with a Ruby-level check, and in the main fiber, a blocking
-#        one, the prepended method does the locking itself), against the same in a plain
+#        and in the main fiber (all three with polyphony loaded: ext/polyphony/src/core_waits.rs
+#        prepends `synchronize`, which checks whether the fiber is blocking and the mutex
+#        locked, then calls core's `rb_mutex_synchronize` itself), against the same in a plain
 #        `ruby` without polyphony (main fiber and a `Fiber.new` fiber): core's method alone.
 # io     1-byte pipe ping-pong between two spun fibers, each side waiting with core's
 #        `IO#wait(IO::READABLE)` (io/wait; core calls the reactor's `io_wait` hook) against
@@ -173,7 +173,7 @@ def mutex_section
   row('floor: Fiber.new fiber, plain ruby (core method)', core_fiber * 1e9, 'ns', core_fiber / core_main, 'of the floor')
   row('spun fiber (prepended check, then core)', in_spun * 1e9, 'ns', in_spun / core_main, 'of the floor')
   row('Fiber.new fiber (prepended check, then core)', fiber * 1e9, 'ns', fiber / core_main, 'of the floor')
-  row('main fiber (blocking: the prepended lock/yield/unlock)', main * 1e9, 'ns', main / core_main, 'of the floor')
+  row('main fiber (blocking: the prepended check, then core)', main * 1e9, 'ns', main / core_main, 'of the floor')
 end
 
 # `count` 1-byte round trips over two pipes between two spun fibers; `wait` waits for an IO

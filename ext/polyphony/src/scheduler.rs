@@ -61,6 +61,7 @@ impl Remote {
     }
 
     /// The fibers other threads unblocked since the last call.
+    #[inline]
     pub fn take_woken(&self) -> Vec<VALUE> {
         if !self.pending.swap(false, Ordering::Acquire) {
             return Vec::new();
@@ -309,6 +310,7 @@ impl Reactor {
     }
 
     /// Schedules the fibers that other threads unblocked.
+    #[inline]
     pub fn take_remote_wakeups(&self) {
         for fiber in self.remote().take_woken() {
             self.unblock(fiber);
