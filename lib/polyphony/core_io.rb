@@ -37,6 +37,12 @@ module Polyphony
         reactor = CoreIO.reactor
         return super if reactor.nil? || timeout&.zero?
 
+        if [readables, writables].all? { |ios| ios.nil? || ios.empty? }
+          super(readables, writables, exceptables, 0) # core's checks of its arguments
+          timeout ? sleep(timeout) : sleep
+          return nil
+        end
+
         deadline = timeout && CoreIO.now + timeout
         loop do
           ready = super(readables, writables, exceptables, 0)

@@ -197,11 +197,18 @@ module Polyphony
 
     # `Thread#join` and `#value`.
     module ThreadMethods
+      # Whether `Thread#join` forgets its time limit when it waits through the scheduler
+      # (Ruby 3.1 does).
+      JOIN_FORGETS_LIMIT = RUBY_VERSION < '3.2'
+
       # Core's `join`; in a blocking fiber, other fibers run while it waits.
       def join(*args)
-        return super unless CoreWaits.blocking_fiber?
+        return CoreWaits.in_helper_fiber { join(*args) } if CoreWaits.blocking_fiber?
 
-        CoreWaits.in_helper_fiber { super(*args) }
+        limit = args.first
+        return super unless limit && JOIN_FORGETS_LIMIT && Fiber.current_scheduler.is_a?(Reactor)
+
+        move_on_after(limit) { super() }
       end
 
       # Core's `value`; in a blocking fiber, other fibers run while it waits.

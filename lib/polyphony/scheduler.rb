@@ -67,6 +67,9 @@ module Polyphony
     # group), which no pidfd can watch, looks for one that ended.
     ANY_CHILD_INTERVAL = 0.01
 
+    # `Process.wait` flags asking for more than a child's end.
+    STOP_FLAGS = Process::WUNTRACED
+
     # Waits for a child process without blocking the thread: `Process.wait`, `system`,
     # backticks and `Open3` call this.
     #
@@ -81,7 +84,8 @@ module Polyphony
         status = Process::Status.wait(pid, nohang)
         return status if status
 
-        next if pid.positive? && wait_for_exit(pid)
+        # A pidfd tells only of the end of a process, not of a stop (WUNTRACED).
+        next if pid.positive? && flags & STOP_FLAGS == 0 && wait_for_exit(pid)
 
         kernel_sleep(ANY_CHILD_INTERVAL)
       end

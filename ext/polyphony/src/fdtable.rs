@@ -143,6 +143,13 @@ impl<F: Copy + Eq> FdTable<F> {
         };
         entry.waiters.swap_remove(index);
         self.waiting -= 1;
+        if entry.waiters.is_empty() {
+            // The wait ended without an event: the registration may still be armed, or gone
+            // with a descriptor closed behind the table's back (by the GC, or by a C
+            // extension), its number perhaps reused. The next waiter arms it again (a
+            // modification, which turns into a registration if the poller no longer has it).
+            entry.armed = Interest::default();
+        }
         true
     }
 
@@ -336,14 +343,28 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_ended_without_an_event_arms_the_descriptor_again_for_the_next() {
+        let mut table = FdTable::default();
+        assert_eq!(
+            table.add_waiter(5, 1, Interest::READABLE),
+            Arm::Add(Interest::READABLE)
+        );
+        assert!(table.remove_waiter(5, 1));
+        assert_eq!(
+            table.add_waiter(5, 2, Interest::READABLE),
+            Arm::Modify(Interest::READABLE)
+        );
+    }
+
+    #[test]
     fn a_new_descriptor_is_registered_again() {
         let mut table = FdTable::default();
         table.add_waiter(5, "old", Interest::READABLE);
         table.remove_waiter(5, "old");
-        // Still armed as far as the table knows: a waiter on the same IO needs nothing.
+        // Registered as far as the table knows, but perhaps no longer armed: modified.
         assert_eq!(
             table.add_waiter(5, "same", Interest::READABLE),
-            Arm::Nothing
+            Arm::Modify(Interest::READABLE)
         );
         table.remove_waiter(5, "same");
         table.new_descriptor(5);

@@ -1234,7 +1234,14 @@ fn kernel_read(
             (receiver, core_name)
         };
         protect(|| unsafe {
-            rb_sys::rb_funcallv(target, rb_sys::rb_intern(method.as_ptr()), argc, argv)
+            let keywords = rb_sys::rb_keyword_given_p();
+            rb_sys::rb_funcallv_kw(
+                target,
+                rb_sys::rb_intern(method.as_ptr()),
+                argc,
+                argv,
+                keywords,
+            )
         })
     })
 }

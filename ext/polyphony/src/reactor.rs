@@ -224,6 +224,7 @@ impl DataTypeFunctions for Reactor {
         }
         state.fds.fibers().for_each(ruby::mark);
         state.blocked.iter().copied().for_each(ruby::mark);
+        self.remote.mark();
     }
 }
 
@@ -710,6 +711,9 @@ impl Reactor {
     /// The next runnable fiber, waiting in the poller for one if needed. `None` when nothing
     /// is runnable or pending.
     fn next_runnable(&self) -> Result<Option<(VALUE, VALUE)>, Jump> {
+        // Before any fiber runs: a fiber another thread unblocked is woken for the wait it
+        // was unblocked in, never for a later one.
+        self.take_remote_wakeups();
         let look_around = {
             let mut state = self.state();
             state.switches = state.switches.wrapping_add(1);

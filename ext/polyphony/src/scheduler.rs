@@ -69,14 +69,36 @@ impl Remote {
         std::mem::take(&mut *self.woken.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// Marks the fibers left here for the garbage collector (they are blocked, so marked
+    /// anyway, unless their wait ended meanwhile).
+    pub fn mark(&self) {
+        // Only the GVL holder takes the lock, never across an allocation: it is free here.
+        if let Ok(woken) = self.woken.try_lock() {
+            woken.iter().copied().for_each(ruby::mark);
+        }
+    }
+
     /// Points notifications at a new poller (a forked child's own).
     pub fn set_poller(&self, poller: Arc<Poller>) {
         *self.poller.lock().unwrap_or_else(PoisonError::into_inner) = poller;
     }
 }
 
-/// The reactor a hook was called on.
+/// The reactor a hook was called on, which must be the current thread's: its state belongs
+/// to its thread (only `unblock` may come from another).
 fn reactor_of(object: VALUE) -> Result<&'static Reactor, Jump> {
+    let reactor = any_reactor(object)?;
+    if !reactor::existing().is_some_and(|current| std::ptr::eq(current, reactor)) {
+        return Err(ruby::error(
+            ruby::class_named(c"ThreadError"),
+            "a Polyphony reactor waits only in its own thread",
+        ));
+    }
+    Ok(reactor)
+}
+
+/// The reactor a hook was called on, whichever thread it belongs to.
+fn any_reactor(object: VALUE) -> Result<&'static Reactor, Jump> {
     // Safety: `object` is a live Ruby value (the receiver of the method being run).
     let value = unsafe { Value::from_raw(object) };
     let reactor = Obj::<Reactor>::try_convert(value)
@@ -105,7 +127,7 @@ unsafe extern "C" fn block(argc: c_int, argv: *const VALUE, object: VALUE) -> VA
 /// `unblock(blocker, fiber)`: wakes `fiber`, blocked in `block`; called from any thread.
 unsafe extern "C" fn unblock(object: VALUE, _blocker: VALUE, fiber: VALUE) -> VALUE {
     entry(|| {
-        let reactor = reactor_of(object)?;
+        let reactor = any_reactor(object)?;
         if reactor::existing().is_some_and(|current| std::ptr::eq(current, reactor)) {
             reactor.unblock(fiber);
         } else {
@@ -195,11 +217,14 @@ unsafe extern "C" fn wait_for_exit(object: VALUE, pid: VALUE) -> VALUE {
         let reactor = reactor_of(object)?;
         let pid = protect(|| unsafe { rb_sys::rb_num2long(pid) as VALUE })? as libc::pid_t;
         // Safety: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let fd =
+            unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
         if fd < 0 {
             return Ok(FALSE);
         }
         let pidfd = PidFd(fd as c_int);
+        // A new descriptor: whatever the reactor knew of its number is stale.
+        reactor.state().fds.new_descriptor(pidfd.0 as usize);
         reactor.wait_io(pidfd.0, Interest::READABLE, None)?;
         drop(pidfd);
         Ok(TRUE)
