@@ -61,6 +61,10 @@ RSpec.describe 'core IO calls outside the IO methods Polyphony replaces' do
       expect(IO.select([reader], nil, nil, 1)).to eq([[reader], [], []])
     end
 
+    it 'with no IOs, sleeps for its timeout while other fibers run' do
+      expect_cooperative(nil) { IO.select([], [], [], 0.2) }
+    end
+
     it 'reports a writable IO at once' do
       _, writer = IO.pipe
       expect(IO.select(nil, [writer], nil, 1)).to eq([[], [writer], []])
@@ -137,6 +141,43 @@ RSpec.describe 'core IO calls outside the IO methods Polyphony replaces' do
     end
   end
 
+  describe 'a descriptor number freed behind the reactor\'s back' do
+    # Closes `io`'s descriptor with close(2) itself, as a C extension or the garbage collector
+    # would: the reactor is not told.
+    def close_behind_the_back(io)
+      io.autoclose = false
+      close = Fiddle::Function.new(Fiddle.dlopen(nil)['close'], [Fiddle::TYPE_INT], Fiddle::TYPE_INT)
+      close.call(io.fileno)
+    end
+
+    before { require 'fiddle' }
+
+    it 'is waited on again when a new descriptor gets the number' do
+      reader, = IO.pipe
+      expect(IO.select([reader], nil, nil, 0.01)).to be_nil # a wait that ends with no event
+      number = reader.fileno
+      close_behind_the_back(reader)
+      new_reader, writer = IO.pipe
+      expect(new_reader.fileno).to eq(number)
+      spin do
+        sleep 0.05
+        writer << 'x'
+      end
+      expect(within(2) { IO.select([new_reader], nil, nil, 5) }).to eq([[new_reader], [], []])
+    end
+
+    it 'does not keep Process.wait (on a pidfd) from seeing its child end' do
+      reader, = IO.pipe
+      expect(IO.select([reader], nil, nil, 0.01)).to be_nil
+      close_behind_the_back(reader)
+      result = spin do
+        pid = spawn('true')
+        within(2) { Process.wait(pid) == pid }
+      end
+      expect(result.await).to be(true)
+    end
+  end
+
   describe 'Kernel#gets over $stdin' do
     # Runs `code` with its standard input a pipe that gets "one\ntwo\nthree\n" a line at a
     # time, 0.3 s apart once the program said "ready"; returns what it printed after that.
@@ -160,7 +201,7 @@ RSpec.describe 'core IO calls outside the IO methods Polyphony replaces' do
         puts 'ready'
         line = gets
         puts [line.chomp, $_.chomp, ticks >= 10].inspect
-        puts readline.chomp
+        puts readline(chomp: true)
         puts readlines.map(&:chomp).inspect
       RUBY
       expect(output).to eq(%([\"one\", \"one\", true]\ntwo\n[\"three\"]\n))

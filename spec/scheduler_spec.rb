@@ -808,4 +808,36 @@ RSpec.describe 'Fiber::Scheduler' do
       expect(Process.respond_to?(:wait)).to be(true)
     end
   end
+
+  describe 'Thread#join with a time limit' do
+    it 'returns nil once the limit passes, in a spun fiber and in the main fiber' do
+      thread = Thread.new { Kernel.sleep 1 }
+      expect_cooperative([nil, nil]) do
+        [spin { thread.join(0.1) }.await, thread.join(0.1)]
+      end
+    ensure
+      thread.kill
+    end
+  end
+
+  describe 'an exception object as a value' do
+    it 'is returned, not raised, by Queue#pop and Thread#value in the main fiber' do
+      queue = Queue.new
+      spin do
+        sleep 0.05
+        queue << RuntimeError.new('a value')
+      end
+      expect(queue.pop).to be_a(RuntimeError)
+      expect(Thread.new { Kernel.sleep 0.05; ArgumentError.new }.value).to be_a(ArgumentError)
+    end
+  end
+
+  describe 'a reactor used from another thread' do
+    it 'refuses to wait there' do
+      reactor = Fiber.scheduler
+      error = Thread.new { reactor.block(nil, 0.01) rescue $! }.value
+      expect(error).to be_a(ThreadError)
+      expect(error.message).to eq('a Polyphony reactor waits only in its own thread')
+    end
+  end
 end

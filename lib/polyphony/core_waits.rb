@@ -32,9 +32,16 @@ module Polyphony
     # returns its value. If the wait is stopped, the helper is stopped too.
     #
     # @api private
-    def self.in_helper_fiber(&block)
-      helper = spin(&block)
+    def self.in_helper_fiber
+      result = nil
+      # The value is handed over in a variable: an exception the operation returns (a Queue
+      # may hold one) is a value, which a fiber's result is not.
+      helper = spin do
+        result = yield
+        nil
+      end
       helper.await
+      result
     ensure
       helper.stop if helper&.alive?
     end
