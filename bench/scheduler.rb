@@ -102,12 +102,6 @@ end
 
 require 'polyphony'
 
-# `taskset` pinning to the first CPU this process may use, or nil without taskset.
-PIN = if system('taskset', '-p', Process.pid.to_s, out: File::NULL, err: File::NULL)
-        cpu = File.read('/proc/self/status')[/Cpus_allowed_list:\s*(\d+)/, 1]
-        ['taskset', '-c', cpu]
-      end
-
 # One round of a floor in a fresh plain `ruby` (the child times itself: no start-up cost).
 def floor_job(name, pin: false, env: {})
   lambda do

@@ -15,3 +15,10 @@ end
 def per_iteration(count, *jobs, rounds: 5)
   rounds.times.map { jobs.map { |job| timed(count, job) } }.transpose.map(&:min)
 end
+
+# `taskset` pinning to the first CPU this process may use, or nil without taskset: a floor of
+# two threads runs on one core, as the fibers do.
+PIN = if system('taskset', '-p', Process.pid.to_s, out: File::NULL, err: File::NULL)
+        cpu = File.read('/proc/self/status')[/Cpus_allowed_list:\s*(\d+)/, 1]
+        ['taskset', '-c', cpu]
+      end

@@ -2,11 +2,11 @@
 
 require_relative 'spec_helper'
 require_relative 'support/services'
+require_relative 'support/scheduler_harness'
 
-# The harness: 20 fibers, each running a 0.2 s operation on a real server (started by
-# spec/support/services.rb), beside a fiber ticking every 10 ms.
+# Clients on real servers (started by spec/support/services.rb), run with the scheduler
+# specs' harness: 20 fibers, each running a 0.2 s operation, beside a fiber ticking every 10 ms.
 module ClientSpecs
-  FIBERS = 20
 
   # Requires `feature`, or skips the example group, saying why, when this Ruby cannot load it
   # (Debian builds a native client only for its default Ruby).
@@ -18,34 +18,12 @@ module ClientSpecs
     reason = installed ? "Debian's #{package} is not built for Ruby #{ruby}" : "#{package} is not installed"
     skip("#{reason} (#{e.message})")
   end
-
-  # Runs the block in FIBERS fibers at once (given each one's index) beside a fiber ticking
-  # every 10 ms. Expects fiber i's result to be `expected.call(i)`, the whole to take 0.2 to
-  # 1 s (one after the other, the operations take 4 s), and the ticker to have ticked at least
-  # 10 times meanwhile (the client let the other fibers run instead of blocking the thread).
-  def expect_concurrent(expected, &operation)
-    ticks = 0
-    ticker = spin do
-      loop do
-        sleep 0.01
-        ticks += 1
-      end
-    end
-    results = nil
-    seconds = elapsed { results = Array.new(FIBERS) { |index| spin { operation.call(index) } }.map(&:await) }
-    ticker.stop
-    warn(format('%<seconds>.3f s, %<ticks>d ticks', seconds: seconds, ticks: ticks)) if ENV['POLYPHONY_SPEC_TIMES']
-    aggregate_failures("#{FIBERS} operations took #{seconds.round(3)} s, the ticker ticked #{ticks} times") do
-      expect(results).to eq(Array.new(FIBERS) { |index| expected.call(index) })
-      expect_duration(seconds, 0.18..1.0)
-      expect(ticks).to be >= 10
-    end
-  end
 end
 
 # Database and network clients on real servers: their waits must let the other fibers run.
 RSpec.describe 'clients on real servers' do
   include ClientSpecs
+  include SchedulerSpecs
 
   # A client that blocks the whole thread is out of reach of Polyphony's timers; a watchdog
   # thread stops an example that hangs.
@@ -68,7 +46,7 @@ RSpec.describe 'clients on real servers' do
     end
 
     it 'a client per fiber: 20 BLPOPs timing out after 0.2 s overlap' do
-      clients = Array.new(ClientSpecs::FIBERS) { redis }
+      clients = Array.new(SchedulerSpecs::FIBERS) { redis }
       expect_concurrent(->(i) { [nil, "fiber #{i}"] }) do |i|
         [clients[i].blpop("empty:#{i}", timeout: 0.2), clients[i].echo("fiber #{i}")]
       end
@@ -102,7 +80,7 @@ RSpec.describe 'clients on real servers' do
     end
 
     it 'a connection per fiber: 20 pg_sleep(0.2) queries overlap' do
-      conns = Array.new(ClientSpecs::FIBERS) { pg_connect }
+      conns = Array.new(SchedulerSpecs::FIBERS) { pg_connect }
       expect_concurrent(:to_s.to_proc) { |i| pg_sleep(conns[i], i) }
     ensure
       conns&.each(&:close)
@@ -151,7 +129,7 @@ RSpec.describe 'clients on real servers' do
     it 'a pool of 20 connections: 20 fibers each run a 0.2 s query' do
       params = Services.postgres
       options = { host: params[:host], port: params[:port], user: params[:user], database: params[:dbname] }
-      Sequel.postgres(**options, max_connections: ClientSpecs::FIBERS) do |db|
+      Sequel.postgres(**options, max_connections: SchedulerSpecs::FIBERS) do |db|
         expect_concurrent(->(i) { [{ i: i }] }) do |i|
           db['SELECT ?::int AS i FROM pg_sleep(0.2)', i].all
         end
@@ -164,7 +142,7 @@ RSpec.describe 'clients on real servers' do
 
     it 'a client per fiber: 20 SELECT SLEEP(0.2) overlap' do
       params = Services.mariadb
-      clients = Array.new(ClientSpecs::FIBERS) do
+      clients = Array.new(SchedulerSpecs::FIBERS) do
         Mysql2::Client.new(host: params[:host], port: params[:port], username: params[:user])
       end
       expect_concurrent(->(i) { { 'slept' => 0, 'i' => i } }) do |i|
