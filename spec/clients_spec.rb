@@ -25,18 +25,7 @@ RSpec.describe 'clients on real servers' do
   include ClientSpecs
   include SchedulerSpecs
 
-  # A client that blocks the whole thread is out of reach of Polyphony's timers; a watchdog
-  # thread stops an example that hangs.
-  around do |example|
-    test = Thread.current
-    watchdog = Thread.new do
-      Kernel.sleep(10)
-      test.raise(Timeout::Error, 'the example ran for 10 s')
-    end
-    example.run
-  ensure
-    watchdog.kill
-  end
+  around { |example| with_watchdog(example) }
 
   describe 'redis-rb' do
     before(:all) { require_client('redis', 'ruby-redis') }

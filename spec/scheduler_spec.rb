@@ -11,18 +11,7 @@ require 'timeout'
 RSpec.describe 'Fiber::Scheduler' do
   include SchedulerSpecs
 
-  # A wait that blocks the whole thread is out of reach of Polyphony's timers; a watchdog
-  # thread stops an example that hangs.
-  around do |example|
-    test = Thread.current
-    watchdog = Thread.new do
-      Kernel.sleep(10)
-      test.raise(Timeout::Error, 'the example ran for 10 s')
-    end
-    example.run
-  ensure
-    watchdog.kill
-  end
+  around { |example| with_watchdog(example) }
 
   describe 'core waits in spun fibers' do
     it 'Queue#pop, pushed by another fiber' do

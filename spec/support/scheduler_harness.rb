@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require 'timeout'
+
 # The harness: operations that wait 0.2 s, beside a fiber ticking every 10 ms.
 module SchedulerSpecs
   FIBERS = 20
@@ -45,6 +47,19 @@ module SchedulerSpecs
     expect_cooperative(Array.new(FIBERS) { |index| expected.call(index) }) do
       Array.new(FIBERS) { |index| spin { operation.call(index) } }.map(&:await)
     end
+  end
+
+  # Runs `example`, raising Timeout::Error in it if it still runs after `seconds`: a wait
+  # that blocks the whole thread is out of reach of Polyphony's timers, not of a thread's.
+  def with_watchdog(example, seconds = 10)
+    test = Thread.current
+    watchdog = Thread.new do
+      Kernel.sleep(seconds)
+      test.raise(Timeout::Error, "the example ran for #{seconds} s")
+    end
+    example.run
+  ensure
+    watchdog&.kill
   end
 
   # The value of the block, or `:hung` if it still runs after `seconds`.
