@@ -108,7 +108,9 @@ module Polyphony
       private
 
       def with_stream(stream, mode, &block)
-        return yield(stream) unless stream.is_a?(String) || stream.respond_to?(:to_path)
+        # An IO answers to_path too (Ruby 3.2 and later): it is a stream, not a path.
+        path = !stream.is_a?(IO) && (stream.is_a?(String) || stream.respond_to?(:to_path))
+        return yield(stream) unless path
 
         File.open(stream, mode, &block)
       end
