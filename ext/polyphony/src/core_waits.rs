@@ -47,6 +47,7 @@ fn in_blocking_fiber() -> bool {
 
 /// Calls `method` on `receiver` (no arguments).
 fn ask(receiver: VALUE, method: &CStr) -> Result<VALUE, Jump> {
+    // Safety: a method call, which may raise, under `protect`.
     protect(|| unsafe { rb_sys::rb_funcall(receiver, rb_sys::rb_intern(method.as_ptr()), 0) })
 }
 
@@ -64,8 +65,11 @@ fn core_or_path(
         if !in_blocking_fiber() || !waits()? {
             return call_super(argc, argv);
         }
+        // The receiver and arguments stay on Ruby's stack meanwhile: this heap copy need not
+        // be marked.
         let mut args = vec![receiver];
         args.extend_from_slice(api::args(argc, argv));
+        // Safety: the call, which may raise or switch fibers, runs under `protect`.
         protect(|| unsafe {
             rb_sys::rb_funcall_passing_block_kw(
                 classes().core_waits,
@@ -86,6 +90,7 @@ fn mutex_locked(mutex: VALUE) -> bool {
 
 /// Calls `Polyphony::CoreWaits.<path>(receiver)`, passing the method's block.
 fn call_path(receiver: VALUE, path: &CStr) -> Result<VALUE, Jump> {
+    // Safety: the call, which may raise or switch fibers, runs under `protect`.
     protect(|| unsafe {
         rb_sys::rb_funcall_passing_block(
             classes().core_waits,
@@ -170,6 +175,7 @@ unsafe extern "C" fn monitor_synchronize(argc: c_int, argv: *const VALUE, monito
 pub fn define_methods() {
     use Func::Variadic;
     let polyphony = ruby::class_named(c"Polyphony");
+    // Safety: defining modules and methods at load, with names that are valid C strings.
     let core_waits = unsafe { rb_sys::rb_define_module_under(polyphony, c"CoreWaits".as_ptr()) };
     // Kept alive and unmoved: compaction would move them behind this cache.
     let reactor = ruby::keep_forever(ruby::class_named(c"Polyphony::Reactor"));

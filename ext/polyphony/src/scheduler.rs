@@ -102,6 +102,7 @@ fn any_reactor(object: VALUE) -> Result<&'static Reactor, Jump> {
     // Safety: `object` is a live Ruby value (the receiver of the method being run).
     let value = unsafe { Value::from_raw(object) };
     let reactor = Obj::<Reactor>::try_convert(value)
+        // Safety: reading a class Ruby defined at start-up.
         .map_err(|_| ruby::error(unsafe { rb_sys::rb_eTypeError }, "not a Polyphony reactor"))?;
     let reactor: *const Reactor = &*reactor;
     // Safety: the reactor object stays alive while its thread does (a hidden instance
@@ -158,6 +159,7 @@ unsafe extern "C" fn kernel_sleep(argc: c_int, argv: *const VALUE, object: VALUE
 unsafe extern "C" fn io_wait(object: VALUE, io: VALUE, events: VALUE, timeout: VALUE) -> VALUE {
     entry(|| {
         let reactor = reactor_of(object)?;
+        // Safety (here and below): Ruby C calls that may raise run under `protect`.
         let fd = protect(|| rb_sys::LONG2FIX(unsafe { rb_sys::rb_io_descriptor(io) } as c_long))?;
         let fd = rb_sys::FIX2LONG(fd) as c_int;
         let wanted = protect(|| unsafe { rb_sys::rb_num2long(events) as VALUE })? as c_long;
@@ -215,6 +217,7 @@ fn ready_events(fd: c_int, wanted: c_long) -> c_long {
 unsafe extern "C" fn wait_for_exit(object: VALUE, pid: VALUE) -> VALUE {
     entry(|| {
         let reactor = reactor_of(object)?;
+        // Safety: the conversion may raise, under `protect`.
         let pid = protect(|| unsafe { rb_sys::rb_num2long(pid) as VALUE })? as libc::pid_t;
         // Safety: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
         let fd =
@@ -263,6 +266,8 @@ unsafe extern "C" fn wait_for_any(
             if ios == NIL {
                 continue;
             }
+            // Safety: the conversions may raise, under `protect`; `ios` is an Array after
+            // `rb_Array`, alive on this frame's stack.
             let ios = protect(|| unsafe { rb_sys::rb_Array(ios) })?;
             for index in 0..unsafe { rb_sys::RARRAY_LEN(ios) } {
                 let fd = protect(|| unsafe {
