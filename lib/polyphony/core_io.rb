@@ -7,7 +7,7 @@ module Polyphony
   # reactor in every fiber of a thread that uses Polyphony (its `Fiber.scheduler` is a
   # reactor); elsewhere they are core's own.
   module CoreIO
-    # Whether the current thread's scheduler is a Polyphony reactor.
+    # The current thread's scheduler, if it is a Polyphony reactor (nil otherwise).
     #
     # @api private
     def self.reactor
@@ -116,6 +116,20 @@ module Polyphony
       end
     end
 
+    # Calls the block (a `*_nonblock` call with `exception: false`) until it does not answer
+    # `:wait_readable` or `:wait_writable`, waiting for `io` in the reactor in between.
+    #
+    # @api private
+    def self.until_done(io)
+      loop do
+        case (result = yield)
+        when :wait_readable then io.wait_readable
+        when :wait_writable then io.wait_writable
+        else return result
+        end
+      end
+    end
+
     # `BasicSocket#recvmsg`/`#sendmsg` and `recvfrom` of `UDPSocket` and `Socket`: core
     # waits for them through the scheduler in non-blocking fibers only.
     module SocketMessages
@@ -123,24 +137,14 @@ module Polyphony
       def recvmsg(*args, **options)
         return super if CoreIO.reactor.nil?
 
-        loop do
-          received = recvmsg_nonblock(*args, **options, exception: false)
-          return received unless received == :wait_readable
-
-          wait_readable
-        end
+        CoreIO.until_done(self) { recvmsg_nonblock(*args, **options, exception: false) }
       end
 
       # Core's `sendmsg`; only the calling fiber waits.
       def sendmsg(*args, **options)
         return super if CoreIO.reactor.nil?
 
-        loop do
-          sent = sendmsg_nonblock(*args, **options, exception: false)
-          return sent unless sent == :wait_writable
-
-          wait_writable
-        end
+        CoreIO.until_done(self) { sendmsg_nonblock(*args, **options, exception: false) }
       end
     end
 
@@ -150,12 +154,7 @@ module Polyphony
       def recvfrom(*args)
         return super if CoreIO.reactor.nil?
 
-        loop do
-          received = recvfrom_nonblock(*args, exception: false)
-          return received unless received == :wait_readable
-
-          wait_readable
-        end
+        CoreIO.until_done(self) { recvfrom_nonblock(*args, exception: false) }
       end
     end
   end

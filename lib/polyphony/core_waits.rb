@@ -21,12 +21,11 @@ module Polyphony
     # A value no operation returns.
     NOTHING = Object.new.freeze
 
-    # Whether the current fiber is blocking, in a thread whose scheduler is a reactor.
-    #
-    # @api private
-    def self.blocking_fiber?
-      Fiber.blocking? && Fiber.scheduler.is_a?(Reactor)
-    end
+    # @!method self.blocking_fiber?
+    #   Whether the current fiber is blocking, in a thread whose scheduler is a reactor
+    #   (defined in Rust, where the hot methods ask it too).
+    #   @return [Boolean]
+    #   @api private
 
     # Runs the block in a helper fiber, non-blocking, and waits for it in the reactor;
     # returns its value. If the wait is stopped, the helper is stopped too.

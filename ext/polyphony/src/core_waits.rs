@@ -11,7 +11,7 @@
 
 use crate::api::{self, entry, Func};
 use crate::io_api::call_super;
-use crate::ruby::{self, protect, Jump, FALSE, NIL};
+use crate::ruby::{self, protect, Jump, FALSE, NIL, TRUE};
 use rb_sys::VALUE;
 use std::ffi::CStr;
 use std::os::raw::c_int;
@@ -42,6 +42,15 @@ fn in_blocking_fiber() -> bool {
             && CLASSES
                 .get()
                 .is_some_and(|classes| ruby::is_kind_of(scheduler, classes.reactor))
+    }
+}
+
+/// `Polyphony::CoreWaits.blocking_fiber?`: the check above, for the methods written in Ruby.
+unsafe extern "C" fn blocking_fiber_p(_module: VALUE) -> VALUE {
+    if in_blocking_fiber() {
+        TRUE
+    } else {
+        FALSE
     }
 }
 
@@ -184,6 +193,11 @@ pub fn define_methods() {
         reactor,
         core_waits,
     });
+    let (func, arity) = Func::Fixed(blocking_fiber_p).raw();
+    // Safety: defining a method at load, with a valid C string for its name.
+    unsafe {
+        rb_sys::rb_define_singleton_method(core_waits, c"blocking_fiber?".as_ptr(), func, arity)
+    };
     let module = |name: &CStr| unsafe { rb_sys::rb_define_module_under(core_waits, name.as_ptr()) };
     let mutex = module(c"MutexMethods");
     api::define_method(mutex, c"lock", Func::Fixed(mutex_lock));

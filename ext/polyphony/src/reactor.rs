@@ -748,7 +748,6 @@ impl Reactor {
         if self.state().ended_fibers.take_due() {
             stacks::collect()?;
         }
-        self.take_remote_wakeups();
         let (timeout, io_waits) = {
             let mut state = self.state();
             state.fire_due_timers();
