@@ -182,14 +182,7 @@ module Polyphony
       def wait(mutex, timeout = nil)
         return super unless CoreWaits.blocking_fiber?
 
-        helper = spin do
-          mutex.lock
-          begin
-            super(mutex, timeout)
-          ensure
-            mutex.unlock
-          end
-        end
+        helper = spin { mutex.synchronize { super(mutex, timeout) } }
         mutex.unlock
         begin
           Polyphony.start_new_fibers
