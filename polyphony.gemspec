@@ -10,9 +10,7 @@ Gem::Specification.new do |s|
   s.license = 'MIT'
   s.required_ruby_version = '>= 3.1'
   s.files = Dir['lib/**/*.rb', 'ext/polyphony/{extconf.rb,build.rs,Cargo.toml}', 'ext/polyphony/src/**/*.rs',
-                'Cargo.toml', 'Cargo.lock', 'README.md',
-                # The other members of the Cargo workspace, which cargo loads with it.
-                'bench/{loadgen,echo_ceiling}/{Cargo.toml,src/*.rs}']
+                'Cargo.toml', 'Cargo.lock', 'README.md']
   s.extensions = ['ext/polyphony/extconf.rb']
   s.require_paths = ['lib']
 end

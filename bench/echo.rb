@@ -22,11 +22,11 @@ require 'socket'
 ROOT = File.expand_path('..', __dir__)
 PORT = 1234
 RUBY = RbConfig.ruby
-LOADGEN = File.join(ROOT, 'target/release/loadgen')
+LOADGEN = File.join(ROOT, 'bench/target/release/loadgen')
 POLYPHONY_SERVER = File.join(ROOT, 'examples/echo_server.rb')
 
 SERVERS = {
-  'ceiling' => [File.join(ROOT, 'target/release/echo_ceiling'), PORT.to_s],
+  'ceiling' => [File.join(ROOT, 'bench/target/release/echo_ceiling'), PORT.to_s],
   'polyphony' => [RUBY, '-Ilib', 'examples/echo_server.rb'],
   'threads' => [RUBY, 'bench/echo_threads.rb', PORT.to_s]
 }.freeze
@@ -180,7 +180,7 @@ def memory(servers, connections)
 end
 
 system('cargo', 'build', '--release', '--quiet', '-p', 'loadgen', '-p', 'echo_ceiling',
-       chdir: ROOT) or abort 'cargo build failed'
+       chdir: File.join(ROOT, 'bench')) or abort 'cargo build failed'
 
 servers = SERVERS.keys
 unless File.exist?(POLYPHONY_SERVER)

@@ -10,6 +10,7 @@
 module Polyphony
 end
 
+require 'socket'
 require_relative 'polyphony/exceptions'
 require 'polyphony/polyphony'
 require_relative 'polyphony/fork'

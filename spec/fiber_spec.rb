@@ -322,6 +322,63 @@ RSpec.describe 'the end of a fiber' do
     Fiber.current.await_all_children
     expect(log).to eq([0.01, 0.02])
   end
+
+  it 'terminate_all_children stops the children of another fiber and waits for them' do
+    log = []
+    parent = spin do
+      2.times do |i|
+        spin do
+          sleep 1
+        ensure
+          log << i
+        end
+      end
+      sleep 1
+      log << :parent_woke
+    end
+    2.times { snooze } # the parent spins its children, which start
+    expect(parent.children.size).to eq(2)
+    expect(parent.terminate_all_children).to eq(parent)
+    expect(log).to eq([0, 1])
+    expect(parent.children).to eq([])
+    expect(parent.state).to eq(:waiting)
+    parent.stop
+    parent.await
+    expect(log).to eq([0, 1])
+  end
+
+  it 'await_all_children waits for the children of another fiber' do
+    log = []
+    parent = spin do
+      [0.02, 0.01].each { |t| spin { sleep t; log << t } }
+      suspend
+      log << :parent_resumed
+    end
+    snooze
+    parent.await_all_children
+    expect(log).to eq([0.01, 0.02])
+    expect(parent.state).to eq(:waiting)
+    parent.schedule
+    parent.await
+    expect(log).to eq([0.01, 0.02, :parent_resumed])
+  end
+
+  it 'await_all_children of two fibers at once wakes both' do
+    parent = spin do
+      spin { sleep 0.01 }
+      suspend
+    end
+    snooze
+    waiters = 2.times.map { spin { parent.await_all_children; :done } }
+    expect(waiters.map(&:await)).to eq(%i[done done])
+    parent.stop
+  end
+
+  it 'terminate_all_children of a fiber Polyphony does not run returns it' do
+    fiber = Fiber.new { :never }
+    expect(fiber.terminate_all_children).to eq(fiber)
+    expect(fiber.await_all_children).to eq(fiber)
+  end
 end
 
 RSpec.describe 'a fiber Ruby cannot give a stack' do

@@ -65,5 +65,18 @@ module Polyphony
   end
 end
 
+# Polyphony's switchpoint, as a method of the thread.
+class Thread
+  # The switchpoint itself: runs the other runnable fibers (waiting for IO or timers if none
+  # is runnable) until the current fiber is scheduled again.
+  #
+  # @return [Object] the value the current fiber is resumed with
+  # @raise [Exception] an exception the current fiber is resumed with (e.g. from
+  #   {Fiber#raise})
+  def switch_fiber
+    suspend
+  end
+end
+
 Thread.prepend(Polyphony::ThreadChildren)
 Thread.singleton_class.prepend(Polyphony::ThreadChildren::Start)

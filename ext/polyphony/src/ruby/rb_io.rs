@@ -22,9 +22,14 @@
 //! - `encs` (`enc`, `enc2`, `ecflags`): whether reads and writes convert encodings.
 //! - `lineno`: a line read counts for `IO#lineno`.
 //!
-//! The engine keeps no state of its own in `rb_io_t` (see `io::OpenIo::blocks`).
+//! The engine keeps no state of its own in `rb_io_t` (see `engine::io::OpenIo`).
+//!
+//! Every function that reads the struct is an `unsafe fn` whose `# Safety` section is the
+//! whole contract of its body (a live, initialized IO's `rb_io_t`): the bodies are not split
+//! into blocks that would each repeat it.
+#![allow(unsafe_op_in_unsafe_fn)]
 
-use crate::ruby::{protect, Jump, NIL};
+use super::{protect, Jump, NIL};
 use rb_sys::{rb_io_t, RFile, VALUE};
 use std::os::fd::RawFd;
 use std::os::raw::{c_char, c_int};
@@ -273,8 +278,19 @@ pub unsafe fn read_into_buffer(fptr: *mut rb_io_t, fd: RawFd) -> Result<usize, c
     if buf.len > 0 {
         return Ok(buf.len as usize);
     }
-    let count = crate::io::syscall_result(libc::read(fd, buf.ptr.cast(), buf.capa as usize))?;
+    let count = syscall_result(libc::read(fd, buf.ptr.cast(), buf.capa as usize))?;
     buf.off = 0;
     buf.len = count as c_int;
     Ok(count)
+}
+
+/// A system call's result as a count, or its `errno`.
+pub fn syscall_result(result: isize) -> Result<usize, c_int> {
+    if result >= 0 {
+        Ok(result as usize)
+    } else {
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    }
 }

@@ -11,7 +11,7 @@
 //! `Thread#raise`, `Thread#kill`) call [`wake`], which notifies the poller so the wait ends
 //! at once.
 
-use crate::fdtable::{Arm, Interest};
+use crate::core::fdtable::{Arm, Interest};
 use crate::ruby::{protect, Jump, NIL};
 use polling::Event;
 use std::ffi::c_void;
@@ -24,7 +24,9 @@ use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The key polling reserves for its notifier and timer.
+/// The key polling reserves for its notifier and timer. Not part of polling's API: this is
+/// why `Cargo.toml` pins polling to 3.11.x, whose epoll backend registers its eventfd and
+/// timerfd with this key (check it again before moving the pin).
 const NOTIFY_KEY: u64 = usize::MAX as u64;
 
 /// How long a wait for IO first polls without sleeping. Waking a sleeping thread costs tens
@@ -104,6 +106,7 @@ impl Drop for Poller {
         // In a forked child the epoll instance is the parent's too: dropping the poller would
         // deregister the parent's descriptors from it. The child leaves it alone.
         if self.pid == std::process::id() {
+            // SAFETY: dropped once, here, and never used again.
             unsafe { ManuallyDrop::drop(&mut self.poller) };
         }
     }
@@ -129,15 +132,19 @@ impl Poller {
     /// Performs the registration change the fd table asked for; the event key is the
     /// descriptor number.
     ///
-    /// Safety: a registered descriptor must be deleted (or known closed) before it is closed,
-    /// which the reactor's close path does.
-    pub fn arm(&self, fd: RawFd, arm: Arm) -> io::Result<()> {
+    /// # Safety
+    /// `fd` must be open, and a descriptor registered here must be deleted ([`Poller::delete`])
+    /// before it is closed, or be known closed (the reactor's close path does both): a closed
+    /// descriptor left registered would report events for whatever file gets its number.
+    pub unsafe fn arm(&self, fd: RawFd, arm: Arm) -> io::Result<()> {
         let event =
             |interest: Interest| Event::new(fd as usize, interest.readable, interest.writable);
         match arm {
             Arm::Nothing => Ok(()),
+            // SAFETY: the caller's contract.
             Arm::Add(interest) => unsafe { self.poller.add(fd, event(interest)) },
             Arm::Modify(interest) => {
+                // SAFETY: `fd` is open (the caller's contract) for the length of the call.
                 let source = unsafe { BorrowedFd::borrow_raw(fd) };
                 self.poller.modify(source, event(interest))
             }
@@ -151,6 +158,7 @@ impl Poller {
 
     /// Removes a descriptor's registration.
     pub fn delete(&self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: the borrow lasts for the call only; a closed `fd` makes it fail, harmlessly.
         self.poller.delete(unsafe { BorrowedFd::borrow_raw(fd) })
     }
 
@@ -175,6 +183,8 @@ impl Poller {
         let timespec_ptr = timespec
             .as_ref()
             .map_or(null(), |t| t as *const libc::timespec);
+        // SAFETY: `events.raw` has room for EVENTS_PER_WAIT events; `timespec_ptr` is null or
+        // points to `timespec`, alive on this frame.
         let count = unsafe {
             libc::epoll_pwait2(
                 self.poller.as_raw_fd(),
@@ -195,6 +205,7 @@ impl Poller {
                 _ => Err(error),
             };
         }
+        // SAFETY: the kernel initialized the first `count` events (at most EVENTS_PER_WAIT).
         unsafe { events.raw.set_len(count as usize) };
         let mut notified = false;
         for event in &events.raw {
@@ -244,6 +255,7 @@ impl Poller {
             timeout if spin => timeout.map_or(SPIN_BEFORE_SLEEP, |t| t.min(SPIN_BEFORE_SLEEP)),
             _ => Duration::ZERO,
         };
+        // SAFETY: asks whether other Ruby threads exist; raises nothing.
         if !spin.is_zero() && unsafe { rb_sys::rb_thread_alone() } != 0 {
             let started = Instant::now();
             loop {
@@ -271,6 +283,8 @@ impl Poller {
         // may then call it from its own, instead of starting (and, after the wait, joining)
         // a thread that calls it, which it does for the main thread when it runs alone. That
         // join would go through the thread's `Fiber.scheduler`, i.e. back into the reactor.
+        // SAFETY: `call` and the poller outlive the call, which returns only once
+        // `wait_without_gvl` is done; taking the GVL back may raise, under `protect`.
         protect(|| unsafe {
             rb_sys::rb_nogvl(
                 Some(wait_without_gvl),
@@ -287,7 +301,8 @@ impl Poller {
 
 /// Runs without the GVL: no Ruby API here, and no panic may escape.
 unsafe extern "C" fn wait_without_gvl(data: *mut c_void) -> *mut c_void {
-    let call = &mut *(data as *mut WaitCall);
+    // SAFETY: `data` is the `WaitCall` that `Poller::wait` passed, alive during the call.
+    let call = unsafe { &mut *(data as *mut WaitCall) };
     call.outcome = catch_unwind(AssertUnwindSafe(|| {
         call.poller.collect(call.events, call.timeout)
     }))
@@ -298,6 +313,7 @@ unsafe extern "C" fn wait_without_gvl(data: *mut c_void) -> *mut c_void {
 /// Ruby's unblock function: called from another thread, or from Ruby's signal handler
 /// (it only writes to an eventfd, which is safe there), to interrupt the wait.
 unsafe extern "C" fn wake(data: *mut c_void) {
-    let poller = &*(data as *const polling::Poller);
+    // SAFETY: `data` is the poller `Poller::wait` passed, alive while Ruby may call this.
+    let poller = unsafe { &*(data as *const polling::Poller) };
     let _ = poller.notify();
 }

@@ -13,84 +13,29 @@
 //! reactor's state, which belongs to its own thread: it leaves the fiber in [`Remote`] and
 //! notifies the poller; the reactor's thread schedules it at its next poll.
 
-use crate::api::{entry, optional_args, raise_if_exception, time_interval, Func};
-use crate::fdtable::Interest;
-use crate::poller::Poller;
-use crate::reactor::{self, Reactor};
-use crate::ruby::{self, current_fiber, protect, Jump, FALSE, NIL, TRUE};
+use super::args::{self, slice};
+use super::Func::{One, Three, Two, Variadic};
+use super::{define, entry, On};
+use crate::core::fdtable::Interest;
+use crate::engine::reactor::{self, Reactor};
+use crate::ruby::names::classes;
+use crate::ruby::{self, errors, protect, Jump, FALSE, NIL, TRUE};
 use magnus::rb_sys::FromRawValue;
 use magnus::{typed_data::Obj, TryConvert, Value};
 use rb_sys::VALUE;
 use std::os::raw::{c_int, c_long};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 /// `IO::READABLE`, `IO::PRIORITY` and `IO::WRITABLE`, as `io_wait` receives and returns them.
 const READABLE: c_long = 1;
 const PRIORITY: c_long = 2;
 const WRITABLE: c_long = 4;
 
-/// What other threads leave for a reactor: the fibers they unblocked.
-pub struct Remote {
-    /// Set while `woken` holds fibers, so that a poll looks at the lock only then.
-    pending: AtomicBool,
-    woken: Mutex<Vec<VALUE>>,
-    /// The reactor's poller, to end its wait (replaced in a forked child).
-    poller: Mutex<Arc<Poller>>,
-}
-
-impl Remote {
-    pub fn new(poller: Arc<Poller>) -> Self {
-        Self {
-            pending: AtomicBool::new(false),
-            woken: Mutex::new(Vec::new()),
-            poller: Mutex::new(poller),
-        }
-    }
-
-    /// Leaves `fiber` to be scheduled by the reactor's thread, and ends its poller's wait.
-    fn wake(&self, fiber: VALUE) {
-        self.woken
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(fiber);
-        self.pending.store(true, Ordering::Release);
-        let poller = Arc::clone(&self.poller.lock().unwrap_or_else(PoisonError::into_inner));
-        let _ = poller.notify();
-    }
-
-    /// The fibers other threads unblocked since the last call.
-    #[inline]
-    pub fn take_woken(&self) -> Vec<VALUE> {
-        if !self.pending.swap(false, Ordering::Acquire) {
-            return Vec::new();
-        }
-        std::mem::take(&mut *self.woken.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Marks the fibers left here for the garbage collector (they are blocked, so marked
-    /// anyway, unless their wait ended meanwhile).
-    pub fn mark(&self) {
-        // Only the GVL holder takes the lock, never across an allocation: it is free here.
-        if let Ok(woken) = self.woken.try_lock() {
-            woken.iter().copied().for_each(ruby::mark);
-        }
-    }
-
-    /// Points notifications at a new poller (a forked child's own).
-    pub fn set_poller(&self, poller: Arc<Poller>) {
-        *self.poller.lock().unwrap_or_else(PoisonError::into_inner) = poller;
-    }
-}
-
 /// The reactor a hook was called on, which must be the current thread's: its state belongs
 /// to its thread (only `unblock` may come from another).
 fn reactor_of(object: VALUE) -> Result<&'static Reactor, Jump> {
     let reactor = any_reactor(object)?;
     if !reactor::existing().is_some_and(|current| std::ptr::eq(current, reactor)) {
-        return Err(ruby::error(
-            ruby::class_named(c"ThreadError"),
+        return Err(errors::thread(
             "a Polyphony reactor waits only in its own thread",
         ));
     }
@@ -99,13 +44,13 @@ fn reactor_of(object: VALUE) -> Result<&'static Reactor, Jump> {
 
 /// The reactor a hook was called on, whichever thread it belongs to.
 fn any_reactor(object: VALUE) -> Result<&'static Reactor, Jump> {
-    // Safety: `object` is a live Ruby value (the receiver of the method being run).
+    // SAFETY: `object` is a live Ruby value (the receiver of the method being run).
     let value = unsafe { Value::from_raw(object) };
     let reactor = Obj::<Reactor>::try_convert(value)
-        // Safety: reading a class Ruby defined at start-up.
-        .map_err(|_| ruby::error(unsafe { rb_sys::rb_eTypeError }, "not a Polyphony reactor"))?;
+        // SAFETY: reading a class Ruby defined at start-up.
+        .map_err(|_| errors::type_error("not a Polyphony reactor"))?;
     let reactor: *const Reactor = &*reactor;
-    // Safety: the reactor object stays alive while its thread does (a hidden instance
+    // SAFETY: the reactor object stays alive while its thread does (a hidden instance
     // variable of the thread holds it), and a hook only runs while a thread uses it.
     Ok(unsafe { &*reactor })
 }
@@ -113,15 +58,12 @@ fn any_reactor(object: VALUE) -> Result<&'static Reactor, Jump> {
 /// `block(blocker, timeout = nil)`: suspends the current fiber until `unblock` (or until
 /// `timeout` seconds pass); returns true when unblocked, false on timeout.
 unsafe extern "C" fn block(argc: c_int, argv: *const VALUE, object: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
     entry(|| {
-        let args = optional_args(argc, argv, 2)?;
-        let timeout = match args.get(1) {
-            None | Some(&NIL) => None,
-            Some(&timeout) => Some(time_interval(timeout)?),
-        };
+        let timeout = args::optional_duration(args::count(args, 0, 2)?.get(1).copied())?;
         let reactor = reactor_of(object)?;
-        let resumed = reactor.block(timeout)?;
-        Ok(if resumed { TRUE } else { FALSE })
+        Ok(ruby::boolean(reactor.block(timeout)?))
     })
 }
 
@@ -142,12 +84,10 @@ unsafe extern "C" fn unblock(object: VALUE, _blocker: VALUE, fiber: VALUE) -> VA
 /// ever, without one), or until `unblock` (core's `Mutex#sleep`, under
 /// `ConditionVariable#wait`, sleeps here and is woken by `signal`).
 unsafe extern "C" fn kernel_sleep(argc: c_int, argv: *const VALUE, object: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
     entry(|| {
-        let args = optional_args(argc, argv, 1)?;
-        let duration = match args.first() {
-            None | Some(&NIL) => None,
-            Some(&duration) => Some(time_interval(duration)?),
-        };
+        let duration = args::optional_duration(Some(args::optional(args)?))?;
         reactor_of(object)?.block(duration)?;
         Ok(NIL)
     })
@@ -159,22 +99,19 @@ unsafe extern "C" fn kernel_sleep(argc: c_int, argv: *const VALUE, object: VALUE
 unsafe extern "C" fn io_wait(object: VALUE, io: VALUE, events: VALUE, timeout: VALUE) -> VALUE {
     entry(|| {
         let reactor = reactor_of(object)?;
-        // Safety (here and below): Ruby C calls that may raise run under `protect`.
-        let fd = protect(|| rb_sys::LONG2FIX(unsafe { rb_sys::rb_io_descriptor(io) } as c_long))?;
-        let fd = rb_sys::FIX2LONG(fd) as c_int;
-        let wanted = protect(|| unsafe { rb_sys::rb_num2long(events) as VALUE })? as c_long;
+        // SAFETY: the descriptor of an IO; raises (TypeError, IOError), under `protect`.
+        let fd = protect(|| ruby::fixnum(unsafe { rb_sys::rb_io_descriptor(io) } as c_long))?;
+        let fd = ruby::fixnum_value(fd) as c_int;
+        let wanted = args::long(events)?;
         let interest = Interest {
             readable: wanted & (READABLE | PRIORITY) != 0,
             writable: wanted & WRITABLE != 0,
         };
-        let timeout = match timeout {
-            NIL => None,
-            timeout => Some(time_interval(timeout)?),
-        };
+        let timeout = args::optional_duration(Some(timeout))?;
         if !reactor.wait_io(fd, interest, timeout)? {
             return Ok(FALSE);
         }
-        Ok(rb_sys::LONG2FIX(ready_events(fd, wanted)))
+        Ok(ruby::fixnum(ready_events(fd, wanted)))
     })
 }
 
@@ -189,7 +126,7 @@ fn ready_events(fd: c_int, wanted: c_long) -> c_long {
         events: libc::POLLIN | libc::POLLPRI | libc::POLLOUT,
         revents: 0,
     };
-    // Safety: one valid pollfd, no wait.
+    // SAFETY: one valid pollfd, no wait.
     if unsafe { libc::poll(&mut poll, 1, 0) } != 1 {
         return wanted;
     }
@@ -217,9 +154,9 @@ fn ready_events(fd: c_int, wanted: c_long) -> c_long {
 unsafe extern "C" fn wait_for_exit(object: VALUE, pid: VALUE) -> VALUE {
     entry(|| {
         let reactor = reactor_of(object)?;
-        // Safety: the conversion may raise, under `protect`.
+        // SAFETY: the conversion may raise, under `protect`.
         let pid = protect(|| unsafe { rb_sys::rb_num2long(pid) as VALUE })? as libc::pid_t;
-        // Safety: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+        // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
         let fd =
             unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
         if fd < 0 {
@@ -242,7 +179,7 @@ impl Drop for PidFd {
         if let Some(reactor) = reactor::existing() {
             reactor.forget_fd(self.0, || NIL);
         }
-        // Safety: the descriptor is this value's own, closed once.
+        // SAFETY: the descriptor is this value's own, closed once.
         unsafe { libc::close(self.0) };
     }
 }
@@ -266,10 +203,14 @@ unsafe extern "C" fn wait_for_any(
             if ios == NIL {
                 continue;
             }
-            // Safety: the conversions may raise, under `protect`; `ios` is an Array after
+            // SAFETY: the conversions may raise, under `protect`; `ios` is an Array after
             // `rb_Array`, alive on this frame's stack.
             let ios = protect(|| unsafe { rb_sys::rb_Array(ios) })?;
-            for index in 0..unsafe { rb_sys::RARRAY_LEN(ios) } {
+            // SAFETY: `ios` is an Array.
+            let len = unsafe { rb_sys::RARRAY_LEN(ios) };
+            for index in 0..len {
+                // SAFETY: an element within the length; the conversions may raise, under
+                // `protect`.
                 let fd = protect(|| unsafe {
                     let io = rb_sys::rb_io_get_io(rb_sys::rb_ary_entry(ios, index));
                     let io = if interest.writable {
@@ -277,9 +218,9 @@ unsafe extern "C" fn wait_for_any(
                     } else {
                         io
                     };
-                    rb_sys::LONG2FIX(rb_sys::rb_io_descriptor(io) as c_long)
+                    ruby::fixnum(rb_sys::rb_io_descriptor(io) as c_long)
                 })?;
-                let fd = rb_sys::FIX2LONG(fd) as c_int;
+                let fd = ruby::fixnum_value(fd) as c_int;
                 match waits.iter_mut().find(|(known, _)| *known == fd) {
                     Some((_, known)) => {
                         known.readable |= interest.readable;
@@ -289,72 +230,19 @@ unsafe extern "C" fn wait_for_any(
                 }
             }
         }
-        let timeout = match timeout {
-            NIL => None,
-            timeout => Some(time_interval(timeout)?),
-        };
-        Ok(if reactor.wait_any_io(&waits, timeout)? {
-            TRUE
-        } else {
-            FALSE
-        })
+        let timeout = args::optional_duration(Some(timeout))?;
+        Ok(ruby::boolean(reactor.wait_any_io(&waits, timeout)?))
     })
 }
 
-impl Reactor {
-    /// Suspends the current fiber until [`Reactor::unblock`] (or until `timeout` passes);
-    /// false on timeout. An exception the fiber is resumed with is raised.
-    pub fn block(&self, timeout: Option<Duration>) -> Result<bool, Jump> {
-        let fiber = current_fiber();
-        let timer = {
-            let mut state = self.state();
-            state.blocked.insert(fiber);
-            if timeout.is_none() {
-                state.sleepers += 1;
-            }
-            timeout
-        }
-        .map(|timeout| self.set_timer(timeout, fiber, self.timed_out()));
-        let received = self.switchpoint();
-        {
-            let mut state = self.state();
-            state.blocked.remove(&fiber);
-            if timer.is_none() {
-                state.sleepers -= 1;
-            }
-        }
-        if let Some(timer) = timer {
-            self.cancel_timer(timer);
-        }
-        let value = raise_if_exception(received)?;
-        Ok(value != self.timed_out())
-    }
-
-    /// Schedules `fiber` if it is blocked in [`Reactor::block`] (a late or repeated unblock
-    /// is ignored).
-    pub fn unblock(&self, fiber: VALUE) {
-        let mut state = self.state();
-        if state.blocked.remove(&fiber) {
-            state.schedule(fiber, NIL, false);
-        }
-    }
-
-    /// Schedules the fibers that other threads unblocked.
-    #[inline]
-    pub fn take_remote_wakeups(&self) {
-        for fiber in self.remote().take_woken() {
-            self.unblock(fiber);
-        }
-    }
-}
-
-/// Defines the hooks on `Polyphony::Reactor`.
-pub fn define_methods(reactor_class: VALUE) {
-    use crate::api::define_method;
-    define_method(reactor_class, c"block", Func::Variadic(block));
-    define_method(reactor_class, c"unblock", Func::Two(unblock));
-    define_method(reactor_class, c"kernel_sleep", Func::Variadic(kernel_sleep));
-    define_method(reactor_class, c"io_wait", Func::Three(io_wait));
-    define_method(reactor_class, c"wait_for_exit", Func::One(wait_for_exit));
-    define_method(reactor_class, c"wait_for_any", Func::Three(wait_for_any));
+/// Defines the hooks on `Polyphony::Reactor` (the others are in
+/// `lib/polyphony/scheduler.rb`).
+pub fn init() {
+    let reactor = On::Instance(classes().reactor);
+    define(reactor, &[c"block"], Variadic(block));
+    define(reactor, &[c"unblock"], Two(unblock));
+    define(reactor, &[c"kernel_sleep"], Variadic(kernel_sleep));
+    define(reactor, &[c"io_wait"], Three(io_wait));
+    define(reactor, &[c"wait_for_exit"], One(wait_for_exit));
+    define(reactor, &[c"wait_for_any"], Three(wait_for_any));
 }

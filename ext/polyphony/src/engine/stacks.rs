@@ -14,7 +14,7 @@
 //! collection as [`figures`] allows, it runs one at its next look at the poller (sweeping
 //! lazily, as Ruby's own do), where Ruby may run finalizers anyway.
 
-use crate::api::symbol;
+use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, protect, Jump};
 use rb_sys::VALUE;
 use std::sync::OnceLock;
@@ -50,16 +50,20 @@ pub fn init() {
     // `keep_forever` keeps it for the process.
     let lazy_sweep = unsafe {
         let options = rb_sys::rb_hash_new();
-        rb_sys::rb_hash_aset(options, symbol("immediate_sweep"), rb_sys::Qfalse as VALUE);
+        rb_sys::rb_hash_aset(
+            options,
+            ruby::symbol("immediate_sweep"),
+            rb_sys::Qfalse as VALUE,
+        );
         ruby::keep_forever(options)
     };
-    let major_gc_count = symbol("major_gc_count");
+    let major_gc_count = ruby::symbol("major_gc_count");
     // SAFETY: as above; the first `GC.stat` call makes Ruby's own table of symbols, here
     // rather than later, when a collection would find the reactor's state borrowed.
     unsafe { rb_sys::rb_gc_stat(major_gc_count) };
     KEYS.get_or_init(|| Keys {
         major_gc_count,
-        heap_live_slots: symbol("heap_live_slots"),
+        heap_live_slots: ruby::symbol("heap_live_slots"),
         lazy_sweep,
     });
 }
@@ -129,21 +133,18 @@ fn gc_stat(key: VALUE) -> usize {
 pub fn collect() -> Result<(), Jump> {
     // SAFETY: this thread holds the GVL, so nothing runs between the two calls: nothing sees
     // the collector disabled for the instant this asks whether it was. Neither raises.
+    // SAFETY: toggles the collector's flag, which raises nothing.
     if unsafe { rb_sys::rb_gc_disable() } != rb_sys::Qfalse as VALUE {
         return Ok(());
     }
+    // SAFETY: as above.
     unsafe { rb_sys::rb_gc_enable() };
     let options = keys().lazy_sweep;
+    let (gc, start) = (classes().gc, ids().start);
     // SAFETY: `GC.start` may raise (NoMemoryError, or a finalizer's error): `protect` turns
     // that into an `Err` before it crosses a Rust frame.
     protect(|| unsafe {
-        rb_sys::rb_funcallv_kw(
-            ruby::class_named(c"GC"),
-            ruby::intern("start"),
-            1,
-            &options,
-            rb_sys::RB_PASS_KEYWORDS as i32,
-        )
+        rb_sys::rb_funcallv_kw(gc, start, 1, &options, rb_sys::RB_PASS_KEYWORDS as i32)
     })
     .map(|_| ())
 }

@@ -9,20 +9,17 @@
 //! alive by a hidden instance variable of its thread. No `RefCell` borrow is ever held across
 //! a call that can run Ruby code, allocate Ruby objects or switch fibers.
 
-use crate::fdtable::{Arm, FdTable, Interest};
-use crate::poller::{Events, Poller};
-use crate::ruby::{self, current_fiber, fiber_alive, is_exception, transfer, Jump, NIL};
-use crate::runqueue::{RunQueue, WordMap};
-use crate::scheduler::Remote;
-use crate::stacks::{self, EndedFibers};
-use crate::timers::{TimerKey, Timers};
+use super::poller::{Events, Poller};
+use super::remote::Remote;
+use super::stacks;
+use super::state::{State, Wakeup};
+use crate::core::timers::TimerKey;
+use crate::ruby::names::ids;
+use crate::ruby::{self, current_fiber, errors, fiber_alive, is_exception, transfer, Jump, NIL};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{gc::Marker, typed_data::Obj, DataTypeFunctions, Ruby, TryConvert, TypedData, Value};
-use rb_sys::{ID, VALUE};
+use rb_sys::VALUE;
 use std::cell::{Cell, RefCell, RefMut};
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::io;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -31,165 +28,27 @@ use std::time::{Duration, Instant};
 /// keep the run queue busy.
 const SWITCHES_BETWEEN_POLLS: u32 = 64;
 
-/// How many IO operations a fiber may complete without waiting before it lets the other
-/// runnable fibers run.
-const IO_OPS_PER_TURN: u32 = 16;
-
 /// How far away "forever" is: longer than any program runs, short enough for the clock.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// The wake-up a timer delivers: `fiber` is scheduled with `value`.
-pub struct Wakeup {
-    pub fiber: VALUE,
-    pub value: VALUE,
-}
-
-/// What the reactor knows of a fiber it runs (spun fibers and the thread's root fiber).
-pub struct FiberRecord {
-    /// The block the fiber runs (`nil` for the root fiber).
-    pub block: VALUE,
-    pub parent: VALUE,
-    pub tag: VALUE,
-    /// Live children by spawn order.
-    pub children: BTreeMap<u64, VALUE>,
-    /// This fiber's key in its parent's `children`.
-    pub child_key: u64,
-    /// Fibers waiting in `Fiber#await` for this one to end.
-    pub awaiters: Vec<VALUE>,
-    /// Set while the fiber waits for all its children to end; the last one to go wakes it.
-    pub awaiting_children: bool,
-    /// Set once the fiber's body has begun, so the body never runs twice.
-    pub started: bool,
-    /// Messages sent to the fiber (`Fiber#<<`) and not received yet, oldest first.
-    pub mailbox: VecDeque<VALUE>,
-    /// Set while the fiber waits in `receive`.
-    pub receiving: bool,
-    /// Exceptions sent to the fiber while another was on its way, delivered in turn.
-    pub pending: VecDeque<VALUE>,
-}
-
-impl FiberRecord {
-    fn new(block: VALUE, parent: VALUE, tag: VALUE, child_key: u64) -> Self {
-        Self {
-            block,
-            parent,
-            tag,
-            children: BTreeMap::new(),
-            child_key,
-            awaiters: Vec::new(),
-            awaiting_children: false,
-            started: false,
-            mailbox: VecDeque::new(),
-            receiving: false,
-            pending: VecDeque::new(),
-        }
-    }
-}
-
-/// The mutable part of a reactor.
-pub struct State {
-    pub runqueue: RunQueue<VALUE, VALUE>,
-    pub timers: Timers<Wakeup>,
-    pub fibers: WordMap<VALUE, FiberRecord>,
-    pub fds: FdTable<VALUE>,
-    /// Fibers in `sleep` with no duration: no timer, but work that keeps the loop waiting.
-    pub sleepers: usize,
-    /// Interrupts (a signal's exception, `Thread#raise`) on their way to the root fiber, which
-    /// raises each wherever it waits, even where it collects its children's errors.
-    root_interrupts: Vec<VALUE>,
-    /// Fibers spun since the last switchpoint (one may have been started by a direct
-    /// transfer since).
-    new_fibers: Vec<VALUE>,
-    next_child_key: u64,
-    switches: u32,
-    /// IO operations completed without waiting since the switch counted in `streak_switch`.
-    io_streak: u32,
-    streak_switch: u32,
-    /// Fibers ended, for getting their stacks back (see `stacks`).
-    pub ended_fibers: EndedFibers,
-    /// Fibers waiting in the scheduler's `block` hook for an `unblock`.
-    pub blocked: HashSet<VALUE>,
-}
-
-impl State {
-    /// Queues `fiber` with `value`; an exception value takes precedence over a plain one.
-    ///
-    /// An exception for a fiber that already has one on its way waits its turn (in the
-    /// fiber's record): each is delivered, one per switchpoint, none is lost.
-    pub fn schedule(&mut self, fiber: VALUE, value: VALUE, first: bool) {
-        let urgent = is_exception(value);
-        if urgent {
-            if let Some(&queued) = self.runqueue.value_of(fiber) {
-                if is_exception(queued) && queued != value {
-                    if let Some(record) = self.fibers.get_mut(&fiber) {
-                        record.pending.push_back(value);
-                    }
-                    return;
-                }
-            }
-        }
-        self.runqueue.push(fiber, value, urgent, first);
-    }
-
-    /// Queues the next exception waiting its turn for `fiber`, which just received one.
-    fn deliver_pending(&mut self, fiber: VALUE) {
-        let next = self
-            .fibers
-            .get_mut(&fiber)
-            .and_then(|record| record.pending.pop_front());
-        if let Some(next) = next {
-            self.runqueue.push(fiber, next, true, true);
-        }
-    }
-
-    /// Registers `fiber`, which runs `block`, as a new child of `parent`.
-    pub fn adopt(&mut self, parent: VALUE, fiber: VALUE, tag: VALUE, block: VALUE) {
-        let key = self.next_child_key;
-        self.next_child_key += 1;
-        if let Some(record) = self.fibers.get_mut(&parent) {
-            record.children.insert(key, fiber);
-        }
-        self.fibers
-            .insert(fiber, FiberRecord::new(block, parent, tag, key));
-        self.new_fibers.push(fiber);
-    }
-
-    /// Schedules every timer that is due.
-    fn fire_due_timers(&mut self) {
-        if self.timers.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        while let Some(wakeup) = self.timers.pop_due(now) {
-            self.schedule(wakeup.fiber, wakeup.value, false);
-        }
-    }
-
-    /// Whether anything could still make a fiber runnable (a timer, an IO wait, a fiber
-    /// sleeping until it is scheduled).
-    pub fn has_pending_work(&self) -> bool {
-        !self.timers.is_empty() || self.fds.waiting() > 0 || self.sleepers > 0
-    }
-}
 
 /// A thread's reactor.
 #[derive(TypedData)]
 #[magnus(class = "Polyphony::Reactor", free_immediately, mark)]
 pub struct Reactor {
-    state: RefCell<State>,
+    pub(super) state: RefCell<State>,
     /// Replaced in a forked child, which must not share the parent's epoll and timer fds.
-    poller: RefCell<Arc<Poller>>,
+    pub(super) poller: RefCell<Arc<Poller>>,
     /// The poller's event buffer, taken out while a wait uses it.
-    events: Cell<Option<Events>>,
+    pub(super) events: Cell<Option<Events>>,
     /// The thread's root fiber: fibers that end return here, and it gets control when
     /// nothing else can run.
-    root: VALUE,
+    pub(super) root: VALUE,
     /// The value a fiber that ends hands to the fiber its end returns control to.
-    ended: VALUE,
+    pub(super) ended: VALUE,
     /// The value an IO wait's timer resumes the waiting fiber with.
-    timed_out: VALUE,
+    pub(super) timed_out: VALUE,
     /// Where other threads leave the fibers they unblock.
-    remote: Arc<Remote>,
+    pub(super) remote: Arc<Remote>,
 }
 
 impl DataTypeFunctions for Reactor {
@@ -201,29 +60,7 @@ impl DataTypeFunctions for Reactor {
             eprintln!("polyphony: internal error: the reactor is busy during garbage collection");
             std::process::abort();
         };
-        for &interrupt in &state.root_interrupts {
-            ruby::mark(interrupt);
-        }
-        for (fiber, value) in state.runqueue.iter() {
-            ruby::mark(fiber);
-            ruby::mark(value);
-        }
-        for wakeup in state.timers.items() {
-            ruby::mark(wakeup.fiber);
-            ruby::mark(wakeup.value);
-        }
-        for (&fiber, record) in state.fibers.iter() {
-            ruby::mark(fiber);
-            ruby::mark(record.block);
-            ruby::mark(record.parent);
-            ruby::mark(record.tag);
-            record.children.values().copied().for_each(ruby::mark);
-            record.awaiters.iter().copied().for_each(ruby::mark);
-            record.mailbox.iter().copied().for_each(ruby::mark);
-            record.pending.iter().copied().for_each(ruby::mark);
-        }
-        state.fds.fibers().for_each(ruby::mark);
-        state.blocked.iter().copied().for_each(ruby::mark);
+        state.mark();
         self.remote.mark();
     }
 }
@@ -253,21 +90,10 @@ thread_local! {
     };
 }
 
-/// Ids of hidden instance variables.
-struct Ids {
-    reactor: ID,
-}
-
-fn ids() -> &'static Ids {
-    static IDS: OnceLock<Ids> = OnceLock::new();
-    IDS.get_or_init(|| Ids {
-        reactor: ruby::intern("__polyphony_reactor"),
-    })
-}
-
 /// A private object nobody else can produce, to tell a value apart from any Ruby value.
 fn marker(cell: &OnceLock<usize>) -> VALUE {
     *cell.get_or_init(|| {
+        // SAFETY: allocating a plain Object at load raises nothing; it is kept for ever.
         let marker = unsafe { rb_sys::rb_obj_alloc(rb_sys::rb_cObject) };
         ruby::keep_forever(marker) as usize
     }) as VALUE
@@ -297,12 +123,13 @@ pub fn existing() -> Option<&'static Reactor> {
 }
 
 fn lookup(create_missing: bool) -> Result<Option<&'static Reactor>, Jump> {
+    // SAFETY: a Ruby thread always has a current Thread; raises nothing.
     let thread = unsafe { rb_sys::rb_thread_current() };
     let frees = REACTORS_FREED.load(Ordering::Relaxed);
     let cached = CACHED.get();
     let ivar = ruby::ivar_get(thread, ids().reactor);
     if cached.thread == thread && cached.object == ivar && cached.frees == frees {
-        // Safety: the thread holds this very reactor object, and no reactor was freed since
+        // SAFETY: the thread holds this very reactor object, and no reactor was freed since
         // it was cached (a dead thread's slot can be reused before its reactor is swept).
         return Ok(Some(unsafe { &*cached.reactor }));
     }
@@ -315,6 +142,7 @@ fn lookup(create_missing: bool) -> Result<Option<&'static Reactor>, Jump> {
         install_scheduler(obj.as_raw())?;
         obj
     } else {
+        // SAFETY: `ivar` is the live value of the thread's hidden variable.
         let value = unsafe { Value::from_raw(ivar) };
         Obj::<Reactor>::try_convert(value).expect("the hidden reactor variable holds a reactor")
     };
@@ -325,43 +153,31 @@ fn lookup(create_missing: bool) -> Result<Option<&'static Reactor>, Jump> {
         reactor,
         frees,
     });
+    // SAFETY: the reactor object stays alive while its thread holds it, which it does for
+    // the thread's life; the cache above is checked against frees before any later use.
     Ok(Some(unsafe { &*reactor }))
 }
 
 /// Makes a new reactor its thread's `Fiber.scheduler` (see `scheduler`), unless the thread
 /// already has a scheduler of someone else's.
 fn install_scheduler(reactor: VALUE) -> Result<(), Jump> {
+    // SAFETY: reads the current thread's scheduler; raises nothing.
     if unsafe { rb_sys::rb_fiber_scheduler_get() } != NIL {
         return Ok(());
     }
+    // SAFETY: setting the scheduler checks its interface and may raise, under `protect`.
     ruby::protect(|| unsafe { rb_sys::rb_fiber_scheduler_set(reactor) })?;
     Ok(())
 }
 
 fn create() -> Result<Obj<Reactor>, Jump> {
-    let poller = Poller::new().map_err(ruby::io_error)?;
+    let poller = Poller::new().map_err(errors::os)?;
     // Timeouts of this thread's waits end on time: Linux lets them run up to 50 µs late by
     // default (the timer slack), which sub-millisecond timers cannot afford.
+    // SAFETY: PR_SET_TIMERSLACK takes one integer and changes only this thread's slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
     let root = current_fiber();
-    let mut state = State {
-        runqueue: RunQueue::default(),
-        timers: Timers::default(),
-        fibers: WordMap::default(),
-        fds: FdTable::default(),
-        sleepers: 0,
-        root_interrupts: Vec::new(),
-        new_fibers: Vec::new(),
-        next_child_key: 0,
-        switches: 0,
-        io_streak: 0,
-        streak_switch: 0,
-        ended_fibers: EndedFibers::default(),
-        blocked: HashSet::new(),
-    };
-    state
-        .fibers
-        .insert(root, FiberRecord::new(NIL, NIL, NIL, 0));
+    let state = State::new(root);
     let poller = Arc::new(poller);
     let reactor = Reactor {
         state: RefCell::new(state),
@@ -416,6 +232,26 @@ impl Reactor {
             .insert(deadline, Wakeup { fiber, value })
     }
 
+    /// Suspends the current fiber for `duration` (`None`: until it is scheduled); returns
+    /// the value it is resumed with. A zero duration only lets the other runnable fibers run.
+    pub fn sleep(&self, duration: Option<Duration>) -> Result<VALUE, Jump> {
+        let current = current_fiber();
+        let Some(duration) = duration else {
+            self.state().sleepers += 1;
+            let received = self.switchpoint();
+            self.state().sleepers -= 1;
+            return received;
+        };
+        if duration.is_zero() {
+            self.schedule(current, NIL, false);
+            return self.switchpoint();
+        }
+        let timer = self.set_timer(duration, current, NIL);
+        let received = self.switchpoint();
+        self.cancel_timer(timer);
+        received
+    }
+
     /// Cancels a timer (no effect if it already fired).
     pub fn cancel_timer(&self, key: TimerKey) {
         self.state().timers.cancel(key);
@@ -431,110 +267,6 @@ impl Reactor {
         }
         if let Some(record) = state.fibers.get_mut(&fiber) {
             record.pending.retain(|&pending| pending != value);
-        }
-    }
-
-    /// Gives the reactor a poller of its own, in a child process just forked, and registers
-    /// the descriptors its fibers wait on with it.
-    pub fn after_fork(&self) -> Result<(), Jump> {
-        let poller = Arc::new(Poller::new().map_err(ruby::io_error)?);
-        self.remote.set_poller(Arc::clone(&poller));
-        *self.poller.borrow_mut() = poller;
-        let poller = self.poller.borrow();
-        let mut state = self.state();
-        for (fd, arm) in state.fds.rearm_all() {
-            arm_or_wake_all(&poller, &mut state, fd as RawFd, arm);
-        }
-        Ok(())
-    }
-
-    /// Suspends the current fiber until `fd` is ready for `interest`, or `timeout` passes.
-    ///
-    /// Returns `false` on timeout, `true` otherwise: when the poller reported the descriptor
-    /// ready, and also when something else resumed the fiber (the caller retries its
-    /// operation). An exception the fiber is resumed with is raised. Descriptors the poller
-    /// refuses (regular files) are always ready. No waiter is left behind, however the wait
-    /// ends.
-    pub fn wait_io(
-        &self,
-        fd: RawFd,
-        interest: Interest,
-        timeout: Option<Duration>,
-    ) -> Result<bool, Jump> {
-        self.wait_any_io(&[(fd, interest)], timeout)
-    }
-
-    /// Like [`Reactor::wait_io`], for the first of several descriptors to be ready (each
-    /// descriptor appears once).
-    pub fn wait_any_io(
-        &self,
-        waits: &[(RawFd, Interest)],
-        timeout: Option<Duration>,
-    ) -> Result<bool, Jump> {
-        let fiber = current_fiber();
-        let forget = |state: &mut State, armed: &[(RawFd, Interest)]| {
-            for &(fd, _) in armed {
-                state.fds.remove_waiter(fd as usize, fiber);
-            }
-        };
-        {
-            let poller = self.poller.borrow();
-            let mut state = self.state();
-            for (index, &(fd, interest)) in waits.iter().enumerate() {
-                let slot = fd as usize;
-                let arm = state.fds.add_waiter(slot, fiber, interest);
-                let Err(error) = arm_descriptor(&poller, &mut state.fds, fd, arm) else {
-                    continue;
-                };
-                forget(&mut state, &waits[..=index]);
-                if error.raw_os_error() == Some(libc::EPERM) {
-                    state.fds.refused(slot);
-                    return Ok(true);
-                }
-                drop(state);
-                return Err(ruby::io_error(error));
-            }
-        }
-        let timer = timeout.map(|timeout| self.set_timer(timeout, fiber, self.timed_out));
-        let received = self.switchpoint();
-        forget(&mut self.state(), waits);
-        if let Some(timer) = timer {
-            self.cancel_timer(timer);
-        }
-        match received? {
-            exception if is_exception(exception) => Err(Jump::raise(exception)),
-            value => Ok(value != self.timed_out),
-        }
-    }
-
-    /// Makes an IO operation that completed without waiting a switchpoint too. Fibers spun
-    /// since the last switchpoint start first, so that `spin { handle(client) }` picks up its
-    /// `client` before the next operation returns (see [`Reactor::start_new_fibers`]); and
-    /// every `IO_OPS_PER_TURN` operations without a wait, the fiber lets every runnable fiber
-    /// run, so no fiber doing IO starves the others.
-    ///
-    /// An exception the fiber receives meanwhile is raised; the caller has kept the
-    /// operation's result where it belongs first (bytes in the read buffer, for instance).
-    pub fn yield_after_io(&self) -> Result<(), Jump> {
-        {
-            let mut state = self.state();
-            if !state.new_fibers.is_empty() {
-                drop(state);
-                return self.start_new_fibers();
-            }
-            if state.streak_switch != state.switches {
-                state.streak_switch = state.switches;
-                state.io_streak = 0;
-            }
-            state.io_streak += 1;
-            if state.io_streak < IO_OPS_PER_TURN || state.runqueue.is_empty() {
-                return Ok(());
-            }
-            state.schedule(current_fiber(), NIL, false);
-        }
-        match self.switchpoint()? {
-            exception if is_exception(exception) => Err(Jump::raise(exception)),
-            _ => Ok(()),
         }
     }
 
@@ -570,24 +302,6 @@ impl Reactor {
         match self.switchpoint()? {
             exception if is_exception(exception) => Err(Jump::raise(exception)),
             _ => Ok(()),
-        }
-    }
-
-    /// Forgets `fd`, which is about to be closed: removes it from the poller, and resumes the
-    /// fibers waiting on it with the exception `make_error` returns.
-    pub fn forget_fd(&self, fd: RawFd, make_error: impl FnOnce() -> VALUE) {
-        let (waiters, registered) = self.state().fds.close(fd as usize);
-        if registered {
-            // Failure means the descriptor is already gone, and its registration with it.
-            let _ = self.poller.borrow().delete(fd);
-        }
-        if waiters.is_empty() {
-            return;
-        }
-        let error = make_error();
-        let mut state = self.state();
-        for fiber in waiters {
-            state.schedule(fiber, error, false);
         }
     }
 
@@ -676,12 +390,8 @@ impl Reactor {
     /// Switches straight to `fiber` with `value` (taking it off the run queue), and returns
     /// the value the current fiber is resumed with.
     pub fn transfer_to(&self, fiber: VALUE, value: VALUE) -> Result<VALUE, Jump> {
-        if !crate::fiber::is_live(fiber) {
-            let class = ruby::class_named(c"FiberError");
-            return Err(ruby::error(
-                class,
-                "attempt to transfer to a terminated fiber",
-            ));
+        if !super::fiber::is_live(fiber) {
+            return Err(errors::fiber("attempt to transfer to a terminated fiber"));
         }
         let mut state = self.state();
         state.runqueue.remove(fiber);
@@ -703,7 +413,7 @@ impl Reactor {
     fn switch_to(&self, fiber: VALUE, value: VALUE) -> Result<Option<VALUE>, Jump> {
         match transfer(fiber, value) {
             Ok(received) => Ok(Some(received)),
-            Err(jump) if crate::fiber::end_unstarted(self, fiber, value, jump)? => Ok(None),
+            Err(jump) if super::fiber::end_unstarted(self, fiber, value, jump)? => Ok(None),
             Err(jump) => Err(jump),
         }
     }
@@ -770,7 +480,7 @@ impl Reactor {
             Some(Duration::ZERO) => Ok(poller.poll_now(&mut events)),
             timeout => poller.wait(&mut events, timeout, io_waits),
         };
-        let outcome = outcome.and_then(|outcome| outcome.map_err(ruby::io_error));
+        let outcome = outcome.and_then(|outcome| outcome.map_err(errors::os));
         if outcome.is_ok() {
             self.dispatch(&poller, &events);
         }
@@ -790,38 +500,12 @@ impl Reactor {
             let arm = fds.on_event(event.key, event.interest, |fiber| {
                 runqueue.push(fiber, NIL, false, false);
             });
-            arm_or_wake_all(poller, &mut state, event.key as RawFd, arm);
+            super::io_waits::arm_or_wake_all(
+                poller,
+                &mut state,
+                event.key as std::os::fd::RawFd,
+                arm,
+            );
         }
-    }
-}
-
-/// Performs `arm` for `fd`, repairing the table's view when it was wrong: a descriptor the
-/// table thought registered may have been closed and its number reused, and one it thought
-/// new may still be registered.
-fn arm_descriptor(
-    poller: &Poller,
-    fds: &mut FdTable<VALUE>,
-    fd: RawFd,
-    arm: Arm,
-) -> io::Result<()> {
-    let retry = match (arm, poller.arm(fd, arm)) {
-        (_, Ok(())) => return Ok(()),
-        (Arm::Modify(_), Err(error)) if error.raw_os_error() == Some(libc::ENOENT) => false,
-        (Arm::Add(_), Err(error)) if error.raw_os_error() == Some(libc::EEXIST) => true,
-        (_, Err(error)) => return Err(error),
-    };
-    let arm = fds.retry_arm(fd as usize, retry);
-    poller.arm(fd, arm)
-}
-
-/// Arms `fd` for its waiters; if the poller will not have it (it was closed behind the
-/// reactor's back), wakes them all so their operations fail with the descriptor's error.
-fn arm_or_wake_all(poller: &Poller, state: &mut State, fd: RawFd, arm: Arm) {
-    if arm_descriptor(poller, &mut state.fds, fd, arm).is_ok() {
-        return;
-    }
-    let (waiters, _) = state.fds.close(fd as usize);
-    for fiber in waiters {
-        state.schedule(fiber, NIL, false);
     }
 }

@@ -5,35 +5,9 @@
 //! not. Removing a fiber from the middle of the queue leaves a hole that `pop` skips, so every
 //! operation is O(1).
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-
-/// A multiplicative hasher for keys that are already well-spread machine words (object ids).
-#[derive(Default)]
-pub struct WordHasher(u64);
-
-impl Hasher for WordHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(u64::from(byte));
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn write_usize(&mut self, word: usize) {
-        self.write_u64(word as u64);
-    }
-}
-
-/// A `HashMap` keyed by object ids.
-pub type WordMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+use super::word_map::WordMap;
+use std::collections::VecDeque;
+use std::hash::Hash;
 
 struct Entry<F, V> {
     fiber: F,

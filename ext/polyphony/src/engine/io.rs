@@ -6,27 +6,19 @@
 //! interrupted are put back. Core methods used on the same IO (`ungetc`, `read_nonblock`,
 //! `eof?`) therefore see every byte, in order.
 
-use crate::fdtable::Interest;
-use crate::rb_io;
-use crate::reactor::Reactor;
-use crate::ruby::{self, protect, Jump, NIL};
-use rb_sys::{rb_io_t, ID, VALUE};
+use super::reactor::Reactor;
+use crate::core::fdtable::Interest;
+use crate::ruby::names::ids;
+pub use crate::ruby::rb_io::syscall_result;
+use crate::ruby::{self, errors, protect, rb_io, Jump, NIL};
+use rb_sys::{rb_io_t, VALUE};
 use std::os::fd::RawFd;
 use std::os::raw::{c_int, c_long};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The hidden instance variable in which the engine records, on the IO object itself (so the
-/// record goes with it), the descriptor whose blocking mode it checked: `fd * 2 + blocking`.
-static CHECKED_MODE: OnceLock<ID> = OnceLock::new();
-
-/// Interns the names the IO layer uses.
-pub fn init() {
-    CHECKED_MODE.get_or_init(|| ruby::intern("__polyphony_checked_mode"));
-}
-
-/// An IO object checked open, with its `rb_io_t` (see [`rb_io`]).
-#[derive(Clone, Copy)]
+/// An IO object checked open, with its `rb_io_t` (see [`rb_io`]). Not `Copy`: a slice of
+/// the read buffer ([`OpenIo::buffered`]) borrows it, and whatever changes the buffer takes
+/// it mutably.
 pub struct OpenIo {
     io: VALUE,
     fptr: *mut rb_io_t,
@@ -44,6 +36,14 @@ enum AfterIo {
     StartNewFibers,
 }
 
+/// What [`OpenIo::make_nonblocking`] left the descriptor in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    NonBlocking,
+    /// A standard stream, left blocking: operations wait for readiness before they try.
+    Blocking,
+}
+
 /// How a read needs its IO checked (core's two flavours of "not opened for reading").
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum ReadKind {
@@ -58,7 +58,7 @@ impl OpenIo {
     pub fn new(io: VALUE) -> Result<Self, Jump> {
         if !is_io(io) {
             let message = "wrong argument type (expected IO)";
-            return Err(ruby::error(unsafe { rb_sys::rb_eTypeError }, message));
+            return Err(errors::type_error(message));
         }
         if rb_io::frozen(io) {
             // SAFETY: rb_error_frozen_object raises core's FrozenError, caught by protect.
@@ -123,21 +123,20 @@ impl OpenIo {
 
     /// The descriptor, or `IOError` if the stream was closed (by another fiber, while this
     /// one waited).
-    pub fn fd(self) -> Result<RawFd, Jump> {
+    pub fn fd(&self) -> Result<RawFd, Jump> {
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
-        unsafe { rb_io::open_descriptor(self.fptr) }
-            .ok_or_else(|| ruby::error(unsafe { rb_sys::rb_eIOError }, "closed stream"))
+        unsafe { rb_io::open_descriptor(self.fptr) }.ok_or_else(|| errors::io("closed stream"))
     }
 
-    fn mode(self) -> u32 {
+    fn mode(&self) -> u32 {
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
         unsafe { rb_io::mode(self.io, self.fptr) }
     }
 
-    /// Whether operations must wait for readiness first because the descriptor is in
-    /// blocking mode. Descriptors other than the standard streams are switched to
-    /// non-blocking mode, as Ruby does for the pipes and sockets it creates; the standard
-    /// streams are shared with other processes and are left as they are.
+    /// Switches the descriptor to non-blocking mode, as Ruby does for the pipes and sockets
+    /// it creates, except the standard streams, which are shared with other processes and
+    /// are left as they are: operations on a descriptor left blocking wait for readiness
+    /// before they try.
     ///
     /// Checked once per IO object and descriptor: the answer is kept on the IO object (a
     /// hidden instance variable, not in Ruby's struct), so an IO that `dup` gave another
@@ -146,37 +145,46 @@ impl OpenIo {
     /// first time, the reactor also forgets what it knew of the descriptor number: a previous
     /// IO with that number may have been closed without `IO#close` (by the garbage
     /// collector), which removed its registration from the poller.
-    pub fn blocks(self, reactor: &Reactor) -> Result<bool, Jump> {
+    pub fn make_nonblocking(&self, reactor: &Reactor) -> Result<Mode, Jump> {
         let fd = self.fd()?;
-        let name = *CHECKED_MODE.get().expect("polyphony is initialized");
+        let name = ids().checked_mode;
         let checked = ruby::ivar_get(self.io, name);
         if rb_sys::FIXNUM_P(checked) {
             // SAFETY: a Fixnum, checked above.
-            let checked = unsafe { rb_sys::FIX2LONG(checked) };
+            let checked = ruby::fixnum_value(checked);
             if checked >> 1 == c_long::from(fd) {
-                return Ok(checked & 1 != 0);
+                return Ok(Self::mode_of(checked & 1 != 0));
             }
         }
         reactor.state().fds.new_descriptor(fd as usize);
+        // SAFETY: F_GETFL only reads the flags of an open descriptor.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         if flags < 0 {
-            return Err(system_error(errno(), self.path()));
+            return Err(errors::system(errno(), self.path()));
         }
         let blocking = flags & libc::O_NONBLOCK == 0
+            // SAFETY: F_SETFL sets the flags of an open descriptor the IO owns.
             && (fd <= 2 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0);
-        // SAFETY: a descriptor number fits a Fixnum many times over.
-        let record = unsafe { rb_sys::LONG2FIX(c_long::from(fd) << 1 | c_long::from(blocking)) };
+        // A descriptor number fits a Fixnum many times over.
+        let record = ruby::fixnum(c_long::from(fd) << 1 | c_long::from(blocking));
         // A frozen IO refuses the record: it is checked again next time.
         let _ = ruby::ivar_set(self.io, name, record);
-        Ok(blocking)
+        Ok(Self::mode_of(blocking))
+    }
+
+    fn mode_of(blocking: bool) -> Mode {
+        if blocking {
+            Mode::Blocking
+        } else {
+            Mode::NonBlocking
+        }
     }
 
     /// Forgets what was learned of the IO's descriptor: `IO#reopen` put another file under
     /// the same number, whose blocking mode and poller registration are checked anew.
-    pub fn forget_descriptor(self, reactor: &Reactor) {
-        let name = *CHECKED_MODE.get().expect("polyphony is initialized");
+    pub fn forget_descriptor(&self, reactor: &Reactor) {
         // A frozen IO has no record to forget.
-        let _ = ruby::ivar_set(self.io, name, NIL);
+        let _ = ruby::ivar_set(self.io, ids().checked_mode, NIL);
         if let Ok(fd) = self.fd() {
             reactor.state().fds.new_descriptor(fd as usize);
         }
@@ -184,7 +192,7 @@ impl OpenIo {
 
     /// Whether reads need core's character conversion (an internal encoding, text mode):
     /// those are left to core.
-    pub fn converts_on_read(self) -> bool {
+    pub fn converts_on_read(&self) -> bool {
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
         let encodings = unsafe { rb_io::encodings(self.fptr) };
         !encodings.internal.is_null() || self.mode() & rb_sys::FMODE_TEXTMODE != 0
@@ -192,7 +200,7 @@ impl OpenIo {
 
     /// Whether writes go straight to the descriptor: a synchronized IO with nothing in its
     /// write buffer and no conversion to apply. Other writes are left to core.
-    pub fn writes_directly(self) -> bool {
+    pub fn writes_directly(&self) -> bool {
         let mode = self.mode();
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
         let (encodings, buffers) = unsafe {
@@ -204,18 +212,16 @@ impl OpenIo {
         let enc = encodings.external;
         let converts = encodings.converts_on_write
             || mode & rb_sys::FMODE_TEXTMODE != 0
-            || !(enc.is_null()
-                || enc == unsafe { rb_sys::rb_ascii8bit_encoding() }
-                || enc == unsafe { rb_sys::rb_usascii_encoding() }
-                || enc == unsafe { rb_sys::rb_utf8_encoding() });
+            || !(enc.is_null() || is_plain_encoding(enc));
         mode & rb_sys::FMODE_SYNC != 0 && !buffers && !converts
     }
 
     /// The encoding strings read as text get: the external encoding, or the default one.
-    pub fn read_encoding(self) -> *mut rb_sys::rb_encoding {
+    pub fn read_encoding(&self) -> *mut rb_sys::rb_encoding {
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
         let enc = unsafe { rb_io::encodings(self.fptr) }.external;
         if enc.is_null() {
+            // SAFETY: Ruby always has a default external encoding; raises nothing.
             unsafe { rb_sys::rb_default_external_encoding() }
         } else {
             enc.cast_mut()
@@ -223,13 +229,13 @@ impl OpenIo {
     }
 
     /// The IO's path (files), for error messages.
-    fn path(self) -> VALUE {
+    fn path(&self) -> VALUE {
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
         unsafe { rb_io::path(self.io, self.fptr) }
     }
 
     /// Counts a line read (`IO#lineno`).
-    pub fn count_line(self) {
+    pub fn count_line(&mut self) {
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
         unsafe { rb_io::count_line(self.fptr) };
     }
@@ -241,7 +247,7 @@ impl OpenIo {
     }
 
     /// Drops the first `count` buffered bytes (they were handed to the caller).
-    pub fn consume(self, count: usize) {
+    pub fn consume(&mut self, count: usize) {
         debug_assert!(count <= self.buffered().len());
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`, holding `count` bytes.
         unsafe { rb_io::consume(self.fptr, count) };
@@ -249,14 +255,14 @@ impl OpenIo {
 
     /// Puts `bytes` back in front of the buffered ones, e.g. after a read that took them was
     /// interrupted.
-    pub fn unread(self, bytes: &[u8]) -> Result<(), Jump> {
+    pub fn unread(&mut self, bytes: &[u8]) -> Result<(), Jump> {
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`; callers pass their own bytes.
         unsafe { rb_io::unread(self.fptr, bytes) }
     }
 
     /// Fills the (empty) read buffer from the descriptor, waiting for data; returns how many
     /// bytes arrived (0 at end of file).
-    pub fn fill(self, reactor: &Reactor) -> Result<usize, Jump> {
+    pub fn fill(&mut self, reactor: &Reactor) -> Result<usize, Jump> {
         let fptr = self.fptr;
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
         let capacity = unsafe { rb_io::prepare_buffer(fptr)? };
@@ -278,7 +284,7 @@ impl OpenIo {
     /// first, which saves the system call that would fail with `EAGAIN`. (Registrations are
     /// level-triggered, so a descriptor that became ready in between is reported at once.)
     pub fn read_with(
-        self,
+        &self,
         reactor: &Reactor,
         requested: usize,
         mut attempt: impl FnMut(RawFd) -> Result<usize, c_int>,
@@ -302,7 +308,7 @@ impl OpenIo {
     /// Like [`OpenIo::read_with`], for accepting connections: a connection accepted at once
     /// lets only the newly spun fibers run (see [`Reactor::start_new_fibers`]).
     pub fn accept_with(
-        self,
+        &self,
         reactor: &Reactor,
         mut attempt: impl FnMut(RawFd) -> Result<usize, c_int>,
     ) -> Result<usize, Jump> {
@@ -317,7 +323,7 @@ impl OpenIo {
     /// Runs `attempt` (a non-blocking write to the descriptor) until it succeeds, waiting for
     /// writability whenever it would block.
     pub fn write_with(
-        self,
+        &self,
         reactor: &Reactor,
         mut attempt: impl FnMut(RawFd) -> Result<usize, c_int>,
     ) -> Result<usize, Jump> {
@@ -330,7 +336,7 @@ impl OpenIo {
     }
 
     fn retry(
-        self,
+        &self,
         reactor: &Reactor,
         interest: Interest,
         after: AfterIo,
@@ -338,7 +344,8 @@ impl OpenIo {
     ) -> Result<usize, Jump> {
         let mut fd = self.fd()?;
         let mut waited = false;
-        if self.blocks(reactor)? || matches!(after, AfterIo::WaitFirst) {
+        if self.make_nonblocking(reactor)? == Mode::Blocking || matches!(after, AfterIo::WaitFirst)
+        {
             reactor.wait_io(fd, interest, None)?;
             waited = true;
             fd = self.fd()?;
@@ -358,7 +365,7 @@ impl OpenIo {
                     waited = true;
                 }
                 Err(libc::EINTR) => check_interrupts()?,
-                Err(errno) => return Err(system_error(errno, self.path())),
+                Err(errno) => return Err(errors::system(errno, self.path())),
             }
             fd = self.fd()?;
         }
@@ -367,7 +374,7 @@ impl OpenIo {
     /// Writes all of `bytes` (re-read after each wait, as the string holding them may have
     /// been touched by another fiber); returns the count.
     pub fn write_all(
-        self,
+        &self,
         reactor: &Reactor,
         bytes: impl Fn() -> (*const u8, usize),
     ) -> Result<usize, Jump> {
@@ -380,6 +387,8 @@ impl OpenIo {
             written += self.write_with(reactor, |fd| {
                 let (ptr, total) = bytes();
                 let rest = total.saturating_sub(written);
+                // SAFETY: `bytes` gives the current address and length of the caller's bytes
+                // (taken again after every wait), of which the first `written` are done.
                 syscall_result(unsafe { libc::write(fd, ptr.add(written).cast(), rest) })
             })?;
         }
@@ -387,22 +396,13 @@ impl OpenIo {
 
     /// Waits until the IO is ready for `interest`, or `timeout`; returns whether it is.
     pub fn wait(
-        self,
+        &self,
         reactor: &Reactor,
         interest: Interest,
         timeout: Option<Duration>,
     ) -> Result<bool, Jump> {
-        self.blocks(reactor)?;
+        self.make_nonblocking(reactor)?;
         reactor.wait_io(self.fd()?, interest, timeout)
-    }
-}
-
-/// A system call's result as a count, or its `errno`.
-pub fn syscall_result(result: isize) -> Result<usize, c_int> {
-    if result >= 0 {
-        Ok(result as usize)
-    } else {
-        Err(errno())
     }
 }
 
@@ -415,53 +415,30 @@ fn errno() -> c_int {
 /// Whether `value` is an IO object (a `T_FILE`).
 pub fn is_io(value: VALUE) -> bool {
     !rb_sys::SPECIAL_CONST_P(value)
+        // SAFETY: a type test on a live heap object.
         && unsafe { rb_sys::RB_TYPE_P(value, rb_sys::ruby_value_type::RUBY_T_FILE) }
+}
+
+/// Whether `enc` is an encoding whose strings are written as they are (binary, US-ASCII,
+/// UTF-8).
+fn is_plain_encoding(enc: *const rb_sys::rb_encoding) -> bool {
+    // SAFETY: Ruby's built-in encodings always exist; these calls raise nothing.
+    let plain = unsafe {
+        [
+            rb_sys::rb_ascii8bit_encoding(),
+            rb_sys::rb_usascii_encoding(),
+            rb_sys::rb_utf8_encoding(),
+        ]
+    };
+    plain.iter().any(|&plain| std::ptr::eq(plain, enc))
 }
 
 /// Runs pending Ruby interrupts (signal handlers) after a system call was interrupted.
 fn check_interrupts() -> Result<(), Jump> {
+    // SAFETY: runs signal handlers and thread interrupts, which may raise, under `protect`.
     protect(|| unsafe {
         rb_sys::rb_thread_check_ints();
         NIL
     })
     .map(|_| ())
-}
-
-/// The `SystemCallError` for `errno`, with `detail` (a path, a String, or nil) in its message.
-pub fn system_error(errno: c_int, detail: VALUE) -> Jump {
-    let exception = protect(|| unsafe {
-        if rb_sys::RB_TYPE_P(detail, rb_sys::ruby_value_type::RUBY_T_STRING) {
-            rb_sys::rb_syserr_new_str(errno, detail)
-        } else {
-            rb_sys::rb_syserr_new(errno, std::ptr::null())
-        }
-    });
-    match exception {
-        Ok(exception) => Jump::raise(exception),
-        Err(jump) => jump,
-    }
-}
-
-/// A new String holding `bytes`, in `encoding` (binary when null).
-pub fn new_string(bytes: &[u8], encoding: *mut rb_sys::rb_encoding) -> Result<VALUE, Jump> {
-    let (ptr, len) = (bytes.as_ptr(), bytes.len() as c_long);
-    protect(|| unsafe {
-        if encoding.is_null() {
-            rb_sys::rb_str_new(ptr.cast(), len)
-        } else {
-            rb_sys::rb_enc_str_new(ptr.cast(), len, encoding)
-        }
-    })
-}
-
-/// Replaces the contents of `buffer` (a caller's String) with `bytes`, in binary encoding.
-pub fn fill_buffer(buffer: VALUE, bytes: &[u8]) -> Result<VALUE, Jump> {
-    let (ptr, len) = (bytes.as_ptr(), bytes.len() as c_long);
-    protect(|| unsafe {
-        rb_sys::rb_str_modify(buffer);
-        rb_sys::rb_str_resize(buffer, 0);
-        rb_sys::rb_str_cat(buffer, ptr.cast(), len);
-        rb_sys::rb_enc_associate(buffer, rb_sys::rb_ascii8bit_encoding());
-        buffer
-    })
 }

@@ -6,52 +6,30 @@
 //! really ends: Ruby returns control to the thread's root fiber, whose switchpoint carries on
 //! with the next runnable fiber (see `Reactor::switchpoint`).
 
-use crate::reactor::{self, Reactor};
-use crate::ruby::{self, current_fiber, fiber_alive, is_exception, is_kind_of, protect, Jump, NIL};
-use crate::stacks;
-use rb_sys::{ID, VALUE};
+use super::reactor::{self, Reactor};
+use super::stacks;
+use crate::ruby::names::{classes, ids};
+use crate::ruby::{
+    self, current_fiber, errors, fiber_alive, is_exception, is_kind_of, protect, Jump, NIL,
+};
+use rb_sys::VALUE;
 use std::os::raw::{c_int, c_long};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
-/// The Ruby objects and ids the fiber life cycle needs.
-struct Names {
-    /// `Fiber`, and the one Proc every spun fiber is created with (it runs `fiber_body`).
-    fiber_class: VALUE,
-    body: VALUE,
-    new: ID,
-    terminate: VALUE,
-    move_on: VALUE,
-    restart: VALUE,
-    value_ivar: ID,
-    block: ID,
-    result: ID,
-    error: ID,
-    parent: ID,
-    tag: ID,
+/// The one Proc every spun fiber is created with (it runs `fiber_body`).
+static BODY: OnceLock<usize> = OnceLock::new();
+
+fn body() -> VALUE {
+    *BODY.get().expect("polyphony is initialized") as VALUE
 }
 
-static NAMES: OnceLock<Names> = OnceLock::new();
-
-fn names() -> &'static Names {
-    NAMES.get().expect("polyphony is initialized")
-}
-
-/// Records the exception classes `Polyphony::Terminate`, `MoveOn` and `Restart`.
-pub fn init(terminate: VALUE, move_on: VALUE, restart: VALUE) {
-    NAMES.get_or_init(|| Names {
-        fiber_class: ruby::class_named(c"Fiber"),
-        body: ruby::keep_forever(unsafe { rb_sys::rb_proc_new(Some(fiber_body), NIL) }),
-        new: ruby::intern("new"),
-        terminate: ruby::keep_forever(terminate),
-        move_on: ruby::keep_forever(move_on),
-        restart: ruby::keep_forever(restart),
-        value_ivar: ruby::intern("@value"),
-        block: ruby::intern("__polyphony_block"),
-        result: ruby::intern("__polyphony_result"),
-        error: ruby::intern("__polyphony_error"),
-        parent: ruby::intern("__polyphony_parent"),
-        tag: ruby::intern("__polyphony_tag"),
+/// Makes the body Proc; called once, at load.
+pub fn init() {
+    BODY.get_or_init(|| {
+        // SAFETY: making a Proc of a C function, at load; it is kept for ever below.
+        let body = unsafe { rb_sys::rb_proc_new(Some(fiber_body), NIL) };
+        ruby::keep_forever(body) as usize
     });
 }
 
@@ -61,19 +39,13 @@ pub fn init(terminate: VALUE, move_on: VALUE, restart: VALUE) {
 /// Every fiber is created with the same body Proc, which finds its block in the fiber's
 /// record: no Proc is allocated per fiber.
 pub fn spin(reactor: &Reactor, parent: VALUE, tag: VALUE, block: VALUE) -> Result<VALUE, Jump> {
-    let names = names();
+    let (fiber_class, new, body) = (classes().fiber, ids().new, body());
+    // SAFETY: `Fiber.new` with the body Proc as its block; it may raise, under `protect`.
     let fiber = protect(|| unsafe {
-        rb_sys::rb_funcall_with_block(
-            names.fiber_class,
-            names.new,
-            0,
-            std::ptr::null(),
-            names.body,
-        )
+        rb_sys::rb_funcall_with_block(fiber_class, new, 0, std::ptr::null(), body)
     })?;
     if !ruby::is_fiber(fiber) {
-        let class = ruby::class_named(c"TypeError");
-        return Err(ruby::error(class, "Fiber.new did not return a fiber"));
+        return Err(errors::type_error("Fiber.new did not return a fiber"));
     }
     let mut state = reactor.state();
     state.adopt(parent, fiber, tag, block);
@@ -104,13 +76,15 @@ unsafe extern "C" fn fiber_body(
             // Stopped before it started: the block never runs.
             Err(Jump::raise(first))
         } else {
+            // SAFETY: calls the fiber's block (a Proc the record marks) with no arguments;
+            // it may raise, under `protect`.
             protect(|| unsafe { rb_sys::rb_proc_call_with_block(block, 0, std::ptr::null(), NIL) })
         };
         match &outcome {
             Err(jump)
                 if jump
                     .exception()
-                    .is_some_and(|e| is_kind_of(e, names().restart)) =>
+                    .is_some_and(|e| is_kind_of(e, classes().restart)) =>
             {
                 // Restarted: the children of the run that ends are stopped, the messages
                 // sent meanwhile are kept for the new run.
@@ -123,7 +97,9 @@ unsafe extern "C" fn fiber_body(
                         })
                         | Ok(Awaited {
                             stop: Some(error), ..
-                        }) if !is_kind_of(error, names().restart) => break Err(Jump::raise(error)),
+                        }) if !is_kind_of(error, classes().restart) => {
+                            break Err(Jump::raise(error))
+                        }
                         Ok(_) => {}
                         Err(jump) => break Err(jump),
                     }
@@ -142,7 +118,8 @@ unsafe extern "C" fn fiber_body(
         }
     };
     // The thread is being killed: let Ruby carry on with it.
-    jump.resume()
+    // SAFETY: every Rust value of this frame has been dropped or moved into `jump`.
+    unsafe { jump.resume() }
 }
 
 /// Marks the current fiber as started and returns its block, if it is a spun fiber that
@@ -185,7 +162,7 @@ pub fn end_unstarted(
     value: VALUE,
     jump: Jump,
 ) -> Result<bool, Jump> {
-    let fiber_error = ruby::class_named(c"FiberError");
+    let fiber_error = classes().fiber_error;
     let not_started = reactor
         .state()
         .fibers
@@ -204,7 +181,7 @@ pub fn end_unstarted(
         // A terminated fiber, a stack rewinding barrier: not a fiber without a stack.
         return Ok(false);
     }
-    let error = if is_exception(value) && !is_kind_of(value, names().restart) {
+    let error = if is_exception(value) && !is_kind_of(value, classes().restart) {
         // Stopped or raised into before it started: the block would not have run.
         value
     } else {
@@ -251,14 +228,14 @@ fn stack_advice(reactor: &Reactor, message: &str) -> String {
 /// Ends `fiber` given how its block finished: stops its children, records its result and
 /// wakes the fibers waiting for it.
 fn finish(reactor: &Reactor, fiber: VALUE, outcome: Result<VALUE, Jump>) -> Result<(), Jump> {
-    let names = names();
+    let (classes, ids) = (classes(), ids());
     let (result, mut error) = match outcome {
         Ok(result) => (result, None),
         Err(jump) => match jump.exception() {
-            Some(stop) if is_kind_of(stop, names.move_on) => {
-                (ruby::ivar_get(stop, names.value_ivar), None)
+            Some(stop) if is_kind_of(stop, classes.move_on) => {
+                (ruby::ivar_get(stop, ids.value), None)
             }
-            Some(stop) if is_kind_of(stop, names.terminate) => (NIL, None),
+            Some(stop) if is_kind_of(stop, classes.terminate) => (NIL, None),
             Some(exception) => (NIL, Some(exception)),
             None => {
                 retire(reactor, fiber, NIL, None);
@@ -299,8 +276,8 @@ impl Awaited {
 /// Whether `exception` stops the fiber it is sent to (rather than being a child's error:
 /// children never pass these up).
 fn is_stop(exception: VALUE) -> bool {
-    let names = names();
-    [names.terminate, names.move_on, names.restart]
+    let classes = classes();
+    [classes.terminate, classes.move_on, classes.restart]
         .iter()
         .any(|&class| is_kind_of(exception, class))
 }
@@ -313,15 +290,14 @@ pub fn stop_children(reactor: &Reactor, fiber: VALUE) -> Result<Awaited, Jump> {
         None => return Ok(Awaited::default()),
     };
     for child in children {
-        let stop = protect(|| unsafe {
-            rb_sys::rb_class_new_instance(0, std::ptr::null(), names().terminate)
-        })?;
+        let stop = errors::stop(classes().terminate, NIL)?;
         reactor.schedule(child, stop, false);
     }
     await_children(reactor, fiber, false)
 }
 
-/// Waits until every child of `fiber` has ended, or until nothing more can happen.
+/// Waits, in the current fiber, until every child of `fiber` (the current fiber or another
+/// of the thread's) has ended, or until nothing more can happen.
 ///
 /// An exception received meanwhile (a child's error, or a stop sent to the fiber) ends the
 /// wait at once when `stop_on_error`; otherwise the wait goes on and the first of each kind
@@ -343,6 +319,7 @@ pub fn await_children(
                 return Err(jump);
             }
         };
+        set_awaiting_children(reactor, fiber, false);
         if is_exception(value) {
             if is_stop(value) {
                 awaited.stop = awaited.stop.or(Some(value));
@@ -358,20 +335,24 @@ pub fn await_children(
     Ok(awaited)
 }
 
-/// Flags `fiber` as waiting for its children; returns whether it has any left.
+/// Records (or forgets) the current fiber as waiting for `fiber`'s children; returns
+/// whether it has any left.
 fn set_awaiting_children(reactor: &Reactor, fiber: VALUE, awaiting: bool) -> bool {
-    match reactor.state().fibers.get_mut(&fiber) {
-        Some(record) => {
-            record.awaiting_children = awaiting && !record.children.is_empty();
-            !record.children.is_empty()
-        }
-        None => false,
+    let current = current_fiber();
+    let mut state = reactor.state();
+    let Some(record) = state.fibers.get_mut(&fiber) else {
+        return false;
+    };
+    record.children_awaiters.retain(|&awaiter| awaiter != current);
+    if awaiting && !record.children.is_empty() {
+        record.children_awaiters.push(current);
     }
+    !record.children.is_empty()
 }
 
 /// Keeps what `await`, `parent` and `tag` report once the fiber is gone from the reactor.
 fn record_outcome(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) {
-    let names = names();
+    let ids = ids();
     let (parent, tag) = match reactor.state().fibers.get(&fiber) {
         Some(record) => (record.parent, record.tag),
         None => return,
@@ -382,14 +363,14 @@ fn record_outcome(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<
         .get(&fiber)
         .map_or(NIL, |record| record.block);
     // A frozen fiber cannot keep them; it then reports nil.
-    let _ = ruby::ivar_set(fiber, names.block, block);
+    let _ = ruby::ivar_set(fiber, ids.block, block);
     let _ = match error {
-        Some(error) => ruby::ivar_set(fiber, names.error, error),
-        None => ruby::ivar_set(fiber, names.result, result),
+        Some(error) => ruby::ivar_set(fiber, ids.error, error),
+        None => ruby::ivar_set(fiber, ids.result, result),
     };
-    let _ = ruby::ivar_set(fiber, names.parent, parent);
+    let _ = ruby::ivar_set(fiber, ids.parent, parent);
     if tag != NIL {
-        let _ = ruby::ivar_set(fiber, names.tag, tag);
+        let _ = ruby::ivar_set(fiber, ids.tag, tag);
     }
 }
 
@@ -405,15 +386,19 @@ fn retire(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) 
     for &awaiter in &record.awaiters {
         state.schedule(awaiter, outcome, false);
     }
-    let parent_was_waiting = match state.fibers.get_mut(&record.parent) {
+    let children_awaiters = match state.fibers.get_mut(&record.parent) {
         Some(parent) => {
             parent.children.remove(&record.child_key);
-            parent.awaiting_children && parent.children.is_empty()
+            if parent.children.is_empty() {
+                std::mem::take(&mut parent.children_awaiters)
+            } else {
+                Vec::new()
+            }
         }
-        None => false,
+        None => Vec::new(),
     };
-    if parent_was_waiting {
-        state.schedule(record.parent, NIL, false);
+    for awaiter in children_awaiters {
+        state.schedule(awaiter, NIL, false);
     }
     if let Some(error) = error {
         if record.parent != NIL && !record.awaiters.contains(&record.parent) {
@@ -427,10 +412,7 @@ fn retire(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) 
 pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
     let current = current_fiber();
     if fiber == current {
-        return Err(ruby::error(
-            ruby::class_named(c"FiberError"),
-            "can't await the current fiber",
-        ));
+        return Err(errors::fiber("can't await the current fiber"));
     }
     let registered = match reactor.state().fibers.get_mut(&fiber) {
         Some(record) => {
@@ -441,16 +423,15 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
     };
     if !registered {
         if is_live(fiber) {
-            return Err(ruby::error(
-                ruby::class_named(c"FiberError"),
+            return Err(errors::fiber(
                 "can't await a fiber that Polyphony does not run",
             ));
         }
-        let error = ruby::ivar_get(fiber, names().error);
+        let error = ruby::ivar_get(fiber, ids().error);
         return Ok(if error != NIL {
             error
         } else {
-            ruby::ivar_get(fiber, names().result)
+            ruby::ivar_get(fiber, ids().result)
         });
     }
     let outcome = reactor.switchpoint();
@@ -467,13 +448,13 @@ pub fn parent(reactor: &Reactor, fiber: VALUE) -> VALUE {
         .fibers
         .get(&fiber)
         .map(|record| record.parent);
-    known.unwrap_or_else(|| ruby::ivar_get(fiber, names().parent))
+    known.unwrap_or_else(|| ruby::ivar_get(fiber, ids().parent))
 }
 
 /// The fiber's tag, given to `spin`.
 pub fn tag(reactor: &Reactor, fiber: VALUE) -> VALUE {
     let known = reactor.state().fibers.get(&fiber).map(|record| record.tag);
-    known.unwrap_or_else(|| ruby::ivar_get(fiber, names().tag))
+    known.unwrap_or_else(|| ruby::ivar_get(fiber, ids().tag))
 }
 
 /// The fiber's live children, oldest first.
@@ -495,7 +476,7 @@ pub enum FiberState {
 /// Whether `fiber` has not ended: Ruby's `alive?`, except for a spun fiber that Ruby could
 /// not give a stack (see `end_unstarted`), which Polyphony has ended though Ruby never ran it.
 pub fn is_live(fiber: VALUE) -> bool {
-    fiber_alive(fiber) && ruby::ivar_get(fiber, names().block) == NIL
+    fiber_alive(fiber) && ruby::ivar_get(fiber, ids().block) == NIL
 }
 
 /// The state of `fiber`.
@@ -525,9 +506,7 @@ pub fn raise_in(reactor: &Reactor, fiber: VALUE, exception: VALUE) -> Result<VAL
 
 /// Stops `fiber`, which ends with `value` as its result (`Fiber#interrupt`).
 pub fn interrupt(reactor: &Reactor, fiber: VALUE, value: VALUE) -> Result<VALUE, Jump> {
-    let names = names();
-    let stop = protect(|| unsafe { rb_sys::rb_obj_alloc(names.move_on) })?;
-    ruby::ivar_set(stop, names.value_ivar, value)?;
+    let stop = errors::stop(classes().move_on, value)?;
     raise_in(reactor, fiber, stop)
 }
 
@@ -540,19 +519,15 @@ pub fn restart(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
         .get(&fiber)
         .map(|record| record.block);
     match known {
-        Some(NIL) => Err(ruby::error(
-            ruby::class_named(c"FiberError"),
-            "can't restart a root fiber",
-        )),
+        Some(NIL) => Err(errors::fiber("can't restart a root fiber")),
         Some(_) => {
-            let restart = protect(|| unsafe { rb_sys::rb_obj_alloc(names().restart) })?;
+            let restart = errors::stop(classes().restart, NIL)?;
             raise_in(reactor, fiber, restart)
         }
         None => {
-            let block = ruby::ivar_get(fiber, names().block);
+            let block = ruby::ivar_get(fiber, ids().block);
             if block == NIL {
-                return Err(ruby::error(
-                    ruby::class_named(c"FiberError"),
+                return Err(errors::fiber(
                     "can't restart a fiber that Polyphony does not run",
                 ));
             }
@@ -585,8 +560,7 @@ pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
             let idle = state.runqueue.is_empty() && !state.has_pending_work();
             let Some(record) = state.fibers.get_mut(&fiber) else {
                 drop(state);
-                return Err(ruby::error(
-                    ruby::class_named(c"FiberError"),
+                return Err(errors::fiber(
                     "can't receive in a fiber that Polyphony does not run",
                 ));
             };
@@ -622,8 +596,7 @@ pub fn receive_all_pending(reactor: &Reactor) -> Result<VALUE, Jump> {
         Some(record) => record.mailbox.iter().copied().collect(),
         None => Vec::new(),
     };
-    let (len, ptr) = (messages.len() as std::os::raw::c_long, messages.as_ptr());
-    let array = protect(|| unsafe { rb_sys::rb_ary_new_from_values(len, ptr) })?;
+    let array = ruby::new_array(&messages)?;
     if let Some(record) = reactor.state().fibers.get_mut(&fiber) {
         record.mailbox.drain(..messages.len());
     }

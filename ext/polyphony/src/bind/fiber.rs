@@ -1,0 +1,204 @@
+//! `Fiber`'s methods, and `Polyphony::FiberSwitchGuard` (`Fiber#transfer` and `#resume`
+//! for the fibers the reactor runs).
+
+use super::args::{self, slice};
+use super::Func::{Fixed, One, Variadic};
+use super::{define, entry, module_under, On};
+use crate::engine::fiber::{self, FiberState};
+use crate::engine::reactor;
+use crate::ruby::names::{classes, ids};
+use crate::ruby::{self, current_fiber, errors, protect, raise_if_exception, Jump, NIL};
+use rb_sys::VALUE;
+use std::os::raw::c_int;
+
+unsafe extern "C" fn fiber_schedule(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let value = args::optional(args)?;
+        if fiber::is_live(fiber) {
+            reactor::current()?.schedule(fiber, value, false);
+        }
+        Ok(fiber)
+    })
+}
+
+unsafe extern "C" fn fiber_safe_transfer(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let value = args::optional(args)?;
+        raise_if_exception(reactor::current()?.transfer_to(fiber, value))
+    })
+}
+
+unsafe extern "C" fn fiber_await(fiber: VALUE) -> VALUE {
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        raise_if_exception(fiber::await_fiber(reactor::current()?, fiber))
+    })
+}
+
+unsafe extern "C" fn fiber_state(fiber: VALUE) -> VALUE {
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        Ok(ruby::symbol(
+            match fiber::state(reactor::current()?, fiber) {
+                FiberState::Running => "running",
+                FiberState::Runnable => "runnable",
+                FiberState::Waiting => "waiting",
+                FiberState::Dead => "dead",
+            },
+        ))
+    })
+}
+
+unsafe extern "C" fn fiber_parent(fiber: VALUE) -> VALUE {
+    entry(|| Ok(fiber::parent(reactor::current()?, fiber)))
+}
+
+unsafe extern "C" fn fiber_tag(fiber: VALUE) -> VALUE {
+    entry(|| Ok(fiber::tag(reactor::current()?, fiber)))
+}
+
+unsafe extern "C" fn fiber_children(fiber: VALUE) -> VALUE {
+    entry(|| ruby::new_array(&fiber::children(reactor::current()?, fiber)))
+}
+
+/// Stops every live child of the fiber (any fiber of this thread, not only the current
+/// one) and waits, in the current fiber, for them to end.
+unsafe extern "C" fn fiber_terminate_all_children(fiber: VALUE) -> VALUE {
+    entry(|| {
+        // A thread without a reactor never spun a fiber.
+        let Some(reactor) = reactor::existing() else {
+            return Ok(fiber);
+        };
+        match fiber::stop_children(reactor, fiber)?.exception() {
+            Some(error) => Err(Jump::raise(error)),
+            None => Ok(fiber),
+        }
+    })
+}
+
+/// Waits, in the current fiber, until every child of the fiber has ended.
+unsafe extern "C" fn fiber_await_all_children(fiber: VALUE) -> VALUE {
+    entry(
+        || match fiber::await_children(reactor::current()?, fiber, true)?.exception() {
+            Some(error) => Err(Jump::raise(error)),
+            None => Ok(fiber),
+        },
+    )
+}
+
+unsafe extern "C" fn fiber_raise(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        let args = args::count(args, 0, 3)?;
+        let reactor = reactor::current()?;
+        if !reactor.runs(fiber) && fiber != current_fiber() && fiber::is_live(fiber) {
+            // A fiber Polyphony does not run (an Enumerator's, say): core's Fiber#raise.
+            return ruby::funcall(fiber, ids().core_raise, args);
+        }
+        let (count, argv) = (args.len() as c_int, args.as_ptr());
+        // SAFETY: `rb_make_exception` takes `raise`'s arguments (at most 3, checked), and
+        // may raise (TypeError for a bad one), under `protect`.
+        let exception = protect(|| unsafe { rb_sys::rb_make_exception(count, argv) })?;
+        let exception = match exception {
+            NIL => errors::runtime("unhandled exception")
+                .exception()
+                .unwrap_or(NIL),
+            exception => exception,
+        };
+        fiber::raise_in(reactor, fiber, exception)
+    })
+}
+
+unsafe extern "C" fn fiber_interrupt(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        let value = args::optional(args)?;
+        fiber::interrupt(reactor::current()?, fiber, value)
+    })
+}
+
+unsafe extern "C" fn fiber_restart(fiber: VALUE) -> VALUE {
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        fiber::restart(reactor::current()?, fiber)
+    })
+}
+
+unsafe extern "C" fn fiber_send(fiber: VALUE, message: VALUE) -> VALUE {
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        let reactor = reactor::current()?;
+        if !reactor.runs(fiber) && fiber::is_live(fiber) {
+            return Err(errors::fiber(
+                "can't send a message to a fiber this thread's reactor does not run",
+            ));
+        }
+        fiber::send_message(reactor, fiber, message);
+        Ok(fiber)
+    })
+}
+
+/// `Fiber#transfer` and `#resume`: a fiber that Polyphony spun is switched to by its reactor
+/// only (a switch by hand would leave the reactor waiting on a stack it no longer runs);
+/// other fibers switch as in core.
+unsafe extern "C" fn fiber_switch_by_hand(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let spun = reactor::existing()
+            .is_some_and(|reactor| fiber != reactor.root() && reactor.runs(fiber));
+        if spun {
+            return Err(errors::fiber(
+                "can't switch by hand to a fiber that Polyphony runs: use Fiber#schedule, \
+                 Fiber#safe_transfer or Fiber#raise",
+            ));
+        }
+        ruby::call_super(args)
+    })
+}
+
+/// Defines Fiber's methods, and the module
+/// `lib/polyphony.rb` prepends to Fiber.
+pub fn init() {
+    let fiber = On::Instance(classes().fiber);
+    define(fiber, &[c"schedule"], Variadic(fiber_schedule));
+    define(fiber, &[c"safe_transfer"], Variadic(fiber_safe_transfer));
+    define(fiber, &[c"await", c"join"], Fixed(fiber_await));
+    super::keep_core_method(classes().fiber, c"__core_raise", c"raise");
+    define(fiber, &[c"raise"], Variadic(fiber_raise));
+    define(
+        fiber,
+        &[c"interrupt", c"move_on", c"stop"],
+        Variadic(fiber_interrupt),
+    );
+    define(fiber, &[c"restart", c"reset"], Fixed(fiber_restart));
+    define(fiber, &[c"<<"], One(fiber_send));
+    define(fiber, &[c"state"], Fixed(fiber_state));
+    define(fiber, &[c"parent"], Fixed(fiber_parent));
+    define(fiber, &[c"tag"], Fixed(fiber_tag));
+    define(fiber, &[c"children"], Fixed(fiber_children));
+    define(
+        fiber,
+        &[c"terminate_all_children"],
+        Fixed(fiber_terminate_all_children),
+    );
+    define(
+        fiber,
+        &[c"await_all_children"],
+        Fixed(fiber_await_all_children),
+    );
+    let guard = module_under(classes().polyphony, c"FiberSwitchGuard");
+    define(
+        On::Instance(guard),
+        &[c"transfer", c"resume"],
+        Variadic(fiber_switch_by_hand),
+    );
+}

@@ -1,0 +1,493 @@
+//! `IO`'s methods, in `Polyphony::IOExtensions` (which `lib/polyphony/io.rb` prepends to
+//! IO): core's signatures, results and errors, with every wait done in the reactor (see
+//! [`crate::engine::io`]). Cases left to core (conversions, buffered writes) call `super`.
+
+use super::args::{self, slice};
+use super::Func::{Fixed, One, Variadic};
+use super::{define, entry, module_under, On};
+use crate::core::fdtable::Interest;
+use crate::engine::io::{syscall_result, OpenIo, ReadKind};
+use crate::engine::io_ops::{self, closed_error, open_fd, CHUNK_SIZE, GATHERED_STRINGS};
+use crate::engine::lines::{self, LineArgs};
+use crate::engine::reactor;
+use crate::ruby::names::classes;
+use crate::ruby::{self, errors, protect, rb_io, Jump, FALSE, NIL, TRUE};
+use rb_sys::VALUE;
+use std::os::raw::{c_int, c_long};
+use std::ptr::null_mut;
+
+/// The result of a binary read: a new String, or the caller's buffer refilled.
+pub fn binary_result(bytes: &[u8], buffer: VALUE) -> Result<VALUE, Jump> {
+    if buffer == NIL {
+        ruby::new_string(bytes, null_mut())
+    } else {
+        ruby::fill_buffer(buffer, bytes)
+    }
+}
+
+/// `IO#read(length = nil, outbuf = nil)`.
+unsafe extern "C" fn io_read(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let args = args::count(args, 0, 2)?;
+        let length = match args.first() {
+            None | Some(&NIL) => None,
+            Some(&length) => Some(args::length(length)?),
+        };
+        let buffer = args::buffer(args, 1)?;
+        let kind = if length.is_some() {
+            ReadKind::Bytes
+        } else {
+            ReadKind::Chars
+        };
+        let mut open = OpenIo::for_reading(io, kind)?;
+        if length.is_none() && open.converts_on_read() {
+            return ruby::call_super(args);
+        }
+        let reactor = reactor::current()?;
+        match length {
+            Some(0) => binary_result(&[], buffer),
+            Some(length) => {
+                let bytes = io_ops::read_until(&mut open, reactor, Vec::new(), Some(length))?;
+                if bytes.is_empty() {
+                    if buffer != NIL {
+                        ruby::fill_buffer(buffer, &[])?;
+                    }
+                    return Ok(NIL);
+                }
+                binary_result(&bytes, buffer)
+            }
+            None => {
+                let bytes = io_ops::read_until(&mut open, reactor, Vec::new(), None)?;
+                let enc = open.read_encoding();
+                if buffer == NIL {
+                    return ruby::new_string(&bytes, enc);
+                }
+                ruby::fill_buffer(buffer, &bytes)?;
+                // SAFETY: `buffer` is a String and `enc` one of Ruby's encodings; the call
+                // may raise, under `protect`.
+                protect(|| unsafe { rb_sys::rb_enc_associate(buffer, enc) })
+            }
+        }
+    })
+}
+
+/// `IO#readpartial(maxlen, outbuf = nil)`.
+unsafe extern "C" fn io_readpartial(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let args = args::count(args, 1, 2)?;
+        let max = args::length(args[0])?;
+        let buffer = args::buffer(args, 1)?;
+        let mut open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        if max == 0 {
+            return binary_result(&[], buffer);
+        }
+        match io_ops::read_partial(&mut open, reactor::current()?, max)? {
+            Some(bytes) => binary_result(&bytes, buffer),
+            None => Err(errors::eof()),
+        }
+    })
+}
+
+/// `IO#sysread(maxlen, outbuf = nil)`.
+unsafe extern "C" fn io_sysread(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let args = args::count(args, 1, 2)?;
+        let max = args::length(args[0])?;
+        let buffer = args::buffer(args, 1)?;
+        let mut open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        if !open.buffered().is_empty() {
+            return Err(errors::io("sysread for buffered IO"));
+        }
+        if max == 0 {
+            return binary_result(&[], buffer);
+        }
+        let bytes = io_ops::read_some(&mut open, reactor::current()?, max)?;
+        if bytes.is_empty() {
+            return Err(errors::eof());
+        }
+        binary_result(&bytes, buffer)
+    })
+}
+
+/// Parses `(sep = $/, limit = nil, chomp: false)` as core does (`gets(10)` is a limit).
+fn line_args(args: &[VALUE]) -> Result<LineArgs, Jump> {
+    let (options, args) = args::split_keywords(args);
+    let chomp =
+        args::keyword(options, "chomp")?.is_some_and(|chomp| chomp != NIL && chomp != FALSE);
+    let args = args::count(args, 0, 2)?;
+    // `$/`, read without a global variable look-up on every line.
+    // SAFETY: reading the variable Ruby keeps `$/` in.
+    #[allow(deprecated)]
+    let default_separator = unsafe { rb_sys::rb_rs };
+    let (separator, limit) = match *args {
+        [] => (default_separator, NIL),
+        [NIL] => (NIL, NIL),
+        [arg] => {
+            // SAFETY: the conversion may raise, under `protect`.
+            let string = protect(|| unsafe { rb_sys::rb_check_string_type(arg) })?;
+            if string == NIL {
+                (default_separator, arg)
+            } else {
+                (string, NIL)
+            }
+        }
+        [separator, limit] => {
+            let separator = match separator {
+                NIL => NIL,
+                separator => args::string(separator)?,
+            };
+            (separator, limit)
+        }
+        _ => unreachable!("checked above"),
+    };
+    let limit = match limit {
+        NIL => None,
+        limit => usize::try_from(args::long(limit)?).ok(),
+    };
+    let separator = match separator {
+        NIL => None,
+        // SAFETY: `separator` is a String; its bytes are copied before Ruby code runs.
+        separator => Some(unsafe { ruby::string_bytes(separator) }),
+    };
+    Ok(LineArgs::new(separator, limit, chomp))
+}
+
+/// Prepares a line-reading method: `None` when core must do it (conversions).
+fn line_reader(io: VALUE, args: &[VALUE]) -> Result<Option<(OpenIo, LineArgs)>, Jump> {
+    let line_args = line_args(args)?;
+    let open = OpenIo::for_reading(io, ReadKind::Chars)?;
+    if open.converts_on_read() {
+        return Ok(None);
+    }
+    Ok(Some((open, line_args)))
+}
+
+/// Sets `$_`, as core `gets` does.
+fn set_last_line(line: VALUE) -> Result<(), Jump> {
+    // SAFETY: sets the caller's frame's `$_`, which may raise, under `protect`.
+    protect(|| unsafe {
+        rb_sys::rb_lastline_set(line);
+        NIL
+    })
+    .map(|_| ())
+}
+
+/// `IO#gets(sep = $/, limit = nil, chomp: false)`.
+unsafe extern "C" fn io_gets(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let Some((mut open, line_args)) = line_reader(io, args)? else {
+            return ruby::call_super(args);
+        };
+        let line = lines::read_line(&mut open, reactor::current()?, &line_args)?;
+        set_last_line(line)?;
+        Ok(line)
+    })
+}
+
+/// `IO#readline(sep = $/, limit = nil, chomp: false)`.
+unsafe extern "C" fn io_readline(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let Some((mut open, line_args)) = line_reader(io, args)? else {
+            return ruby::call_super(args);
+        };
+        match lines::read_line(&mut open, reactor::current()?, &line_args)? {
+            NIL => Err(errors::eof()),
+            line => {
+                set_last_line(line)?;
+                Ok(line)
+            }
+        }
+    })
+}
+
+/// An Enumerator over the method being run, with its arguments.
+fn enumerator(receiver: VALUE, args: &[VALUE]) -> Result<VALUE, Jump> {
+    let (argc, argv) = (args.len() as c_int, args.as_ptr());
+    // SAFETY: called from a method Ruby is running (so it has a name), with its arguments;
+    // may raise, under `protect`.
+    protect(|| unsafe {
+        let method = rb_sys::rb_id2sym(rb_sys::rb_frame_this_func());
+        rb_sys::rb_enumeratorize_with_size(receiver, method, argc, argv, None)
+    })
+}
+
+/// `IO#each_line(sep = $/, limit = nil, chomp: false) { |line| }` (and `each`).
+unsafe extern "C" fn io_each_line(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        if !args::block_given() {
+            return enumerator(io, args);
+        }
+        let Some((mut open, line_args)) = line_reader(io, args)? else {
+            return ruby::call_super(args);
+        };
+        if line_args.limit() == Some(0) {
+            return Err(errors::argument("invalid limit: 0 for each_line"));
+        }
+        let reactor = reactor::current()?;
+        loop {
+            match lines::read_line(&mut open, reactor, &line_args)? {
+                NIL => return Ok(io),
+                line => ruby::yield_value(line)?,
+            };
+        }
+    })
+}
+
+/// `IO#readlines(sep = $/, limit = nil, chomp: false)`.
+unsafe extern "C" fn io_readlines(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let Some((mut open, line_args)) = line_reader(io, args)? else {
+            return ruby::call_super(args);
+        };
+        if line_args.limit() == Some(0) {
+            return Err(errors::argument("invalid limit: 0 for readlines"));
+        }
+        let reactor = reactor::current()?;
+        let lines = ruby::new_array(&[])?;
+        loop {
+            match lines::read_line(&mut open, reactor, &line_args)? {
+                NIL => return Ok(lines),
+                // SAFETY: `lines` is the Array made above, on this frame's stack; pushing
+                // may raise (NoMemoryError), under `protect`.
+                line => protect(|| unsafe { rb_sys::rb_ary_push(lines, line) })?,
+            };
+        }
+    })
+}
+
+/// `IO#getc`.
+unsafe extern "C" fn io_getc(io: VALUE) -> VALUE {
+    entry(|| {
+        let mut open = OpenIo::for_reading(io, ReadKind::Chars)?;
+        if open.converts_on_read() {
+            return ruby::call_super(&[]);
+        }
+        lines::read_char(&mut open, reactor::current()?)
+    })
+}
+
+/// `IO#getbyte`.
+unsafe extern "C" fn io_getbyte(io: VALUE) -> VALUE {
+    entry(|| {
+        let mut open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        if open.buffered().is_empty() && open.fill(reactor::current()?)? == 0 {
+            return Ok(NIL);
+        }
+        let byte = open.buffered()[0];
+        open.consume(1);
+        Ok(ruby::fixnum(c_long::from(byte)))
+    })
+}
+
+/// `IO#eof?` (and `eof`).
+unsafe extern "C" fn io_eof(io: VALUE) -> VALUE {
+    entry(|| {
+        let mut open = OpenIo::for_reading(io, ReadKind::Chars)?;
+        if open.converts_on_read() {
+            return ruby::call_super(&[]);
+        }
+        if !open.buffered().is_empty() {
+            return Ok(FALSE);
+        }
+        Ok(ruby::boolean(open.fill(reactor::current()?)? == 0))
+    })
+}
+
+/// `IO#read_loop(maxlen = 8192) { |data| }` (and `BasicSocket#recv_loop`).
+pub unsafe extern "C" fn io_read_loop(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let max = match args::count(args, 0, 1)?.first() {
+            None => CHUNK_SIZE,
+            Some(&max) => args::length(max)?.max(1),
+        };
+        args::require_block()?;
+        let mut open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        let reactor = reactor::current()?;
+        while let Some(bytes) = io_ops::read_partial(&mut open, reactor, max)? {
+            ruby::yield_value(ruby::new_string(&bytes, null_mut())?)?;
+        }
+        Ok(io)
+    })
+}
+
+fn is_string(value: VALUE) -> bool {
+    // SAFETY: a type test on a live value.
+    unsafe { rb_sys::RB_TYPE_P(value, rb_sys::ruby_value_type::RUBY_T_STRING) }
+}
+
+/// `IO#write(*objects)` (which `<<`, `print` and `puts` call).
+unsafe extern "C" fn io_write(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let objects = unsafe { slice(argc, argv) };
+    entry(|| {
+        let mut open = OpenIo::for_writing(io)?;
+        if !open.writes_directly() {
+            return ruby::call_super(objects);
+        }
+        let reactor = reactor::current()?;
+        let gather = objects.len() <= GATHERED_STRINGS && objects.iter().all(|&o| is_string(o));
+        let written = match *objects {
+            [] => 0,
+            _ if gather => io_ops::write_strings(&mut open, reactor, objects)?,
+            [object] => {
+                // SAFETY: `to_s` may raise, under `protect`.
+                let string = protect(|| unsafe { rb_sys::rb_obj_as_string(object) })?;
+                let written = io_ops::write_strings(&mut open, reactor, &[string])?;
+                rb_sys::rb_gc_guard!(string);
+                written
+            }
+            _ => {
+                let mut bytes = Vec::new();
+                for &object in objects {
+                    // SAFETY: `to_s` may raise, under `protect`.
+                    let string = protect(|| unsafe { rb_sys::rb_obj_as_string(object) })?;
+                    // SAFETY: `string` is a String, copied before Ruby code runs again.
+                    bytes.extend_from_slice(unsafe { ruby::string_bytes(string) });
+                }
+                open.write_all(reactor, || (bytes.as_ptr(), bytes.len()))?
+            }
+        };
+        Ok(ruby::fixnum(written as c_long))
+    })
+}
+
+/// `IO#syswrite(string)`.
+unsafe extern "C" fn io_syswrite(io: VALUE, object: VALUE) -> VALUE {
+    entry(|| {
+        let open = OpenIo::for_writing(io)?;
+        if !open.writes_directly() {
+            return ruby::call_super(&[object]);
+        }
+        // SAFETY: `to_s` may raise, under `protect`.
+        let string = protect(|| unsafe { rb_sys::rb_obj_as_string(object) })?;
+        let written = open.write_with(reactor::current()?, |fd| {
+            // SAFETY: `string` is a String, kept alive below; its bytes are read again after
+            // every wait, since another fiber may have changed it meanwhile.
+            let bytes = unsafe { ruby::string_bytes(string) };
+            // SAFETY: `bytes` is a live slice of `bytes.len()` bytes.
+            syscall_result(unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) })
+        })?;
+        rb_sys::rb_gc_guard!(string);
+        Ok(ruby::fixnum(written as c_long))
+    })
+}
+
+/// `IO#wait_readable(timeout = nil)`.
+unsafe extern "C" fn io_wait_readable(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let timeout = args::optional_duration(Some(args::optional(args)?))?;
+        let open = OpenIo::for_reading(io, ReadKind::Bytes)?;
+        if !open.buffered().is_empty() {
+            return Ok(TRUE);
+        }
+        let ready = open.wait(reactor::current()?, Interest::READABLE, timeout)?;
+        Ok(if ready { io } else { NIL })
+    })
+}
+
+/// `IO#wait_writable(timeout = nil)`.
+unsafe extern "C" fn io_wait_writable(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let timeout = args::optional_duration(Some(args::optional(args)?))?;
+        let open = OpenIo::for_writing(io)?;
+        let ready = open.wait(reactor::current()?, Interest::WRITABLE, timeout)?;
+        Ok(if ready { io } else { NIL })
+    })
+}
+
+/// `IO#close`: removes the descriptor from the reactor, waking the fibers waiting on it with
+/// IOError, then closes it.
+unsafe extern "C" fn io_close(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        if let Some(fd) = open_fd(io) {
+            let reactor = reactor::current()?;
+            reactor.forget_fd(fd, closed_error);
+            // The write half of a duplex IO (`IO.popen(cmd, "r+")`) closes with it.
+            // SAFETY: `io` is open, so initialized.
+            let write_io = unsafe { rb_io::write_io(io) };
+            if write_io != io {
+                if let Some(write_fd) = open_fd(write_io) {
+                    reactor.forget_fd(write_fd, closed_error);
+                }
+            }
+        }
+        ruby::call_super(args)
+    })
+}
+
+/// `IO#reopen`: as core; the reactor then checks the new file under the descriptor number
+/// anew.
+unsafe extern "C" fn io_reopen(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let result = ruby::call_super(args)?;
+        if open_fd(io).is_some() {
+            OpenIo::new(io)?.forget_descriptor(reactor::current()?);
+        }
+        Ok(result)
+    })
+}
+
+/// `close_read`/`close_write`: as core; if that closed the descriptor, the reactor forgets it.
+pub unsafe extern "C" fn io_close_half(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let fd = open_fd(io);
+        let result = ruby::call_super(args)?;
+        if let (Some(fd), None) = (fd, open_fd(io)) {
+            reactor::current()?.forget_fd(fd, closed_error);
+        }
+        Ok(result)
+    })
+}
+
+/// Defines `Polyphony::IOExtensions`, which `lib/polyphony/io.rb` prepends to IO.
+pub fn init() {
+    let io = On::Instance(module_under(classes().polyphony, c"IOExtensions"));
+    define(io, &[c"read"], Variadic(io_read));
+    define(io, &[c"readpartial"], Variadic(io_readpartial));
+    define(io, &[c"sysread"], Variadic(io_sysread));
+    define(io, &[c"gets"], Variadic(io_gets));
+    define(io, &[c"readline"], Variadic(io_readline));
+    define(io, &[c"each_line", c"each"], Variadic(io_each_line));
+    define(io, &[c"readlines"], Variadic(io_readlines));
+    define(io, &[c"getc"], Fixed(io_getc));
+    define(io, &[c"getbyte"], Fixed(io_getbyte));
+    define(io, &[c"eof?", c"eof"], Fixed(io_eof));
+    define(io, &[c"read_loop"], Variadic(io_read_loop));
+    define(io, &[c"write"], Variadic(io_write));
+    define(io, &[c"syswrite"], One(io_syswrite));
+    define(io, &[c"wait_readable"], Variadic(io_wait_readable));
+    define(io, &[c"wait_writable"], Variadic(io_wait_writable));
+    define(io, &[c"close"], Variadic(io_close));
+    define(
+        io,
+        &[c"close_read", c"close_write"],
+        Variadic(io_close_half),
+    );
+    define(io, &[c"reopen"], Variadic(io_reopen));
+}

@@ -1,0 +1,81 @@
+//! `Polyphony`'s own methods: `stats`, `start_new_fibers`, `backend_wait_io` and
+//! `after_fork`.
+
+use super::args::{self, slice};
+use super::Func::{Fixed, Variadic};
+use super::{define, entry, On};
+use crate::core::fdtable::Interest;
+use crate::engine::io::OpenIo;
+use crate::engine::reactor;
+use crate::ruby::names::classes;
+use crate::ruby::{self, errors, protect, FALSE, NIL};
+use rb_sys::VALUE;
+use std::os::fd::RawFd;
+use std::os::raw::{c_int, c_long};
+
+unsafe extern "C" fn start_new_fibers(_self: VALUE) -> VALUE {
+    entry(|| {
+        reactor::current()?.start_new_fibers()?;
+        Ok(NIL)
+    })
+}
+
+unsafe extern "C" fn stats(_self: VALUE) -> VALUE {
+    entry(|| {
+        let stats = reactor::current()?.stats();
+        // SAFETY: allocation may raise, under `protect`.
+        let hash = protect(|| unsafe { rb_sys::rb_hash_new() })?;
+        for (name, count) in stats {
+            let (key, count) = (ruby::symbol(name), ruby::fixnum(count as c_long));
+            // SAFETY: `hash` is the Hash made above, on this frame's stack; storing may
+            // raise (NoMemoryError), under `protect`.
+            protect(|| unsafe { rb_sys::rb_hash_aset(hash, key, count) })?;
+        }
+        Ok(hash)
+    })
+}
+
+/// Gives the current thread's reactor its own poller in a forked child (called from
+/// `Process._fork`).
+unsafe extern "C" fn after_fork(_self: VALUE) -> VALUE {
+    entry(|| {
+        reactor::current()?.after_fork()?;
+        Ok(NIL)
+    })
+}
+
+unsafe extern "C" fn backend_wait_io(argc: c_int, argv: *const VALUE, _self: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let args = args::count(args, 1, 2)?;
+        let io = args[0];
+        let interest = match args.get(1) {
+            None | Some(&NIL) | Some(&FALSE) => Interest::READABLE,
+            Some(_) => Interest::WRITABLE,
+        };
+        let fd = if rb_sys::FIXNUM_P(io) {
+            let fd = RawFd::try_from(ruby::fixnum_value(io)).unwrap_or(-1);
+            // SAFETY: F_GETFD only reads the flags of a descriptor number, valid or not.
+            if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                return Err(errors::system(libc::EBADF, NIL));
+            }
+            fd
+        } else {
+            // SAFETY: the conversion may raise (TypeError), under `protect`.
+            let io = protect(|| unsafe { rb_sys::rb_io_get_io(io) })?;
+            OpenIo::new(io)?.fd()?
+        };
+        reactor::current()?.wait_io(fd, interest, None)?;
+        Ok(io)
+    })
+}
+
+/// Defines `Polyphony.stats`, `.start_new_fibers`, `.backend_wait_io` and `.after_fork`.
+pub fn init() {
+    let polyphony = On::Singleton(classes().polyphony);
+    define(polyphony, &[c"stats"], Fixed(stats));
+    define(polyphony, &[c"start_new_fibers"], Fixed(start_new_fibers));
+    define(polyphony, &[c"after_fork"], Fixed(after_fork));
+    define(polyphony, &[c"backend_wait_io"], Variadic(backend_wait_io));
+}

@@ -1,0 +1,66 @@
+//! What the reactor knows of each fiber it runs: its place in the fiber tree, who awaits it,
+//! its mailbox. Each record marks its own Ruby values ([`FiberRecord::mark`]).
+
+use crate::ruby::{self, NIL};
+use rb_sys::VALUE;
+use std::collections::{BTreeMap, VecDeque};
+
+/// What the reactor knows of a fiber it runs (spun fibers and the thread's root fiber).
+pub struct FiberRecord {
+    /// The block the fiber runs (`nil` for the root fiber).
+    pub block: VALUE,
+    pub parent: VALUE,
+    pub tag: VALUE,
+    /// Live children by spawn order.
+    pub children: BTreeMap<u64, VALUE>,
+    /// This fiber's key in its parent's `children`.
+    pub child_key: u64,
+    /// Fibers waiting in `Fiber#await` for this one to end.
+    pub awaiters: Vec<VALUE>,
+    /// The fibers waiting for all of this fiber's children to end (itself, or any other
+    /// fiber of the thread); the last child to go wakes them.
+    pub children_awaiters: Vec<VALUE>,
+    /// Set once the fiber's body has begun, so the body never runs twice.
+    pub started: bool,
+    /// Messages sent to the fiber (`Fiber#<<`) and not received yet, oldest first.
+    pub mailbox: VecDeque<VALUE>,
+    /// Set while the fiber waits in `receive`.
+    pub receiving: bool,
+    /// Exceptions sent to the fiber while another was on its way, delivered in turn.
+    pub pending: VecDeque<VALUE>,
+}
+
+impl FiberRecord {
+    /// The record of the thread's root fiber: no block, no parent.
+    pub fn root() -> Self {
+        Self::new(NIL, NIL, NIL, 0)
+    }
+
+    pub fn new(block: VALUE, parent: VALUE, tag: VALUE, child_key: u64) -> Self {
+        Self {
+            block,
+            parent,
+            tag,
+            children: BTreeMap::new(),
+            child_key,
+            awaiters: Vec::new(),
+            children_awaiters: Vec::new(),
+            started: false,
+            mailbox: VecDeque::new(),
+            receiving: false,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// Marks the Ruby values the record holds.
+    pub fn mark(&self) {
+        ruby::mark(self.block);
+        ruby::mark(self.parent);
+        ruby::mark(self.tag);
+        self.children.values().copied().for_each(ruby::mark);
+        self.awaiters.iter().copied().for_each(ruby::mark);
+        self.children_awaiters.iter().copied().for_each(ruby::mark);
+        self.mailbox.iter().copied().for_each(ruby::mark);
+        self.pending.iter().copied().for_each(ruby::mark);
+    }
+}

@@ -1,0 +1,145 @@
+//! The mutable part of a reactor: its run queue, timers, descriptor table and fiber records,
+//! each marked from [`State::mark`], beside them.
+
+use super::fiber_record::FiberRecord;
+use super::stacks::EndedFibers;
+use crate::core::fdtable::FdTable;
+use crate::core::runqueue::RunQueue;
+use crate::core::timers::Timers;
+use crate::core::word_map::WordMap;
+use crate::ruby::{self, is_exception};
+use rb_sys::VALUE;
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// The wake-up a timer delivers: `fiber` is scheduled with `value`.
+pub struct Wakeup {
+    pub fiber: VALUE,
+    pub value: VALUE,
+}
+
+/// The mutable part of a reactor.
+pub struct State {
+    pub runqueue: RunQueue<VALUE, VALUE>,
+    pub timers: Timers<Wakeup>,
+    pub fibers: WordMap<VALUE, FiberRecord>,
+    pub fds: FdTable<VALUE>,
+    /// Fibers in `sleep` with no duration: no timer, but work that keeps the loop waiting.
+    pub sleepers: usize,
+    /// Interrupts (a signal's exception, `Thread#raise`) on their way to the root fiber, which
+    /// raises each wherever it waits, even where it collects its children's errors.
+    pub(super) root_interrupts: Vec<VALUE>,
+    /// Fibers spun since the last switchpoint (one may have been started by a direct
+    /// transfer since).
+    pub(super) new_fibers: Vec<VALUE>,
+    pub(super) next_child_key: u64,
+    pub(super) switches: u32,
+    /// IO operations completed without waiting since the switch counted in `streak_switch`.
+    pub(super) io_streak: u32,
+    pub(super) streak_switch: u32,
+    /// Fibers ended, for getting their stacks back (see `stacks`).
+    pub ended_fibers: EndedFibers,
+    /// Fibers waiting in the scheduler's `block` hook for an `unblock`.
+    pub blocked: HashSet<VALUE>,
+}
+
+impl State {
+    /// A new thread's state, whose only fiber is its root, `root`.
+    pub fn new(root: VALUE) -> Self {
+        let mut state = State {
+            runqueue: RunQueue::default(),
+            timers: Timers::default(),
+            fibers: WordMap::default(),
+            fds: FdTable::default(),
+            sleepers: 0,
+            root_interrupts: Vec::new(),
+            new_fibers: Vec::new(),
+            next_child_key: 0,
+            switches: 0,
+            io_streak: 0,
+            streak_switch: 0,
+            ended_fibers: EndedFibers::default(),
+            blocked: HashSet::new(),
+        };
+        state.fibers.insert(root, FiberRecord::root());
+        state
+    }
+
+    /// Marks every Ruby value the state holds.
+    pub fn mark(&self) {
+        self.root_interrupts.iter().copied().for_each(ruby::mark);
+        for (fiber, value) in self.runqueue.iter() {
+            ruby::mark(fiber);
+            ruby::mark(value);
+        }
+        for wakeup in self.timers.items() {
+            ruby::mark(wakeup.fiber);
+            ruby::mark(wakeup.value);
+        }
+        for (&fiber, record) in self.fibers.iter() {
+            ruby::mark(fiber);
+            record.mark();
+        }
+        self.fds.fibers().for_each(ruby::mark);
+        self.blocked.iter().copied().for_each(ruby::mark);
+    }
+
+    /// Queues `fiber` with `value`; an exception value takes precedence over a plain one.
+    ///
+    /// An exception for a fiber that already has one on its way waits its turn (in the
+    /// fiber's record): each is delivered, one per switchpoint, none is lost.
+    pub fn schedule(&mut self, fiber: VALUE, value: VALUE, first: bool) {
+        let urgent = is_exception(value);
+        if urgent {
+            if let Some(&queued) = self.runqueue.value_of(fiber) {
+                if is_exception(queued) && queued != value {
+                    if let Some(record) = self.fibers.get_mut(&fiber) {
+                        record.pending.push_back(value);
+                    }
+                    return;
+                }
+            }
+        }
+        self.runqueue.push(fiber, value, urgent, first);
+    }
+
+    /// Queues the next exception waiting its turn for `fiber`, which just received one.
+    pub(super) fn deliver_pending(&mut self, fiber: VALUE) {
+        let next = self
+            .fibers
+            .get_mut(&fiber)
+            .and_then(|record| record.pending.pop_front());
+        if let Some(next) = next {
+            self.runqueue.push(fiber, next, true, true);
+        }
+    }
+
+    /// Registers `fiber`, which runs `block`, as a new child of `parent`.
+    pub fn adopt(&mut self, parent: VALUE, fiber: VALUE, tag: VALUE, block: VALUE) {
+        let key = self.next_child_key;
+        self.next_child_key += 1;
+        if let Some(record) = self.fibers.get_mut(&parent) {
+            record.children.insert(key, fiber);
+        }
+        self.fibers
+            .insert(fiber, FiberRecord::new(block, parent, tag, key));
+        self.new_fibers.push(fiber);
+    }
+
+    /// Schedules every timer that is due.
+    pub(super) fn fire_due_timers(&mut self) {
+        if self.timers.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        while let Some(wakeup) = self.timers.pop_due(now) {
+            self.schedule(wakeup.fiber, wakeup.value, false);
+        }
+    }
+
+    /// Whether anything could still make a fiber runnable (a timer, an IO wait, a fiber
+    /// sleeping until it is scheduled).
+    pub fn has_pending_work(&self) -> bool {
+        !self.timers.is_empty() || self.fds.waiting() > 0 || self.sleepers > 0
+    }
+}
