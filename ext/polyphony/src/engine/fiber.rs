@@ -343,7 +343,9 @@ fn set_awaiting_children(reactor: &Reactor, fiber: VALUE, awaiting: bool) -> boo
     let Some(record) = state.fibers.get_mut(&fiber) else {
         return false;
     };
-    record.children_awaiters.retain(|&awaiter| awaiter != current);
+    record
+        .children_awaiters
+        .retain(|&awaiter| awaiter != current);
     if awaiting && !record.children.is_empty() {
         record.children_awaiters.push(current);
     }
