@@ -89,10 +89,14 @@ named_modules.each do |name, mod|
   mod.singleton_class.ancestors.each { |ancestor| singleton_hosts[ancestor] << name }
 end
 
+# The value of the constant `path`; ABSENT when it is not defined (a constant may be nil or
+# false).
+ABSENT = Object.new.freeze
+
 def resolve(path)
   Object.const_get(path)
 rescue NameError
-  nil
+  ABSENT
 end
 
 def defines?(namespace, name, scope)
@@ -108,7 +112,7 @@ absent = []
 names = {}
 documented.each do |object|
   unless object['type'] == 'method'
-    absent << object['path'] unless resolve(object['path'])
+    absent << object['path'] if resolve(object['path']).equal?(ABSENT)
     next
   end
 

@@ -12,8 +12,8 @@ module Polyphony
   #   @raise [Errno::EBADF] for a file descriptor that is not open
   #   @raise [IOError] for a closed IO, or when the IO is closed while the fiber waits
   #   @example
-  #     Polyphony.backend_wait_io(socket.fileno)       # readable
-  #     Polyphony.backend_wait_io(socket, true)        # writable
+  #     Polyphony.backend_wait_io(socket.fileno) # readable
+  #     Polyphony.backend_wait_io(socket, true)  # writable
 
   # Non-blocking IO for every fiber, the main fiber included: the engine's IO methods
   # (`ext/polyphony/src/io_api.rs`), prepended to core's `IO`.
@@ -31,7 +31,7 @@ module Polyphony
   # with an encoding conversion and writes to buffered IOs (`sync = false`, e.g. files) are
   # left to core, which may block the thread.
   #
-  # @example Two pipes, two fibers
+  # @example A fiber waiting for a pipe
   #   r, w = IO.pipe
   #   reader = spin { r.read }  # waits for the writer
   #   w << 'hello'
