@@ -7,12 +7,53 @@
 # run, and any waiting fiber can be stopped, timed out or restarted. The engine (reactor, run
 # queue, timers, IO waits, switching) is a native extension written in Rust; this file loads
 # it and the Ruby layer: exceptions, IO extensions, `Timeout` on Polyphony's timers.
+#
+# Where the API is documented: {Kernel} (`spin`, `sleep`, `snooze`, `suspend`, `defer`,
+# `receive`), {Fiber}, {Polyphony::CancelScope}, {Polyphony::IOExtensions} and the other IO
+# and socket modules, the exceptions ({Polyphony::BaseException} and its subclasses), and
+# {Polyphony::Reactor}, each thread's `Fiber.scheduler`.
+#
+# @example
+#   require 'polyphony'
+#
+#   (1..3).each do |i|
+#     spin { sleep i; puts "slept #{i} s" }
+#   end
+#   suspend # returns after 3 seconds, once every fiber is done
+#
+# @!method self.stats
+#   What the current thread's reactor holds. The first call in a thread sets up its
+#   reactor (which becomes the thread's `Fiber.scheduler`).
+#   @return [Hash{Symbol => Integer}] `:runnable` (fibers queued to run), `:timers`,
+#     `:io_waits` (fibers waiting on a descriptor) and `:fibers` (those the reactor runs,
+#     its root fiber included)
+#   @example
+#     Polyphony.stats # => {:runnable=>0, :timers=>0, :io_waits=>0, :fibers=>1}
+#
+# @!method self.start_new_fibers
+#   Lets the fibers spun since the last switchpoint start (each runs until it first waits
+#   or ends), then returns, ahead of every other runnable fiber: for code that wants a
+#   fiber it just spun to be under way, such as a server that must be listening before
+#   the next line connects to it.
+#   @return [nil]
 module Polyphony
 end
 
 require 'socket'
 require_relative 'polyphony/exceptions'
-require 'polyphony/polyphony'
+# The engine replaces core's `sleep`, `gets`, `readline` and `readlines` on purpose: Ruby's
+# verbose-only "method redefined" warnings for them are left out (warnings Ruby always
+# shows still are).
+begin
+  verbose = $VERBOSE
+  $VERBOSE = false if verbose
+  require 'polyphony/polyphony'
+ensure
+  $VERBOSE = verbose
+end
+require_relative 'polyphony/kernel'
+require_relative 'polyphony/fiber'
+require_relative 'polyphony/cancel_scope'
 require_relative 'polyphony/fork'
 require_relative 'polyphony/io'
 require_relative 'polyphony/timeout'
@@ -20,10 +61,6 @@ require_relative 'polyphony/thread'
 require_relative 'polyphony/scheduler'
 require_relative 'polyphony/core_waits'
 require_relative 'polyphony/core_io'
-
-# Fibers that Polyphony spins are switched by their reactor: Fiber#transfer and #resume refuse
-# them with a FiberError (other fibers switch as in core).
-Fiber.prepend(Polyphony::FiberSwitchGuard)
 
 # The main thread's reactor, which becomes its Fiber.scheduler.
 Polyphony.stats

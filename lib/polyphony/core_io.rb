@@ -10,6 +10,7 @@ module Polyphony
     # The current thread's scheduler, if it is a Polyphony reactor (nil otherwise).
     #
     # @api private
+    # @return [Polyphony::Reactor, nil]
     def self.reactor
       scheduler = Fiber.scheduler
       scheduler if scheduler.is_a?(Reactor)
@@ -18,6 +19,7 @@ module Polyphony
     # The monotonic clock, in seconds.
     #
     # @api private
+    # @return [Float]
     def self.now
       Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
@@ -80,6 +82,7 @@ module Polyphony
       # Copies up to `length` bytes (all, if nil) from `input` to `output`.
       #
       # @api private
+      # @return [Integer] the number of bytes copied
       def self.copy(input, output, length)
         copied = 0
         buffer = String.new(capacity: CHUNK)
@@ -97,6 +100,7 @@ module Polyphony
       # The next chunk of `input`, nil at end of file.
       #
       # @api private
+      # @return [String, nil]
       def self.read_chunk(input, wanted, buffer)
         return input.read(wanted, buffer) unless input.respond_to?(:readpartial)
 
@@ -107,6 +111,7 @@ module Polyphony
 
       private
 
+      # Yields `stream`, or the file it names (opened with `mode`, closed after).
       def with_stream(stream, mode, &block)
         # An IO answers to_path too (Ruby 3.2 and later): it is a stream, not a path.
         path = !stream.is_a?(IO) && (stream.is_a?(String) || stream.respond_to?(:to_path))
@@ -120,6 +125,9 @@ module Polyphony
     # `:wait_readable` or `:wait_writable`, waiting for `io` in the reactor in between.
     #
     # @api private
+    # @param io [IO] the IO to wait for
+    # @yieldreturn [Object] the call's result, or `:wait_readable`/`:wait_writable`
+    # @return [Object] the call's result
     def self.until_done(io)
       loop do
         case (result = yield)
@@ -134,6 +142,11 @@ module Polyphony
     # waits for them through the scheduler in non-blocking fibers only.
     module SocketMessages
       # Core's `recvmsg`; only the calling fiber waits.
+      #
+      # @param args [Array] as core's
+      # @param options [Hash] as core's
+      # @return [Array] as core's: the data, the sender's Addrinfo, the flags, the control
+      #   messages
       def recvmsg(*args, **options)
         return super if CoreIO.reactor.nil?
 
@@ -141,6 +154,10 @@ module Polyphony
       end
 
       # Core's `sendmsg`; only the calling fiber waits.
+      #
+      # @param args [Array] as core's
+      # @param options [Hash] as core's
+      # @return [Integer] the number of bytes sent
       def sendmsg(*args, **options)
         return super if CoreIO.reactor.nil?
 
@@ -151,6 +168,9 @@ module Polyphony
     # `UDPSocket#recvfrom` and `Socket#recvfrom`.
     module ReceiveFrom
       # Core's `recvfrom`; only the calling fiber waits.
+      #
+      # @param args [Array] as core's: the most bytes to receive, and flags
+      # @return [Array] as core's: the data and the sender's address
       def recvfrom(*args)
         return super if CoreIO.reactor.nil?
 
@@ -160,8 +180,27 @@ module Polyphony
   end
 end
 
-IO.singleton_class.prepend(Polyphony::CoreIO::Select)
-IO.singleton_class.prepend(Polyphony::CoreIO::CopyStream)
-BasicSocket.prepend(Polyphony::CoreIO::SocketMessages)
-UDPSocket.prepend(Polyphony::CoreIO::ReceiveFrom)
-Socket.prepend(Polyphony::CoreIO::ReceiveFrom)
+# Core's IO, with Polyphony's modules prepended (listed here): its reads, writes and waits
+# suspend only the calling fiber. `polyphony/concurrently` adds Concurrently's `await_*`
+# methods.
+class IO
+  class << self
+    prepend Polyphony::CoreIO::Select
+    prepend Polyphony::CoreIO::CopyStream
+  end
+end
+
+# Core's BasicSocket, with Polyphony's modules prepended (listed here).
+class BasicSocket < IO
+  prepend Polyphony::CoreIO::SocketMessages
+end
+
+# Core's UDPSocket, with Polyphony's modules prepended (listed here).
+class UDPSocket < IPSocket
+  prepend Polyphony::CoreIO::ReceiveFrom
+end
+
+# Core's Socket, with Polyphony's modules prepended (listed here).
+class Socket < BasicSocket
+  prepend Polyphony::CoreIO::ReceiveFrom
+end

@@ -10,8 +10,13 @@ module Polyphony
   # raises one in its block when time is up, and stops it there.
   class MoveOn < BaseException
     # The value the stopped fiber ends with.
+    #
+    # @return [Object]
     attr_reader :value
 
+    # A stop whose fiber ends with `value`: `fiber.raise(Polyphony::MoveOn.new(:done))` is
+    # what `fiber.interrupt(:done)` does.
+    #
     # @param value [Object] the result the stopped fiber ends with
     def initialize(value = nil)
       super()
@@ -20,7 +25,7 @@ module Polyphony
   end
 
   # Cancels an operation: `cancel_after` raises it when time is up, and it propagates like
-  # any exception (a `CancelScope` stops it at the scope).
+  # any exception (a {CancelScope} stops it at the scope).
   class Cancel < BaseException
   end
 
@@ -29,7 +34,7 @@ module Polyphony
   class Terminate < BaseException
   end
 
-  # Makes a fiber run its block again from the start (`Fiber#restart`).
+  # Makes a fiber run its block again from the start ({Fiber#restart} raises it in the fiber).
   class Restart < BaseException
   end
 end

@@ -3,23 +3,180 @@
 require 'socket'
 
 module Polyphony
-  # Non-blocking IO for every fiber, the main fiber included.
+  # @!method self.backend_wait_io(io, write = false)
+  #   Waits until `io` is readable, or writable when `write` is true; only the calling
+  #   fiber waits. For code that drives a descriptor itself (a C extension's socket, say).
+  #   @param io [IO, Integer] an IO or a file descriptor
+  #   @param write [Boolean] wait for writability rather than readability
+  #   @return [IO, Integer] `io`
+  #   @raise [Errno::EBADF] for a file descriptor that is not open
+  #   @raise [IOError] for a closed IO, or when the IO is closed while the fiber waits
+  #   @example
+  #     Polyphony.backend_wait_io(socket.fileno) # readable
+  #     Polyphony.backend_wait_io(socket, true)  # writable
+
+  # Non-blocking IO for every fiber, the main fiber included: the engine's IO methods
+  # (`ext/polyphony/src/bind/io.rs`), prepended to core's `IO`.
   #
-  # The engine's IO methods (defined in Rust, see `ext/polyphony/src/io_api.rs`) are prepended
-  # to core's classes. Each does its non-blocking system call and, when the descriptor is not
-  # ready, suspends only the calling fiber until the reactor reports it ready:
+  # Each does its non-blocking system call and, when the descriptor is not ready, suspends
+  # only the calling fiber until the reactor reports it ready; the other fibers run
+  # meanwhile, and the waiting fiber can be stopped or timed out like any other. Every IO
+  # operation is a switchpoint: one that completes without waiting lets the other runnable
+  # fibers run before it returns.
   #
-  # - `IO`: `read`, `readpartial`, `sysread`, `gets`, `readline`, `each_line` (`each`),
-  #   `readlines`, `getc`, `getbyte`, `eof?`, `read_loop`, `write` (and so `<<`, `print`,
-  #   `puts`), `syswrite`, `wait_readable`, `wait_writable`, `close`;
-  # - `BasicSocket`: `recv`, `recv_loop`, `send`;
-  # - `TCPServer`, `UNIXServer`: `accept`, `accept_loop`; `Socket`: `accept`, `accept_loop`,
-  #   `connect`.
+  # Reads share Ruby's own read buffer, so they mix freely with core methods on the same IO
+  # (`ungetc`, `read_nonblock`) without losing or reordering a byte; bytes taken by a read
+  # that is then interrupted go back into the buffer. Closing an IO wakes the fibers waiting
+  # on it with IOError. Regular files (which epoll refuses) read and write as usual. Reads
+  # with an encoding conversion and writes to buffered IOs (`sync = false`, e.g. files) are
+  # left to core, which may block the thread.
   #
-  # Reads share Ruby's own read buffer, so they mix freely with core methods on the same IO.
-  # Closing an IO wakes the fibers waiting on it with IOError.
+  # @example A fiber waiting for a pipe
+  #   r, w = IO.pipe
+  #   reader = spin { r.read }  # waits for the writer
+  #   w << 'hello'
+  #   w.close
+  #   reader.await # => "hello"
   module IOExtensions
-    # Calls the block with each character until end of file; returns self.
+    # @!method read(length = nil, outbuf = nil)
+    #   Core's `IO#read`; only the calling fiber waits for the data.
+    #   @param length [Integer, nil] at most this many bytes (binary); nil: everything up to
+    #     end of file (in the IO's encoding)
+    #   @param outbuf [String, nil] a String to fill and return instead of a new one
+    #   @return [String, nil] the data; nil at end of file when a length was given, "" when
+    #     none was
+    #   @raise [IOError] when the IO is not open for reading, or is closed while the fiber
+    #     waits
+    #   @raise [ArgumentError] for a negative length
+
+    # @!method readpartial(maxlen, outbuf = nil)
+    #   Core's `IO#readpartial`: the bytes available, at most `maxlen`, waiting for some
+    #   only when none are (buffered bytes are served first, without a system call).
+    #   @param maxlen [Integer]
+    #   @param outbuf [String, nil] a String to fill and return instead of a new one
+    #   @return [String] the bytes read (binary)
+    #   @raise [EOFError] at end of file
+    #   @raise [IOError] when the IO is not open for reading, or is closed while the fiber
+    #     waits
+
+    # @!method sysread(maxlen, outbuf = nil)
+    #   Core's `IO#sysread`: one read system call, waiting for data.
+    #   @param maxlen [Integer]
+    #   @param outbuf [String, nil] a String to fill and return instead of a new one
+    #   @return [String] the bytes read (binary)
+    #   @raise [EOFError] at end of file
+    #   @raise [IOError] when bytes are in the read buffer (as core), or the IO is closed
+
+    # @!method gets(sep = $/, limit = nil, chomp: false)
+    #   Core's `IO#gets`: the next line, waiting for it; sets `$_`.
+    #   @param sep [String, nil] the line separator; nil reads to end of file, "" reads
+    #     paragraphs
+    #   @param limit [Integer, nil] at most this many bytes (ending on a whole character)
+    #   @param chomp [Boolean] remove the separator
+    #   @return [String, nil] the line, nil at end of file
+
+    # @!method readline(sep = $/, limit = nil, chomp: false)
+    #   Like {#gets}, but raises at end of file.
+    #   @param sep [String, nil] the line separator
+    #   @param limit [Integer, nil] at most this many bytes
+    #   @param chomp [Boolean] remove the separator
+    #   @return [String] the line
+    #   @raise [EOFError] at end of file
+
+    # @!method each_line(sep = $/, limit = nil, chomp: false)
+    #   Core's `IO#each_line`: yields each line until end of file, waiting for each.
+    #   @param sep [String, nil] the line separator
+    #   @param limit [Integer, nil] at most this many bytes per line
+    #   @param chomp [Boolean] remove the separators
+    #   @yieldparam line [String]
+    #   @return [IO, Enumerator] self; an Enumerator without a block
+    #   @example
+    #     client.each_line(chomp: true) { |line| puts line }
+
+    # @!parse alias each each_line
+
+    # @!method readlines(sep = $/, limit = nil, chomp: false)
+    #   Core's `IO#readlines`: every remaining line, waiting until end of file.
+    #   @param sep [String, nil] the line separator
+    #   @param limit [Integer, nil] at most this many bytes per line
+    #   @param chomp [Boolean] remove the separators
+    #   @return [Array<String>]
+
+    # @!method getc
+    #   Core's `IO#getc`: the next character, in the IO's encoding, waiting for it.
+    #   @return [String, nil] nil at end of file
+
+    # @!method getbyte
+    #   Core's `IO#getbyte`: the next byte, waiting for it.
+    #   @return [Integer, nil] nil at end of file
+
+    # @!method eof?
+    #   Core's `IO#eof?`: whether the stream is at end of file, waiting for data (or for its
+    #   end) when none is buffered.
+    #   @return [Boolean]
+
+    # @!parse alias eof eof?
+
+    # @!method read_loop(maxlen = 8192)
+    #   Yields each chunk read (what is available, up to `maxlen` bytes) until end of file.
+    #   @param maxlen [Integer] the most one chunk holds
+    #   @yieldparam data [String] the chunk (binary)
+    #   @return [IO] self, at end of file
+    #   @raise [ArgumentError] without a block
+    #   @example
+    #     client.read_loop { |data| client.write(data) } # an echo server's loop
+
+    # @!method write(*objects)
+    #   Core's `IO#write`: writes each object's `to_s` whole, suspending only the writer
+    #   while the pipe or socket is full (partial writes are completed). `<<`, `print` and
+    #   `puts` go through it.
+    #   @param objects [Array<Object>]
+    #   @return [Integer] the number of bytes written
+    #   @raise [IOError] when the IO is not open for writing, or is closed while the fiber
+    #     waits
+    #   @raise [SystemCallError] as core's (`Errno::EPIPE` for a pipe whose reader is gone)
+
+    # @!method syswrite(string)
+    #   Core's `IO#syswrite`: one write system call, waiting until the descriptor takes some
+    #   bytes.
+    #   @param string [#to_s]
+    #   @return [Integer] how many bytes it took
+
+    # @!method wait_readable(timeout = nil)
+    #   Core's `IO#wait_readable`: waits until the IO is readable.
+    #   @param timeout [Numeric, nil] seconds; nil: no limit
+    #   @return [IO, true, nil] self; true when bytes are already buffered; nil on timeout
+
+    # @!method wait_writable(timeout = nil)
+    #   Core's `IO#wait_writable`: waits until the IO is writable.
+    #   @param timeout [Numeric, nil] seconds; nil: no limit
+    #   @return [IO, nil] self; nil on timeout
+
+    # @!method close
+    #   Core's `IO#close`, which first wakes the fibers waiting on the IO (in any method of
+    #   this module) with IOError ("stream closed in another fiber").
+    #   @return [nil]
+
+    # @!method close_read
+    #   Core's `IO#close_read`; if that closed the descriptor, the fibers waiting on it get
+    #   IOError, as with {#close}.
+    #   @return [nil]
+
+    # @!method close_write
+    #   Core's `IO#close_write`; if that closed the descriptor, the fibers waiting on it get
+    #   IOError, as with {#close}.
+    #   @return [nil]
+
+    # @!method reopen(*args)
+    #   Core's `IO#reopen`; the reactor then checks the new file under the descriptor number
+    #   anew (its blocking mode, its poller registration).
+    #   @param args [Array<Object>] as core's: another IO, or a path and a mode
+    #   @return [IO] self
+
+    # Core's `IO#each_char`: yields each character until end of file, waiting for each.
+    #
+    # @yieldparam char [String]
+    # @return [IO, Enumerator] self; an Enumerator without a block
     def each_char
       return enum_for(:each_char) unless block_given?
 
@@ -29,7 +186,10 @@ module Polyphony
       self
     end
 
-    # Calls the block with each byte until end of file; returns self.
+    # Core's `IO#each_byte`: yields each byte until end of file, waiting for each.
+    #
+    # @yieldparam byte [Integer]
+    # @return [IO, Enumerator] self; an Enumerator without a block
     def each_byte
       return enum_for(:each_byte) unless block_given?
 
@@ -39,31 +199,148 @@ module Polyphony
       self
     end
 
-    # The next character; raises EOFError at end of file.
+    # Core's `IO#readchar`: the next character, waiting for it.
+    #
+    # @return [String]
+    # @raise [EOFError] at end of file
     def readchar
       getc or raise EOFError, 'end of file reached'
     end
 
-    # The next byte; raises EOFError at end of file.
+    # Core's `IO#readbyte`: the next byte, waiting for it.
+    #
+    # @return [Integer]
+    # @raise [EOFError] at end of file
     def readbyte
       getbyte or raise EOFError, 'end of file reached'
     end
   end
 
+  # The socket methods that wait (`ext/polyphony/src/bind/io.rs`), prepended to core's
+  # `BasicSocket`, so every socket class has them. Sockets are IOs: {IOExtensions}' reads and
+  # writes serve them too.
+  #
+  # @!method recv(maxlen, flags = 0, outbuf = nil)
+  #   Core's `BasicSocket#recv`: one receive, waiting for data.
+  #   @param maxlen [Integer]
+  #   @param flags [Integer] `Socket::MSG_*` flags, or-ed
+  #   @param outbuf [String, nil] a String to fill and return instead of a new one
+  #   @return [String, nil] the bytes received; at end of stream "" (nil from Ruby 3.3, as
+  #     core's)
+  #   @raise [IOError] when bytes are in the read buffer (as core), or the socket is closed
+  #
+  # @!method recv_loop(maxlen = 8192)
+  #   {IOExtensions#read_loop} under a socket's name: yields each chunk received until end
+  #   of stream.
+  #   @param maxlen [Integer] the most one chunk holds
+  #   @yieldparam data [String] the chunk (binary)
+  #   @return [BasicSocket] self, at end of stream
+  #   @raise [ArgumentError] without a block
+  #
+  # @!method send(mesg, flags, dest_sockaddr = nil)
+  #   Core's `BasicSocket#send`: one send, waiting until the socket takes some bytes.
+  #   @param mesg [String]
+  #   @param flags [Integer] `Socket::MSG_*` flags, or-ed
+  #   @param dest_sockaddr [Addrinfo, String, nil] where to send it (a datagram socket's
+  #     destination)
+  #   @return [Integer] how many bytes it took
+  #
+  # @!method close_read
+  #   Core's `BasicSocket#close_read` (a shutdown of the read half); if that closed the
+  #   descriptor, the fibers waiting on it get IOError, as with {IOExtensions#close}.
+  #   @return [nil]
+  #
+  # @!method close_write
+  #   Core's `BasicSocket#close_write` (a shutdown of the write half); if that closed the
+  #   descriptor, the fibers waiting on it get IOError, as with {IOExtensions#close}.
+  #   @return [nil]
+  module SocketExtensions
+  end
+
+  # Accepting connections without blocking the thread (`ext/polyphony/src/bind/tcp_server.rs`),
+  # prepended to core's `TCPServer` and `UNIXServer`. Servers listen with Ruby's backlog
+  # (`SOMAXCONN`).
+  #
+  # @example An echo server
+  #   server = TCPServer.new('127.0.0.1', 1234)
+  #   server.accept_loop do |client|
+  #     spin { client.read_loop { |data| client.write(data) } }
+  #   end
+  #
+  # @!method accept
+  #   Core's `accept`: waits for a connection, suspending only the calling fiber. Only the
+  #   fibers spun since the last switchpoint run before it returns a connection that was
+  #   already waiting, so a burst of connections is accepted quickly.
+  #   @return [TCPSocket, UNIXSocket] the connection
+  #   @raise [IOError] when the server is closed while the fiber waits
+  #
+  # @!method accept_loop
+  #   Yields each connection as it is accepted, forever (until the block breaks or raises).
+  #   @yieldparam socket [TCPSocket, UNIXSocket] the connection
+  #   @return [void]
+  module ServerExtensions
+  end
+
+  # Accepting and connecting without blocking the thread (`ext/polyphony/src/bind/socket.rs`),
+  # prepended to core's `Socket`.
+  #
+  # @!method accept
+  #   Core's `Socket#accept`: waits for a connection, suspending only the calling fiber.
+  #   @return [Array(Socket, Addrinfo)] the connection and the peer's address
+  #
+  # @!method accept_loop
+  #   Yields each connection as it is accepted, forever (until the block breaks or raises).
+  #   @yieldparam socket [Socket] the connection
+  #   @yieldparam addrinfo [Addrinfo] the peer's address
+  #   @return [void]
+  #
+  # @!method connect(address)
+  #   Core's `Socket#connect`: connects without blocking the thread; the fiber waits until
+  #   the connection is established or refused.
+  #   @param address [Addrinfo, String] an Addrinfo or a packed socket address
+  #   @return [0]
+  #   @raise [SystemCallError] as core's (`Errno::ECONNREFUSED`, ...), worded as core's
+  module RawSocketExtensions
+  end
+
   # `TCPSocket.new`/`open` with a non-blocking connect: only the calling fiber waits for the
-  # connection. (`TCPServer`, a subclass, is left to core.)
+  # connection. Prepended to `TCPSocket`'s singleton class. (`TCPServer`, a subclass, is left
+  # to core.)
   module TCPSocketConnect
-    # Connects to `remote_host`:`remote_port` (from `local_host`:`local_port` if given) and
-    # returns the socket; raises core's errors (`Errno::ECONNREFUSED`, `SocketError`, and
-    # `Errno::ETIMEDOUT` after `connect_timeout` seconds).
+    # Core's `TCPSocket.new`: connects to `remote_host`:`remote_port` (from
+    # `local_host`:`local_port` if given), trying each address of the host in turn, and
+    # returns the socket.
+    #
+    # @overload new(remote_host, remote_port, local_host = nil, local_port = nil, connect_timeout: nil)
+    #   @param remote_host [String]
+    #   @param remote_port [Integer, String]
+    #   @param local_host [String, nil]
+    #   @param local_port [Integer, String, nil]
+    #   @param connect_timeout [Numeric, nil] seconds
+    # @return [TCPSocket]
+    # @raise [SocketError] when the host has no address
+    # @raise [Errno::ETIMEDOUT] after `connect_timeout` seconds
+    # @raise [SystemCallError] core's connect errors (`Errno::ECONNREFUSED`, ...)
+    # @example
+    #   socket = TCPSocket.new('127.0.0.1', 1234, connect_timeout: 5)
     def new(*args, **options)
       return super if self <= TCPServer
 
       connect(*args, **options)
     end
 
-    # Like `new`; with a block, yields the socket and closes it afterwards, returning the
+    # Like {#new}; with a block, yields the socket and closes it afterwards, returning the
     # block's value.
+    #
+    # @overload open(remote_host, remote_port, local_host = nil, local_port = nil, connect_timeout: nil)
+    #   @param remote_host [String]
+    #   @param remote_port [Integer, String]
+    #   @param local_host [String, nil]
+    #   @param local_port [Integer, String, nil]
+    #   @param connect_timeout [Numeric, nil] seconds
+    # @yieldparam socket [TCPSocket]
+    # @return [TCPSocket, Object] the socket; the block's value with a block
+    # @raise (see #new)
     def open(*args, **options, &block)
       return super if self <= TCPServer
 
@@ -79,6 +356,7 @@ module Polyphony
 
     private
 
+    # Connects to the first address of `remote_host` that accepts; raises the last error.
     def connect(remote_host, remote_port, local_host = nil, local_port = nil, connect_timeout: nil)
       error = nil
       Addrinfo.getaddrinfo(remote_host, remote_port, nil, :STREAM).each do |address|
@@ -92,6 +370,7 @@ module Polyphony
       raise error.class, "connect(2) for #{remote_host.inspect} port #{remote_port}"
     end
 
+    # Connects a new socket to `address` and returns it as an instance of this class.
     def connect_to(address, local_host, local_port, timeout)
       socket = Socket.new(address.pfamily, address.socktype, address.protocol)
       if local_host || local_port
@@ -106,6 +385,7 @@ module Polyphony
       raise
     end
 
+    # Connects `socket`, raising Errno::ETIMEDOUT after `timeout` seconds if given.
     def connect_within(socket, address, timeout)
       return socket.connect(address) unless timeout
 
@@ -117,9 +397,36 @@ module Polyphony
   end
 end
 
-IO.prepend(Polyphony::IOExtensions)
-BasicSocket.prepend(Polyphony::SocketExtensions)
-TCPServer.prepend(Polyphony::ServerExtensions)
-UNIXServer.prepend(Polyphony::ServerExtensions)
-Socket.prepend(Polyphony::RawSocketExtensions)
-TCPSocket.singleton_class.prepend(Polyphony::TCPSocketConnect)
+# Core's IO, with Polyphony's modules prepended (listed here): its reads, writes and waits
+# suspend only the calling fiber. `polyphony/concurrently` adds Concurrently's `await_*`
+# methods.
+class IO
+  prepend Polyphony::IOExtensions
+end
+
+# Core's BasicSocket, with Polyphony's modules prepended (listed here).
+class BasicSocket < IO
+  prepend Polyphony::SocketExtensions
+end
+
+# Core's TCPServer, with Polyphony's modules prepended (listed here).
+class TCPServer < TCPSocket
+  prepend Polyphony::ServerExtensions
+end
+
+# Core's UNIXServer, with Polyphony's modules prepended (listed here).
+class UNIXServer < UNIXSocket
+  prepend Polyphony::ServerExtensions
+end
+
+# Core's Socket, with Polyphony's modules prepended (listed here).
+class Socket < BasicSocket
+  prepend Polyphony::RawSocketExtensions
+end
+
+# Core's TCPSocket, with Polyphony's modules prepended to its singleton class (listed here).
+class TCPSocket < IPSocket
+  class << self
+    prepend Polyphony::TCPSocketConnect
+  end
+end

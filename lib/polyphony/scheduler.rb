@@ -109,12 +109,14 @@ module Polyphony
     end
 
     # Runs the block; if it still runs after `duration` seconds, raises `exception_class`
-    # with `exception_arguments` in it (see {Kernel#cancel_after}).
+    # with `exception_arguments` in it (see `cancel_after`).
     #
     # @param duration [Numeric]
     # @param exception_class [Class]
     # @param exception_arguments [Array] the message
+    # @yield the work to time out
     # @return [Object] the block's value
+    # @raise [Exception] `exception_class`, when time is up
     def timeout_after(duration, exception_class, *exception_arguments, &block)
       exception = exception_arguments.empty? ? exception_class : [exception_class, *exception_arguments]
       cancel_after(duration, with_exception: exception, &block)
@@ -123,6 +125,10 @@ module Polyphony
     # `IO.select` in a non-blocking fiber (Ruby 3.2 and later call this hook; Polyphony's
     # `IO.select` does the same on 3.1 and in blocking fibers).
     #
+    # @param readables [Array<IO>, nil]
+    # @param writables [Array<IO>, nil]
+    # @param exceptables [Array<IO>, nil]
+    # @param timeout [Numeric, nil] seconds; nil: no limit
     # @return [Array<Array<IO>>, nil] as `IO.select`
     def io_select(readables, writables, exceptables, timeout)
       Fiber.blocking { IO.select(readables, writables, exceptables, timeout) }
@@ -145,6 +151,8 @@ module Polyphony
     # `Fiber.schedule { }`: spins a fiber running the block and runs it at once, until it
     # first waits.
     #
+    # @param _options [Array] ignored
+    # @yield the fiber's work
     # @return [Fiber]
     def fiber(*_options, &block)
       fiber = spin(&block)
@@ -171,6 +179,9 @@ module Polyphony
     private
 
     # Waits, whatever happens meanwhile, until `worker` has ended.
+    #
+    # @param worker [Thread, nil]
+    # @return [void]
     def finish_work(worker)
       while worker&.alive?
         begin

@@ -5,7 +5,8 @@ module Polyphony
   # ends (returning, raising, `Thread#raise`, `Thread#kill`), the fibers it spun are stopped
   # first and their `ensure` blocks run, as when any fiber ends.
   module ThreadChildren
-    # Runs the block like core's `Thread#initialize`, then stops the fibers it spun.
+    # Core's `Thread#initialize`: runs the block in the new thread, then stops the fibers it
+    # spun.
     #
     # @param args [Array] passed to the block, as core does
     # @param keywords [Hash] passed to the block, as core does
@@ -46,6 +47,8 @@ module Polyphony
     # that `Thread#inspect` and the "terminated with exception" report name the user's code.
     #
     # @api private
+    # @param block [Proc] the thread's block
+    # @return [Proc]
     def self.wrap(block)
       file, line = block.source_location
       return proc { |*args, **keywords| run(block, args, keywords) } unless file
@@ -57,6 +60,7 @@ module Polyphony
     # Calls `block` with `args` and `keywords`, then stops the live fibers it spun.
     #
     # @api private
+    # @return [Object] the block's value
     def self.run(block, args, keywords)
       block.call(*args, **keywords)
     ensure
@@ -65,18 +69,22 @@ module Polyphony
   end
 end
 
-# Polyphony's switchpoint, as a method of the thread.
+# Core's Thread, with Polyphony's modules prepended (listed here), and the switchpoint as a
+# method of the thread.
 class Thread
+  prepend Polyphony::ThreadChildren
+
+  class << self
+    prepend Polyphony::ThreadChildren::Start
+  end
+
   # The switchpoint itself: runs the other runnable fibers (waiting for IO or timers if none
-  # is runnable) until the current fiber is scheduled again.
+  # is runnable) until the current fiber is scheduled again. The same as `suspend`.
   #
   # @return [Object] the value the current fiber is resumed with
-  # @raise [Exception] an exception the current fiber is resumed with (e.g. from
+  # @raise [Exception] an exception the current fiber is resumed with (e.g. by
   #   {Fiber#raise})
   def switch_fiber
     suspend
   end
 end
-
-Thread.prepend(Polyphony::ThreadChildren)
-Thread.singleton_class.prepend(Polyphony::ThreadChildren::Start)

@@ -12,10 +12,22 @@ module Polyphony
   # `Timeout.timeout` on Polyphony's timers: only the current fiber is interrupted (core's
   # version starts a thread), wherever it waits in Polyphony (sleep, IO, another fiber,
   # `receive`). Code that blocks the whole thread (a CPU loop, `system`, `Thread#join`) is
-  # not interrupted until it reaches a switchpoint.
+  # not interrupted until it reaches a switchpoint. Prepended to `Timeout` and its singleton
+  # class, so `Timeout.timeout` and an including class's `timeout` both use it.
   module TimeoutOverride
-    # Runs the block (yielding `sec`); if it is still running after `sec` seconds, raises
-    # `klass` (`Timeout::Error` by default) with `message`. `nil` or 0: no timeout.
+    # Core's `Timeout.timeout` on Polyphony's timers: runs the block; if it is still running
+    # after `sec` seconds, raises `klass` (`Timeout::Error` by default) with `message`.
+    # Without `klass`, the block sees a {Polyphony::TimeoutExpired}, which a `rescue => e`
+    # there does not swallow, and it leaves the block as `Timeout::Error`.
+    #
+    # @param sec [Numeric, nil] seconds; nil or 0: no timeout
+    # @param klass [Class, nil] the exception to raise in the block
+    # @param message [String, nil] its message ("execution expired" by default)
+    # @yieldparam sec [Numeric, nil] `sec`
+    # @return [Object] the block's value
+    # @raise [Timeout::Error, Exception] `klass` (`Timeout::Error` by default) when time is up
+    # @example
+    #   Timeout.timeout(5) { client.gets } # raises Timeout::Error after 5 seconds
     def timeout(sec, klass = nil, message = nil, &block)
       return yield(sec) if sec.nil? || sec.zero?
 
@@ -34,5 +46,10 @@ module Polyphony
   end
 end
 
-Timeout.singleton_class.prepend(Polyphony::TimeoutOverride)
-Timeout.prepend(Polyphony::TimeoutOverride)
+# Core's Timeout, with {Polyphony::TimeoutOverride} prepended to it and to its singleton class.
+module Timeout
+  class << self
+    prepend Polyphony::TimeoutOverride
+  end
+  prepend Polyphony::TimeoutOverride
+end

@@ -1,0 +1,184 @@
+# frozen_string_literal: true
+
+# Polyphony's additions to core's Fiber, defined by the engine (`ext/polyphony/src/bind/fiber.rs`).
+#
+# A fiber started with `spin` is run by its thread's reactor: it is switched to at
+# switchpoints (every wait), it is a child of the fiber that spun it, and other fibers can
+# wait for it, stop it, raise in it, restart it and send it messages. The main fiber and a
+# thread's root fiber take part too: they can be awaited, raised in and sent messages.
+#
+# @example A fiber tree
+#   parent = spin do
+#     spin(:child) { sleep }
+#     sleep
+#   end
+#   snooze
+#   parent.children.map(&:tag) # => [:child]
+#   parent.interrupt           # the child is stopped with its parent
+#
+# @!method schedule(value = nil)
+#   Queues the fiber to be resumed with `value` at a coming switchpoint: the wait it is
+#   in (`suspend`, `sleep` without a duration, ...) returns `value`. An exception as
+#   `value` is raised in the fiber instead. A fiber that ended is left alone.
+#   @param value [Object] what the fiber's wait returns, or an exception to raise there
+#   @return [Fiber] self
+#   @example
+#     waiter = spin { suspend }
+#     snooze
+#     waiter.schedule(:go)
+#     waiter.await # => :go
+#
+# @!method safe_transfer(value = nil)
+#   Switches to the fiber at once, handing it `value`, and suspends the current fiber
+#   until something schedules it again. Use it instead of core's `transfer` and `resume`,
+#   which refuse a fiber that Polyphony runs (see {Polyphony::FiberSwitchGuard}).
+#   @param value [Object] what the fiber's wait returns
+#   @return [Object] the value the current fiber is resumed with
+#   @raise [Exception] the value the current fiber is resumed with, if it is an exception
+#
+# @!method await
+#   Waits for the fiber to end and returns its result: the block's value, the value it was
+#   stopped with ({#interrupt}), or nil when it was terminated. Raises the exception the
+#   fiber ended with; its parent gets that exception too, unless the parent is the fiber
+#   awaiting it. A fiber that already ended answers at once. (Also known as `join`.)
+#   @return [Object] the fiber's result
+#   @raise [Exception] the exception the fiber ended with
+#   @raise [FiberError] for the current fiber, or a live fiber that Polyphony does not run
+#   @example
+#     spin { 1 + 1 }.await # => 2
+#
+# @!method join
+#   The same as {#await}.
+#   @return (see #await)
+#   @raise (see #await)
+#
+# @!method raise(*args)
+#   Raises an exception in the fiber, wherever it waits: at its current or next
+#   switchpoint, or at once when it is the current fiber. The arguments are those of
+#   `Kernel#raise`: an exception class and an optional message, an exception, or a
+#   message (a RuntimeError); none raises a RuntimeError. A fiber Polyphony does not run
+#   (an Enumerator's, say) gets core's `Fiber#raise`.
+#   @overload raise(exception_class = RuntimeError, message = nil, backtrace = nil)
+#     @param exception_class [Class]
+#     @param message [String, nil]
+#     @param backtrace [Array<String>, nil]
+#   @overload raise(exception)
+#     @param exception [Exception]
+#   @overload raise(message)
+#     @param message [String] the message of a RuntimeError
+#   @return [Fiber] self
+#   @example
+#     worker = spin { sleep }
+#     snooze
+#     worker.raise(ArgumentError, 'no longer needed')
+#     worker.await # raises ArgumentError
+#
+# @!method interrupt(value = nil)
+#   Stops the fiber at its current or next switchpoint: its `ensure` blocks run, its live
+#   children are stopped, and it ends with `value` as its result, which {#await} returns.
+#   (Also known as `move_on` and `stop`.)
+#   @param value [Object] the fiber's result
+#   @return [Fiber] self
+#   @example
+#     worker = spin { sleep }
+#     snooze
+#     worker.interrupt(:cancelled)
+#     worker.await # => :cancelled
+#
+# @!method move_on(value = nil)
+#   The same as {#interrupt}.
+#   @param value [Object] the fiber's result
+#   @return [Fiber] self
+#
+# @!method stop(value = nil)
+#   The same as {#interrupt}.
+#   @param value [Object] the fiber's result
+#   @return [Fiber] self
+#
+# @!method restart
+#   Makes the fiber run its block again from the start. A live fiber stays the same
+#   object (its `ensure` blocks run first, and its children are stopped); for a fiber
+#   that ended, a new fiber with the same block and tag is spun as a child of the current
+#   fiber. A message sent right after the restart is received by the restarted run.
+#   (Also known as `reset`.)
+#   @return [Fiber] the restarted fiber: self when it was live, otherwise the new fiber
+#   @raise [FiberError] for a root fiber, or a fiber that Polyphony does not run
+#
+# @!method reset
+#   The same as {#restart}.
+#   @return (see #restart)
+#   @raise (see #restart)
+#
+# @!method <<(message)
+#   Puts `message` in the fiber's mailbox, waking the fiber if it waits in
+#   {Kernel#receive}. A message to a fiber that ended is dropped.
+#   @param message [Object]
+#   @return [Fiber] self, so that sends chain
+#   @raise [FiberError] for a live fiber that another thread's reactor runs
+#   @example
+#     printer = spin { loop { puts receive } }
+#     printer << 'one' << 'two'
+#
+# @!method state
+#   Where the fiber is in its life.
+#   @return [Symbol] `:running` (the current fiber), `:runnable` (queued to run),
+#     `:waiting` or `:dead`
+#
+# @!method parent
+#   The fiber that spun this one (the thread's root fiber for a `defer`red one).
+#   @return [Fiber, nil] nil for a root fiber, or a fiber Polyphony does not run
+#
+# @!method tag
+#   The tag given to {Kernel#spin}.
+#   @return [Object] nil when none was given
+#
+# @!method children
+#   The fiber's live children, oldest first.
+#   @return [Array<Fiber>]
+#
+# @!method terminate_all_children
+#   Stops every live child of the fiber (their `ensure` blocks run) and waits until all
+#   have ended. The main fiber's children are stopped this way at exit, and a thread's
+#   root fiber's when the thread's block ends.
+#   @return [Fiber] self
+#   @raise [Exception] an exception a child passed up while it was being stopped
+#
+# @!method await_all_children
+#   Waits until every child of the fiber has ended, or until nothing more can happen.
+#   @return [Fiber] self
+#   @raise [Exception] the first exception a child passes up, at once
+#
+# @!method __core_raise(*args)
+#   Core's `Fiber#raise`, which {#raise} calls for the fibers Polyphony does not run.
+#   @api private
+#   @return [Object]
+class Fiber
+end
+
+module Polyphony
+  # Core's `Fiber#transfer` and `#resume`, prepended to Fiber: a fiber that Polyphony spun
+  # is switched to by its reactor only, since a switch by hand would leave the reactor
+  # waiting on a stack it no longer runs. Other fibers (the thread's root fiber, fibers made
+  # with `Fiber.new`) switch as in core.
+  #
+  # @api private
+  #
+  # @!method transfer(*args)
+  #   Core's `Fiber#transfer`, refused for a fiber that Polyphony runs.
+  #   @param args [Array<Object>] the values to hand over, as core's
+  #   @return [Object] as core's
+  #   @raise [FiberError] for a fiber Polyphony runs: use {Fiber#schedule},
+  #     {Fiber#safe_transfer} or {Fiber#raise}
+  #
+  # @!method resume(*args)
+  #   Core's `Fiber#resume`, refused for a fiber that Polyphony runs.
+  #   @param args [Array<Object>] the values to hand over, as core's
+  #   @return [Object] as core's
+  #   @raise [FiberError] for a fiber Polyphony runs
+  module FiberSwitchGuard
+  end
+end
+
+# Fibers that Polyphony spins are switched by their reactor: Fiber#transfer and #resume refuse
+# them with a FiberError (other fibers switch as in core).
+Fiber.prepend(Polyphony::FiberSwitchGuard)
