@@ -182,7 +182,7 @@ RSpec.describe 'core IO calls outside the IO methods Polyphony replaces' do
     # Runs `code` with its standard input a pipe that gets "one\ntwo\nthree\n" a line at a
     # time, 0.3 s apart once the program said "ready"; returns what it printed after that.
     def run_with_slow_stdin(code)
-      IO.popen([RbConfig.ruby, "-I#{SpecHelpers::LIB}", '-e', "$stdout.sync = true\n#{code}"], 'r+') do |program|
+      IO.popen([RbConfig.ruby, "-I#{Programs::LIB}", '-e', "$stdout.sync = true\n#{code}"], 'r+') do |program|
         expect(program.gets).to eq("ready\n")
         %w[one two three].each do |line|
           Kernel.sleep 0.3

@@ -2,7 +2,8 @@
 
 require_relative 'spec_helper'
 
-# The tutorial's echo server (examples/echo_server.rb), run as printed.
+# The tutorial's echo servers, run as printed (misbehaving clients are in
+# spec/hostile_clients_spec.rb).
 RSpec.describe 'examples/echo_server.rb' do
   before(:all) { @server, @port = start_example_server('examples/echo_server.rb') }
   after(:all) { stop_example_server(@server, @port) }
@@ -40,5 +41,30 @@ RSpec.describe 'examples/echo_server.rb' do
     Process.kill(:TERM, @server.pid)
     expect(@server.read).to eq("Echoing on port 1234...\n")
     @server.close
+  end
+end
+
+# The tutorial's complete server, which closes a connection idle for 10 seconds.
+RSpec.describe 'examples/echo_server_with_timeout.rb' do
+  it 'disconnects an idle client after 10 seconds, never an active one' do
+    server, port = start_example_server('examples/echo_server_with_timeout.rb')
+    started = now # the server's timer for this client starts after this
+    idle = TCPSocket.new('127.0.0.1', 1234)
+    active = TCPSocket.new('127.0.0.1', 1234)
+    idle_closed = spin { [idle.gets, now - started] }
+    replies = []
+    6.times do |i|
+      active.puts("ping #{i}")
+      replies << active.gets
+      sleep 2
+    end
+    line, closed_after = idle_closed.await
+    expect(line).to be_nil # closed by the server
+    expect_duration(closed_after, 10..12.5)
+    active.puts('still here')
+    expect(active.gets).to eq("you said: still here!\n")
+    expect(replies).to eq(6.times.map { "you said: ping #{_1}!\n" })
+  ensure
+    stop_example_server(server, port) if server
   end
 end

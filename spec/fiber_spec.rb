@@ -2,6 +2,8 @@
 
 require_relative 'spec_helper'
 
+# Fiber: what Polyphony gives a fiber (schedule, await, raise, stop, restart...), and how fibers
+# end.
 RSpec.describe 'Fiber#schedule' do
   it 'resumes a waiting fiber with the value, and returns self', gc: true do
     fiber = spin { suspend }
@@ -159,11 +161,138 @@ RSpec.describe 'Fiber#state' do
   end
 end
 
-RSpec.describe 'Thread#switch_fiber' do
-  it 'is a switchpoint that returns the value the fiber is resumed with', gc: true do
-    main = Fiber.current
-    spin { main.schedule(:switched) }
-    expect(Thread.current.switch_fiber).to eq(:switched)
+RSpec.describe 'Fiber#raise' do
+  it 'raises in the fiber, and the exception goes up to the main fiber (the guide)' do
+    out, err, status = run_ruby(<<~RUBY)
+      require 'polyphony'
+      sleeper = spin { sleep 1 }
+      sleep 0.5
+      sleeper.raise 'Foo'
+      sleep 1
+      puts 'not reached'
+    RUBY
+    expect(out).to eq('')
+    expect(err).to match(/Foo \(RuntimeError\)/)
+    expect(status.success?).to be(false)
+  end
+
+  it 'takes an exception, a class with a message, or a message', gc: true do
+    caught = []
+    fiber = spin do
+      3.times do
+        sleep
+      rescue StandardError => e
+        caught << [e.class, e.message]
+      end
+    end
+    snooze
+    fiber.raise(ArgumentError.new('one'))
+    snooze
+    fiber.raise(TypeError, 'two')
+    snooze
+    fiber.raise('three')
+    fiber.await
+    expect(caught).to eq([[ArgumentError, 'one'], [TypeError, 'two'], [RuntimeError, 'three']])
+  end
+
+  it 'raises at once in the current fiber' do
+    expect { Fiber.current.raise(IOError, 'now') }.to raise_error(IOError, 'now')
+  end
+end
+
+RSpec.describe 'Fiber#interrupt, #move_on and #stop' do
+  it 'stops the fiber, whose await returns the value (the guide)', gc: true do
+    sleeper = spin { sleep 1; :foo }
+    sleep 0.05
+    sleeper.move_on :bar
+    expect(sleeper.await).to eq(:bar)
+    expect(spin { sleep }.tap { snooze }.interrupt(:x).await).to eq(:x)
+    stopped = spin { sleep }
+    snooze
+    expect(stopped.stop.await).to be_nil
+  end
+
+  it 'runs ensure blocks, and stops a fiber that has not started yet' do
+    log = []
+    fiber = spin do
+      sleep
+    ensure
+      log << :ensure
+    end
+    snooze
+    fiber.stop
+    fiber.await
+    unstarted = spin { log << :ran }
+    unstarted.stop(:never)
+    expect(unstarted.await).to eq(:never)
+    expect(log).to eq([:ensure])
+  end
+
+  it 'builds the guide hand-made with_timeout' do
+    timeout_error = Class.new(RuntimeError)
+    with_timeout = lambda do |duration, &block|
+      timeout_fiber = spin do
+        sleep duration
+        raise timeout_error
+      end
+      block.call
+    ensure
+      timeout_fiber.stop
+    end
+    expect(with_timeout.call(0.2) { sleep 0.01; :foo }).to eq(:foo)
+    expect { with_timeout.call(0.02) { sleep 1; :bar } }.to raise_error(timeout_error)
+    expect(Fiber.current.children).to be_empty
+  end
+end
+
+RSpec.describe 'Fiber#restart' do
+  it 'runs the block of a live fiber again, as the same fiber', gc: true do
+    runs = 0
+    fiber = spin do
+      runs += 1
+      sleep
+    end
+    snooze
+    expect(fiber.restart).to equal(fiber)
+    snooze
+    expect(runs).to eq(2)
+    expect(fiber.reset).to equal(fiber)
+    snooze
+    expect(runs).to eq(3)
+    fiber.stop
+  end
+
+  it 'spins a new fiber with the same block when the fiber has ended' do
+    runs = 0
+    fiber = spin { runs += 1 }
+    fiber.await
+    again = fiber.restart
+    expect(again).not_to equal(fiber)
+    again.await
+    expect(runs).to eq(2)
+  end
+
+  it 'keeps a message sent right after the restart for the new run: the guide search' do
+    shown = []
+    searcher = spin do
+      peer, term = receive
+      sleep 0.2 # the database query, far longer than the pauses between key strokes
+      peer << "results for #{term}"
+    end
+    %w[p po pol poly].each do |term|
+      spin do
+        searcher.restart
+        searcher << [Fiber.current, term]
+        shown << receive
+      end
+      sleep 0.005
+    end
+    sleep 0.4
+    expect(shown).to eq(['results for poly'])
+  end
+
+  it 'refuses to restart the main fiber' do
+    expect { Fiber.current.restart }.to raise_error(FiberError)
   end
 end
 
@@ -217,29 +346,6 @@ RSpec.describe 'exceptions crossing fibers' do
     expect { suspend }.to raise_error do |error|
       expect(error.backtrace.first).to include('fiber_spec.rb')
     end
-  end
-
-  it 'ends a fiber quietly with Terminate, or with a value with MoveOn' do
-    terminated = spin { raise Polyphony::Terminate }
-    moved_on = spin { raise Polyphony::MoveOn.new(:moved) }
-    expect(terminated.await).to be_nil
-    expect(moved_on.await).to eq(:moved)
-    expect { snooze }.not_to raise_error
-  end
-
-  it 'puts Polyphony\'s exceptions out of reach of a plain rescue' do
-    expect(Polyphony::BaseException.ancestors).not_to include(StandardError)
-    fiber = spin do
-      begin
-        suspend
-      rescue => e # rubocop:disable Style/RescueStandardError
-        :swallowed
-      end
-      :not_swallowed
-    end
-    snooze
-    fiber.schedule(Polyphony::MoveOn.new(:stopped))
-    expect(fiber.await).to eq(:stopped)
   end
 end
 
@@ -378,6 +484,97 @@ RSpec.describe 'the end of a fiber' do
     fiber = Fiber.new { :never }
     expect(fiber.terminate_all_children).to eq(fiber)
     expect(fiber.await_all_children).to eq(fiber)
+  end
+end
+
+RSpec.describe 'Every kind of cancellation' do
+  it 'runs ensure blocks, wherever the fiber waits' do
+    log = []
+    waits = {
+      sleep: -> { sleep 1 },
+      io: lambda do
+        r, w = IO.pipe
+        begin
+          r.gets
+        ensure
+          [r, w].each(&:close)
+        end
+      end,
+      fiber: -> { spin { sleep 1 }.await },
+      receive: -> { Kernel.receive }
+    }
+    cancellations = {
+      stop: ->(f) { f.stop },
+      raise: ->(f) { f.raise(IOError) },
+      restart: ->(f) { f.restart },
+      move_on_after: nil,
+      cancel_after: nil,
+      timeout: nil
+    }
+    waits.each do |wait_name, wait|
+      cancellations.each do |kind, cancel|
+        fiber = spin do
+          guard = case kind
+                  when :move_on_after then ->(&b) { move_on_after(0.005, &b) }
+                  when :cancel_after then ->(&b) { cancel_after(0.005, &b) }
+                  when :timeout then ->(&b) { Timeout.timeout(0.005, &b) }
+                  else ->(&b) { b.call }
+                  end
+          begin
+            guard.call { wait.call }
+          ensure
+            log << [wait_name, kind]
+          end
+        rescue IOError, Polyphony::Cancel, Timeout::Error
+          nil
+        end
+        snooze
+        cancel&.call(fiber)
+        sleep 0.02
+        fiber.stop
+        fiber.await
+      end
+    end
+    expected = waits.keys.product(cancellations.keys)
+    expect(log.uniq).to match_array(expected)
+    expect(Polyphony.stats).to include(runnable: 0, timers: 0, io_waits: 0)
+  end
+end
+
+RSpec.describe 'Cancellation, misused or crowded' do
+  it 'delivers every exception sent to a fiber, one per switchpoint' do
+    result = move_on_after(0.02, with_value: :outer) do
+      move_on_after(0.01, with_value: :inner) do
+        started = now
+        nil while now - started < 0.03 # both timers are due when the block next waits
+        sleep 1
+      end
+      sleep 1
+      :lost
+    end
+    expect(result).to eq(:outer)
+    caught = []
+    fiber = spin do
+      sleep
+    rescue RuntimeError => e
+      caught << e.message
+      sleep
+    end
+    snooze
+    fiber.raise('first')
+    fiber.stop(:stopped)
+    expect(fiber.await).to eq(:stopped)
+    expect(caught).to eq(['first'])
+  end
+
+  it 'stops a child whose timeout fires in the same tick as its parent ends' do
+    parent = spin do
+      spin { loop { move_on_after(0.001) { sleep 1 } } }
+      sleep 0.01
+      :parent_done
+    end
+    expect(parent.await).to eq(:parent_done)
+    expect(Polyphony.stats).to include(fibers: 1, timers: 0)
   end
 end
 

@@ -2,6 +2,8 @@
 
 require_relative 'spec_helper'
 
+# Kernel: spin, sleep, snooze, suspend, defer, move_on_after, cancel_after and messaging
+# (receive).
 RSpec.describe 'Kernel#spin' do
   it 'returns a runnable fiber that starts only at the next switchpoint', gc: true do
     order = []
@@ -87,11 +89,10 @@ RSpec.describe 'Kernel#sleep' do
   end
 
   it 'sleeps in the main fiber while other fibers run' do
-    ticks = 0
-    spin { loop { ticks += 1; sleep 0.01 } }
+    ticker = Ticker.new(0.01)
     took = elapsed { sleep 0.2 }
     expect_duration(took, 0.2..1)
-    expect(ticks).to be_between(5, (took / 0.01).floor + 1)
+    expect(ticker.ticks).to be_between(5, (took / 0.01).floor + 1)
   end
 
   it 'is not rounded to milliseconds: sleep 0.0005 can last about half a millisecond' do
@@ -228,5 +229,129 @@ RSpec.describe 'Kernel#defer' do
 
   it 'requires a block' do
     expect { defer }.to raise_error(ArgumentError, 'no block given')
+  end
+end
+
+RSpec.describe 'move_on_after and cancel_after' do
+  it 'return the block value when it finishes in time, and the given value otherwise', gc: true do
+    expect(move_on_after(1) { :done }).to eq(:done)
+    expect(move_on_after(0.01) { sleep 100 }).to be_nil
+    expect(move_on_after(0.01, with_value: :foo) { sleep 100 }).to eq(:foo)
+    duration = elapsed { move_on_after(0.02) { sleep 10 } }
+    expect_duration(duration, 0.02..2)
+  end
+
+  it 'raise Polyphony::Cancel, or the exception given in any form', gc: true do
+    expect { cancel_after(0.01) { sleep 100 } }.to raise_error(Polyphony::Cancel)
+    expect { cancel_after(0.01, with_exception: IOError) { sleep 100 } }.to raise_error(IOError)
+    expect { cancel_after(0.01, with_exception: IOError.new('x')) { sleep 100 } }.to raise_error(IOError, 'x')
+    expect { cancel_after(0.01, with_exception: [IOError, 'y']) { sleep 100 } }.to raise_error(IOError, 'y')
+    expect { cancel_after(0.01, with_exception: 'z') { sleep 100 } }.to raise_error(RuntimeError, 'z')
+    expect(cancel_after(1) { :fine }).to eq(:fine)
+  end
+
+  it 'can be reset from the block' do
+    started = now
+    result = move_on_after(0.25) do |timeout|
+      4.times do
+        sleep 0.05
+        timeout.reset
+      end
+      :survived
+    end
+    expect(result).to eq(:survived)
+    expect(now - started).to be >= 0.2
+  end
+
+  it 'stops nested timeouts at the right level' do
+    expect(move_on_after(0.02, with_value: :outer) { move_on_after(1, with_value: :inner) { sleep 1 } })
+      .to eq(:outer)
+    expect(move_on_after(1, with_value: :outer) { [move_on_after(0.01, with_value: :inner) { sleep 1 }, :on] })
+      .to eq(%i[inner on])
+    expect { cancel_after(0.02) { move_on_after(1) { sleep 1 } } }.to raise_error(Polyphony::Cancel)
+    expect(move_on_after(0.02, with_value: :outer) { cancel_after(1) { sleep 1 } }).to eq(:outer)
+  end
+
+  it 'never fire later into unrelated code' do
+    move_on_after(0.01) { :quick }
+    cancel_after(0.01) { :quick }
+    expect { sleep 0.05 }.not_to raise_error
+    expect(Polyphony.stats[:timers]).to eq(0)
+  end
+
+  it 'leave the reactor empty after 100,000 timeouts that were not needed' do
+    100_000.times { move_on_after(1) { nil } }
+    50_000.times { cancel_after(1) { nil } }
+    expect(Polyphony.stats).to include(runnable: 0, timers: 0, io_waits: 0)
+  end
+
+  it 'interrupt IO waits and leave no waiter behind', gc: true do
+    r, w = IO.pipe
+    expect(move_on_after(0.01, with_value: :timed_out) { r.gets }).to eq(:timed_out)
+    expect(Polyphony.stats[:io_waits]).to eq(0)
+    w << "line\n"
+    expect(r.gets).to eq("line\n")
+    [r, w].each(&:close)
+  end
+
+  it 'interrupt a wait for another fiber, and run ensure blocks' do
+    log = []
+    worker = spin { sleep 1 }
+    move_on_after(0.01) do
+      worker.await
+    ensure
+      log << :ensure
+    end
+    expect(log).to eq([:ensure])
+    expect(worker.state).to eq(:waiting)
+    worker.stop
+  end
+
+  it 'check their arguments' do
+    expect { move_on_after(-1) { nil } }.to raise_error(ArgumentError)
+    expect { move_on_after('x') { nil } }.to raise_error(TypeError)
+    expect { move_on_after(1) }.to raise_error(ArgumentError, 'no block given')
+    expect { move_on_after(1, foo: 1) { nil } }.to raise_error(ArgumentError)
+    expect { cancel_after(1, with_exception: []) { nil } }.to raise_error(ArgumentError)
+  end
+end
+
+RSpec.describe 'Messaging' do
+  it 'delivers messages in order, in the main fiber too', gc: true do
+    echo = spin do
+      loop do
+        message = receive
+        break if message == :stop
+
+        Fiber.current.parent << [:echo, message]
+      end
+    end
+    echo << 1 << 2 << 3
+    expect([receive, receive, receive]).to eq([[:echo, 1], [:echo, 2], [:echo, 3]])
+    echo << :stop
+    echo.await
+    Fiber.current << :a << :b
+    expect(receive_all_pending).to eq(%i[a b])
+    expect(receive_all_pending).to eq([])
+  end
+
+  it 'leaves Object#send alone' do
+    expect(Fiber.current.send(:class)).to eq(Fiber)
+  end
+end
+
+RSpec.describe 'Cancellation, misused or crowded' do
+  it 'keeps received messages alive while receive_all_pending builds its array', gc: true do
+    receiver = spin do
+      seen = []
+      while seen.size < 50
+        batch = receive_all_pending
+        seen.concat(batch)
+        sleep 0.001 if batch.empty?
+      end
+      seen
+    end
+    50.times { |i| receiver << "message #{i}" * 2 }
+    expect(receiver.await).to eq(50.times.map { "message #{_1}" * 2 })
   end
 end

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative 'spec_helper'
+require_relative 'support/cancellable_waits'
 require_relative 'support/scheduler_harness'
 require 'io/wait'
 require 'monitor'
@@ -8,6 +9,9 @@ require 'open3'
 require 'socket'
 require 'timeout'
 
+# lib/polyphony/scheduler.rb: the reactor as Fiber.scheduler. Core's waits in spun fibers
+# (non-blocking) call its hooks and wait in the reactor while the other fibers run. The same
+# waits in the main fiber are in spec/core_waits_spec.rb.
 RSpec.describe 'Fiber::Scheduler' do
   include SchedulerSpecs
 
@@ -251,137 +255,7 @@ RSpec.describe 'Fiber::Scheduler' do
     end
   end
 
-  describe 'core waits in the main fiber, while spun fibers run' do
-    it 'Queue#pop' do
-      queue = Queue.new
-      spin do
-        sleep 0.2
-        queue << :item
-      end
-      expect_cooperative(:item) { queue.pop }
-    end
-
-    it 'SizedQueue#push, waiting for room' do
-      queue = SizedQueue.new(1)
-      queue << :filler
-      remover = spin do
-        sleep 0.2
-        queue.pop
-      end
-      expect_cooperative(%i[second second]) do
-        queue.push(:second)
-        [queue.pop, :second]
-      end
-      expect(remover.await).to eq(:filler)
-    end
-
-    it 'Mutex#lock, held by a spun fiber' do
-      mutex = Mutex.new
-      spin { mutex.synchronize { sleep 0.2 } }
-      snooze
-      expect(mutex).to be_locked
-      expect_cooperative(true) do
-        mutex.lock
-        mutex.owned?
-      end
-      mutex.unlock
-      expect(mutex).not_to be_locked
-    end
-
-    it 'Mutex#synchronize, held by a spun fiber' do
-      mutex = Mutex.new
-      spin { mutex.synchronize { sleep 0.2 } }
-      snooze
-      expect_cooperative(true) { mutex.synchronize { mutex.owned? } }
-      expect(mutex).not_to be_locked
-    end
-
-    it 'ConditionVariable#wait, signalled by a spun fiber: the mutex is the main fiber\'s again' do
-      mutex = Mutex.new
-      condition = ConditionVariable.new
-      ready = false
-      expect_cooperative([true, true]) do
-        mutex.synchronize do
-          spin do
-            sleep 0.2
-            mutex.synchronize do
-              ready = true
-              condition.signal
-            end
-          end
-          condition.wait(mutex) until ready
-          [ready, mutex.owned?]
-        end
-      end
-      expect(mutex).not_to be_locked
-    end
-
-    it 'Monitor#synchronize, held by a spun fiber' do
-      monitor = Monitor.new
-      spin { monitor.synchronize { sleep 0.2 } }
-      snooze
-      expect_cooperative(true) { monitor.synchronize { monitor.mon_owned? } }
-      expect(monitor.mon_locked?).to be(false)
-    end
-
-    it 'MonitorMixin::ConditionVariable#wait, signalled by a spun fiber' do
-      monitor = Monitor.new
-      condition = monitor.new_cond
-      ready = false
-      expect_cooperative([true, true]) do
-        monitor.synchronize do
-          spin do
-            sleep 0.2
-            monitor.synchronize do
-              ready = true
-              condition.signal
-            end
-          end
-          condition.wait_until { ready }
-          [ready, monitor.mon_owned?]
-        end
-      end
-      expect(monitor.mon_locked?).to be(false)
-    end
-
-    it 'Thread#join' do
-      thread = Thread.new do
-        Kernel.sleep 0.2
-        :joined
-      end
-      expect_cooperative([true, :joined]) { [thread.join.equal?(thread), thread.value] }
-    end
-
-    it 'Thread#value' do
-      thread = Thread.new do
-        Kernel.sleep 0.2
-        42
-      end
-      expect_cooperative(42) { thread.value }
-    end
-
-    it 'Process.wait(pid), setting $?' do
-      expect_cooperative([true, 3]) do
-        pid = spawn('sh', '-c', 'sleep 0.2; exit 3')
-        [Process.wait(pid) == pid, $?.exitstatus]
-      end
-    end
-
-    it 'Kernel#system' do
-      expect_cooperative([false, 4]) { [system('sleep 0.2; exit 4'), $?.exitstatus] }
-    end
-
-    it 'backticks' do
-      expect_cooperative("main\n") { `sleep 0.2; echo main` }
-    end
-
-    it 'Open3.capture2' do
-      expect_cooperative(["main\n", true]) do
-        out, status = Open3.capture2('sh', '-c', 'sleep 0.2; echo main')
-        [out, status.success?]
-      end
-    end
-
+  describe 'in the main fiber, while spun fibers run' do
     it 'Fiber.schedule runs the block at once and returns a Fiber' do
       order = []
       fiber = Fiber.schedule do
@@ -394,95 +268,7 @@ RSpec.describe 'Fiber::Scheduler' do
       expect(order).to eq(%i[started returned])
       expect_cooperative(:done) { fiber.await }
     end
-
-    it 'Timeout.timeout around Queue#pop raises Timeout::Error after its time' do
-      queue = Queue.new
-      expect_cooperative(Timeout::Error) do
-        Timeout.timeout(0.2) { queue.pop }
-      rescue Timeout::Error => e
-        e.class
-      end
-    end
   end
-
-  # Each wait, made in the example (instance_exec): what starts it, what checks afterwards
-  # that the cancelled waiter left nothing behind, and what cleans up after a failure.
-  cancellable_waits = {
-    'Queue#pop' => lambda do
-      queue = Queue.new
-      check = lambda do
-        popper = spin { queue.pop }
-        snooze
-        expect(queue.num_waiting).to eq(1) # the new popper only
-        queue << :later
-        expect(within { popper.await }).to eq(:later) # not taken by the cancelled waiter
-        expect(queue).to be_empty
-      end
-      [-> { queue.pop }, check, nil]
-    end,
-    'Mutex#lock' => lambda do
-      mutex = Mutex.new
-      holder = spin { mutex.synchronize { sleep } }
-      snooze
-      check = lambda do
-        expect(mutex).to be_locked # still by the holder
-        locker = spin { mutex.synchronize { :locked } }
-        snooze
-        holder.stop
-        expect(within { locker.await }).to eq(:locked)
-        expect(within { holder.await }).to be_nil
-        expect(mutex).not_to be_locked
-        expect(mutex.try_lock).to be(true)
-        mutex.unlock
-      end
-      [-> { mutex.lock }, check, -> { holder.stop }]
-    end,
-    'ConditionVariable#wait' => lambda do
-      mutex = Mutex.new
-      condition = ConditionVariable.new
-      owned_on_leaving = nil
-      wait = lambda do
-        mutex.synchronize do
-          condition.wait(mutex)
-        ensure
-          owned_on_leaving = mutex.owned?
-        end
-      end
-      check = lambda do
-        expect(owned_on_leaving).to be(true)
-        expect(mutex).not_to be_locked
-        waiter = spin { mutex.synchronize { condition.wait(mutex) && mutex.owned? } }
-        snooze
-        mutex.synchronize { condition.signal }
-        expect(within { waiter.await }).to be(true) # the signal was not lost on the cancelled waiter
-        expect(mutex).not_to be_locked
-      end
-      [wait, check, nil]
-    end,
-    'Thread#join' => lambda do
-      release = Queue.new
-      thread = Thread.new { release.pop }
-      check = lambda do
-        expect(thread).to be_alive
-        joiner = spin { thread.value }
-        snooze
-        release << :released
-        expect(within { joiner.await }).to eq(:released)
-      end
-      [-> { thread.join }, check, -> { release << :cleanup }]
-    end,
-    'Process.wait' => lambda do
-      pid = spawn_sleeper
-      check = lambda do
-        expect(Process.wait(pid, Process::WNOHANG)).to be_nil # still running, not reaped
-        waiter = spin { [Process.wait(pid), $?.termsig] }
-        snooze
-        Process.kill(:TERM, pid)
-        expect(within { waiter.await }).to eq([pid, Signal.list['TERM']])
-      end
-      [-> { Process.wait(pid) }, check, -> { reap(pid) }]
-    end
-  }
 
   # Starts the wait in a spun fiber (inside `run`), cancels it with `cancel` (given the
   # fiber) unless `run` times it out, and expects the fiber's result (or the class of its
@@ -509,33 +295,8 @@ RSpec.describe 'Fiber::Scheduler' do
     cleanup&.call
   end
 
-  # Runs the wait in the main fiber, with a spun fiber ticking, inside `run`; expects its
-  # value (or the class of its exception) to be `expected` after 0.1 s, and nothing left
-  # behind.
-  def time_out_and_check(make, expected, run:)
-    wait, check, cleanup = instance_exec(&make)
-    result, seconds, ticks = with_ticker do
-      instance_exec(wait, &run)
-    rescue Polyphony::Cancel, Timeout::Error => e
-      e.class
-    end
-    expect(result).to eq(expected)
-    expect_duration(seconds, 0.09..0.6)
-    expect(ticks).to be >= 5
-    check.call
-    expect_nothing_left
-  ensure
-    cleanup&.call
-  end
-
-  timed = {
-    'move_on_after(0.1)' => [:moved_on, ->(wait) { move_on_after(0.1, with_value: :moved_on) { wait.call } }],
-    'cancel_after(0.1): Polyphony::Cancel' => [Polyphony::Cancel, ->(wait) { cancel_after(0.1) { wait.call } }],
-    'Timeout.timeout(0.1): Timeout::Error' => [Timeout::Error, ->(wait) { Timeout.timeout(0.1) { wait.call } }]
-  }
-
   describe 'cancelling a core wait in a spun fiber' do
-    cancellable_waits.each do |name, make|
+    CancellableWaits::WAITS.each do |name, make|
       describe name do
         it 'Fiber#stop: the fiber ends at once' do
           cancel_and_check(make, nil, cancel: :stop.to_proc)
@@ -549,7 +310,7 @@ RSpec.describe 'Fiber::Scheduler' do
           cancel_and_check(make, RuntimeError, cancel: ->(waiter) { waiter.raise(RuntimeError, 'cancelled') })
         end
 
-        timed.each do |how, (expected, run)|
+        CancellableWaits::TIMED.each do |how, (expected, run)|
           it "#{how}: after 0.1 s" do
             cancel_and_check(make, expected, 0.09..0.6, run: run)
           end
@@ -574,32 +335,6 @@ RSpec.describe 'Fiber::Scheduler' do
       end
       expect(within { sleeper.await }).to eq([true, true])
       expect(mutex).not_to be_locked
-      expect_nothing_left
-    end
-  end
-
-  describe 'cancelling a core wait in the main fiber' do
-    cancellable_waits.each do |name, make|
-      describe name do
-        timed.each do |how, (expected, run)|
-          it "#{how}: after 0.1 s" do
-            time_out_and_check(make, expected, run: run)
-          end
-        end
-      end
-    end
-
-    it 'Fiber#raise from a spun fiber ends Queue#pop in the main fiber' do
-      queue = Queue.new
-      main = Fiber.current
-      spin do
-        sleep 0.1
-        main.raise(RuntimeError, 'cancelled')
-      end
-      took = elapsed { expect { queue.pop }.to raise_error(RuntimeError, 'cancelled') }
-      expect_duration(took, 0.09..0.6)
-      queue << :later
-      expect(within { spin { queue.pop }.await }).to eq(:later)
       expect_nothing_left
     end
   end
@@ -639,18 +374,6 @@ RSpec.describe 'Fiber::Scheduler' do
       expect(woken - pushed).to be < 0.1
     end
 
-    it 'a thread pushing to a Queue wakes the main fiber popping it at once' do
-      queue = Queue.new
-      pushed = nil
-      Thread.new do
-        Kernel.sleep 0.1
-        pushed = now
-        queue << :item
-      end
-      expect(queue.pop).to eq(:item)
-      expect(now - pushed).to be < 0.1
-    end
-
     it 'a thread unlocking a Mutex wakes the fiber waiting for it at once' do
       mutex = Mutex.new
       locked = Queue.new
@@ -673,23 +396,6 @@ RSpec.describe 'Fiber::Scheduler' do
   end
 
   describe 'an exception in a wait' do
-    def failing_thread
-      Thread.new do
-        Thread.current.report_on_exception = false
-        Kernel.sleep 0.05
-        raise 'boom'
-      end
-    end
-
-    def expect_reactor_working
-      sleeper = spin do
-        sleep 0.05
-        :slept
-      end
-      expect_duration(elapsed { expect(within { sleeper.await }).to eq(:slept) }, 0.04..0.5)
-      expect_nothing_left
-    end
-
     it 'Thread#join of a thread that raised raises its exception in the spun fiber' do
       thread = failing_thread
       joiner = spin do
@@ -698,12 +404,6 @@ RSpec.describe 'Fiber::Scheduler' do
         e.message
       end
       expect(within { joiner.await }).to eq('boom')
-      expect_reactor_working
-    end
-
-    it 'Thread#value of a thread that raised raises its exception in the main fiber' do
-      thread = failing_thread
-      expect { thread.value }.to raise_error(RuntimeError, 'boom')
       expect_reactor_working
     end
 
@@ -726,16 +426,6 @@ RSpec.describe 'Fiber::Scheduler' do
         e.class
       end
       expect(within(1) { waiter.await }).to eq(Errno::ECHILD)
-      expect_reactor_working
-    end
-
-    it 'Process.wait of a process that is not a child raises Errno::ECHILD in the main fiber' do
-      result = within(1) do
-        Process.wait(Process.ppid)
-      rescue SystemCallError => e
-        e.class
-      end
-      expect(result).to eq(Errno::ECHILD)
       expect_reactor_working
     end
   end
@@ -779,41 +469,6 @@ RSpec.describe 'Fiber::Scheduler' do
           values << :done
         end
       end
-    end
-  end
-
-  describe "core's classes" do
-    it 'stay the same constants, with their methods visible as in core' do
-      expect(Queue).to equal(Thread::Queue)
-      expect(Mutex).to equal(Thread::Mutex)
-      expect(Thread::Mutex.instance_method(:synchronize).owner).to eq(Polyphony::CoreWaits::MutexMethods)
-      expect { 1.system('true') }.to raise_error(NoMethodError, /private method .system. called/)
-      expect(Kernel.system('true')).to be(true)
-      expect(Object.private_method_defined?(:`)).to be(true)
-      expect(Process.respond_to?(:wait)).to be(true)
-    end
-  end
-
-  describe 'Thread#join with a time limit' do
-    it 'returns nil once the limit passes, in a spun fiber and in the main fiber' do
-      thread = Thread.new { Kernel.sleep 1 }
-      expect_cooperative([nil, nil]) do
-        [spin { thread.join(0.1) }.await, thread.join(0.1)]
-      end
-    ensure
-      thread.kill
-    end
-  end
-
-  describe 'an exception object as a value' do
-    it 'is returned, not raised, by Queue#pop and Thread#value in the main fiber' do
-      queue = Queue.new
-      spin do
-        sleep 0.05
-        queue << RuntimeError.new('a value')
-      end
-      expect(queue.pop).to be_a(RuntimeError)
-      expect(Thread.new { Kernel.sleep 0.05; ArgumentError.new }.value).to be_a(ArgumentError)
     end
   end
 

@@ -1,130 +1,31 @@
 # frozen_string_literal: true
 
 require 'polyphony'
-require 'open3'
-require 'rbconfig'
-require 'tmpdir'
-
-# Helpers for running whole programs and measuring time.
-module SpecHelpers
-  LIB = File.expand_path('../lib', __dir__)
-  ROOT = File.expand_path('..', __dir__)
-
-  # Runs Ruby `code` (or the program at `file`) in a new process with polyphony on the load
-  # path and `env` added to its environment. Returns [stdout, stderr, Process::Status, elapsed
-  # seconds].
-  def run_ruby(code = nil, file: nil, timeout: 30, signal: nil, signal_after: nil, env: {})
-    args = [RbConfig.ruby, "-I#{LIB}"]
-    args += file ? [file] : ['-e', code]
-    started = now
-    Open3.popen3(env, *args, chdir: ROOT) do |stdin, stdout, stderr, thread|
-      stdin.close
-      if signal
-        Kernel.sleep(signal_after)
-        Process.kill(signal, thread.pid)
-      end
-      out = Thread.new { stdout.read }
-      err = Thread.new { stderr.read }
-      unless thread.join(timeout)
-        Process.kill(:KILL, thread.pid)
-        raise "program did not finish in #{timeout} seconds"
-      end
-      [out.value, err.value, thread.value, now - started]
-    end
-  end
-
-  # The documents' servers listen on port 1234, as printed. Suites running side by side on one
-  # machine take turns with it: this waits for, and holds, a lock on `port` until the returned
-  # File is closed.
-  def self.claim_port(port)
-    lock = File.open(File.join(Dir.tmpdir, "polyphony-spec-port-#{port}.lock"), File::CREAT | File::RDWR)
-    lock.flock(File::LOCK_EX)
-    lock
-  end
-
-  # Starts the example program at `path`, a server on the documents' port 1234 (taken in turn
-  # with suites running beside this one), and waits until it accepts connections. Its output
-  # goes to a pipe, so Ruby buffers it until the program ends: readiness is the open port.
-  # Returns the program's IO (its output) and the port's lock, for `stop_example_server`.
-  def start_example_server(path)
-    port = SpecHelpers.claim_port(1234)
-    server = IO.popen([RbConfig.ruby, "-I#{LIB}", path], chdir: ROOT)
-    deadline = now + 10
-    begin
-      TCPSocket.new('127.0.0.1', 1234).close
-    rescue Errno::ECONNREFUSED
-      raise "#{path} did not start" if now > deadline
-
-      sleep 0.05
-      retry
-    end
-    [server, port]
-  end
-
-  # Ends a server that `start_example_server` started (if it still runs) and frees the port.
-  def stop_example_server(server, port)
-    unless server.closed?
-      Process.kill(:TERM, server.pid)
-      server.close # waits for the program to end
-    end
-    port.close
-  end
-
-  # Compacts the heap, moving every object that can move, and checks that every reference
-  # was updated. (Ruby 3.3 renamed double_heap, still accepted with a warning, to expand_heap.)
-  def self.verify_compaction_references
-    grow = RUBY_VERSION >= '3.3' ? :expand_heap : :double_heap
-    GC.verify_compaction_references(grow => true, toward: :empty)
-  end
-
-  # Stops a fiber (its `ensure` blocks run) at its next switchpoint.
-  def stop(fiber)
-    fiber.schedule(Polyphony::Terminate.new)
-  end
-
-  # The monotonic clock, in seconds.
-  def now
-    Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  end
-
-  # Expects `seconds` to lie in `range`. The upper bound is not checked under GC.stress, where
-  # every allocation runs the GC and durations say nothing; bounds leave room for a busy machine.
-  def expect_duration(seconds, range)
-    expect(seconds).to be >= range.begin if range.begin
-    expect(seconds).to be <= range.end unless GC.stress
-  end
-
-  # Seconds the block takes.
-  def elapsed
-    started = now
-    yield
-    now - started
-  end
-end
+require_relative 'support/clock'
+require_relative 'support/fibers'
+require_relative 'support/gc_modes'
+require_relative 'support/leak_check'
+require_relative 'support/programs'
+require_relative 'support/ticker'
 
 RSpec.configure do |config|
-  config.include SpecHelpers
+  config.include Clock
+  config.include Fibers
+  config.include Programs
   config.disable_monkey_patching!
   # No mocks: rspec-mocks would hide Kernel#receive (fiber messaging) in examples.
   config.mock_with :nothing
   config.order = :defined
 
-  # No fiber outlives its example.
-  config.after { Fiber.current.terminate_all_children }
-
-  # POLYPHONY_GC=stress runs the examples tagged `gc: true` under GC.stress;
-  # POLYPHONY_GC=compact compacts the heap (and checks references) before every example.
-  case ENV.fetch('POLYPHONY_GC', nil)
-  when 'stress'
-    config.filter_run_including gc: true
-    config.around do |example|
-      GC.stress = true
-      example.run
-    ensure
-      GC.stress = false
+  # No fiber outlives its example, and the example leaves this thread's reactor as it found
+  # it (unless the example already failed, or is tagged `leak_check: false`: see LeakCheck).
+  config.before { @reactor_before_example = LeakCheck.snapshot }
+  config.after do |example|
+    Fiber.current.terminate_all_children
+    if example.exception.nil? && example.metadata[:leak_check] != false
+      LeakCheck.verify(@reactor_before_example)
     end
-  when 'compact'
-    config.before(:suite) { SpecHelpers.verify_compaction_references }
-    config.before { GC.compact }
   end
+
+  GCModes.install(config)
 end

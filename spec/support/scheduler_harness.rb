@@ -1,28 +1,27 @@
 # frozen_string_literal: true
 
 require 'timeout'
+require_relative 'clock'
+require_relative 'leak_check'
+require_relative 'ticker'
 
 # The harness: operations that wait 0.2 s, beside a fiber ticking every 10 ms.
 module SchedulerSpecs
+  include Clock
+
   FIBERS = 20
 
   # What `Polyphony.stats` gives when only the main fiber is left and nothing waits.
-  CLEAN = { runnable: 0, timers: 0, io_waits: 0, fibers: 1 }.freeze
+  CLEAN = LeakCheck::IDLE
 
   # Runs the block in the current fiber beside a fiber ticking every 10 ms. Returns the
   # block's value (:hung if it still waits after 2 s), the seconds it took and how many
   # times the ticker ticked meanwhile.
   def with_ticker
-    ticks = 0
-    ticker = spin do
-      loop do
-        sleep 0.01
-        ticks += 1
-      end
-    end
+    ticker = Ticker.new(0.01)
     result = nil
     seconds = elapsed { result = within(2) { yield } }
-    [result, seconds, ticks]
+    [result, seconds, ticker.ticks]
   ensure
     ticker&.stop
   end
@@ -80,6 +79,26 @@ module SchedulerSpecs
   def expect_nothing_left
     snooze
     expect(Polyphony.stats).to eq(CLEAN)
+  end
+
+  # A thread that raises 'boom' 0.05 s from now.
+  def failing_thread
+    Thread.new do
+      Thread.current.report_on_exception = false
+      Kernel.sleep 0.05
+      raise 'boom'
+    end
+  end
+
+  # Expects a fiber's 0.05 s sleep to work as before, and nothing left behind: after an
+  # exception in a wait, the reactor goes on.
+  def expect_reactor_working
+    sleeper = spin do
+      sleep 0.05
+      :slept
+    end
+    expect_duration(elapsed { expect(within { sleeper.await }).to eq(:slept) }, 0.04..0.5)
+    expect_nothing_left
   end
 
   # A child process that runs until it is killed.

@@ -1,0 +1,105 @@
+# frozen_string_literal: true
+
+require_relative 'spec_helper'
+
+# Thread: Thread#switch_fiber, a reactor for each thread, and lib/polyphony/thread.rb (a
+# thread's fibers are stopped when it ends).
+RSpec.describe 'Thread#switch_fiber' do
+  it 'is a switchpoint that returns the value the fiber is resumed with', gc: true do
+    main = Fiber.current
+    spin { main.schedule(:switched) }
+    expect(Thread.current.switch_fiber).to eq(:switched)
+  end
+end
+
+RSpec.describe 'the reactor' do
+  it 'releases the GVL while waiting, so other threads run' do
+    counter = 0
+    thread = Thread.new { 20.times { counter += 1; Kernel.sleep 0.005 } }
+    spin { sleep 0.6 }.await # the thread needs about 0.1 s
+    expect(counter).to eq(20)
+    thread.join
+  end
+
+  %i[raise kill return].each do |ending|
+    it "runs the ensure blocks of a thread's fibers when #{ending} ends the thread" do
+      cleaned = Queue.new
+      ready = Queue.new
+      thread = Thread.new do
+        Thread.current.report_on_exception = false
+        3.times { |i| spin { begin; sleep; ensure; cleaned << i; end } }
+        snooze
+        ready << true
+        ending == :return ? sleep(0.05) : sleep
+      end
+      ready.pop
+      thread.raise(RuntimeError, 'from outside') if ending == :raise
+      thread.kill if ending == :kill
+      outcome = begin
+        thread.value
+      rescue RuntimeError => e
+        e
+      end
+      expect(Array.new(cleaned.size) { cleaned.pop }.sort).to eq([0, 1, 2])
+      expect(outcome.message).to eq('from outside') if ending == :raise
+    end
+  end
+
+  it 'starts threads as core does: arguments, keywords, the block location, no block' do
+    thread = Thread.new { :done }
+    expect(thread.inspect).to include("#{__FILE__}:#{__LINE__ - 1}")
+    expect(thread.value).to eq(:done)
+    expect(Thread.new(1, k: 2) { |a, k:| [a, k] }.value).to eq([1, 2])
+    expect(Thread.start([1, 2]) { |a, b| [a, b] }.value).to eq([1, 2])
+    expect(Thread.fork({ x: 1 }) { |h| h }.value).to eq({ x: 1 })
+    %i[new start fork].each do |method|
+      expect { Thread.send(method) }.to raise_error(ThreadError, 'must be called with a block')
+    end
+  end
+
+  it 'gives no reactor (no descriptors) to threads that never use it' do
+    fds_before = Dir.children('/proc/self/fd').size
+    threads = Array.new(20) { Thread.new { Fiber.new { :plain }.resume } }
+    expect(threads.map(&:value)).to all(eq(:plain))
+    expect(Dir.children('/proc/self/fd').size).to be <= fds_before
+  end
+
+  it 'lets Thread#raise interrupt a wait at once, in the root fiber' do
+    main = Thread.current
+    child_saw = nil
+    spin do
+      sleep 5
+    rescue Exception => e # rubocop:disable Lint/RescueException
+      child_saw = e
+    end
+    Thread.new { Kernel.sleep 0.05; main.raise(ArgumentError, 'from another thread') }
+    took = elapsed { expect { sleep 10 }.to raise_error(ArgumentError, 'from another thread') }
+    expect_duration(took, 0.05..2)
+    expect(child_saw).to be_nil
+  end
+
+  it 'gives every thread its own reactor' do
+    results = Array.new(3) do |t|
+      Thread.new do
+        fibers = Array.new(3) { |i| spin { sleep 0.02; [t, i] } }
+        fibers.map(&:await)
+      end
+    end.map(&:value)
+    expect(results).to eq(Array.new(3) { |t| Array.new(3) { |i| [t, i] } })
+  end
+
+  it 'lets Thread#kill end a thread whose fibers are waiting' do
+    log = Queue.new
+    thread = Thread.new do
+      spin do
+        sleep 10
+      ensure
+        log << :ensure
+      end
+      sleep 10
+    end
+    Kernel.sleep 0.05
+    thread.kill
+    expect(thread.join(2)).to eq(thread)
+  end
+end
