@@ -41,16 +41,7 @@ end
 
 require 'socket'
 require_relative 'polyphony/exceptions'
-# The engine replaces core's `sleep`, `gets`, `readline` and `readlines` on purpose: Ruby's
-# verbose-only "method redefined" warnings for them are left out (warnings Ruby always
-# shows still are).
-begin
-  verbose = $VERBOSE
-  $VERBOSE = false if verbose
-  require 'polyphony/polyphony'
-ensure
-  $VERBOSE = verbose
-end
+require 'polyphony/polyphony'
 require_relative 'polyphony/kernel'
 require_relative 'polyphony/fiber'
 require_relative 'polyphony/cancel_scope'

@@ -9,8 +9,7 @@ use crate::engine::cancel::{self, Outcome};
 use crate::engine::{fiber, reactor};
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, current_fiber, errors, protect, raise_if_exception, Jump, NIL, TRUE};
-use rb_sys::VALUE;
-use std::ffi::CStr;
+use rb_sys::{ID, VALUE};
 use std::os::raw::{c_int, c_long};
 use std::time::Instant;
 
@@ -126,7 +125,7 @@ unsafe extern "C" fn cancel_after(argc: c_int, argv: *const VALUE, _self: VALUE)
 /// other fibers frozen until a line comes); in a thread that uses Polyphony, these call
 /// `$stdin`'s own method instead, which waits in the reactor. `$_` is set in the caller's
 /// frame either way (no Ruby frame is in between).
-fn kernel_read(name: &CStr, core_name: &CStr, args: &[VALUE], receiver: VALUE) -> VALUE {
+fn kernel_read(name: ID, core_name: ID, args: &[VALUE], receiver: VALUE) -> VALUE {
     entry(|| {
         let (target, method) = if reads_stdin()? {
             // SAFETY: reading a global variable may run its getter, under `protect`.
@@ -140,7 +139,6 @@ fn kernel_read(name: &CStr, core_name: &CStr, args: &[VALUE], receiver: VALUE) -
         // raise, under `protect`.
         protect(|| unsafe {
             let keywords = rb_sys::rb_keyword_given_p();
-            let method = rb_sys::rb_intern(method.as_ptr());
             rb_sys::rb_funcallv_kw(target, method, argc, argv, keywords)
         })
     })
@@ -156,40 +154,27 @@ fn reads_stdin() -> Result<bool, Jump> {
         return Ok(false);
     }
     // SAFETY: reading a constant Ruby defines at start-up.
-    let argf =
-        protect(|| unsafe { rb_sys::rb_const_get(rb_sys::rb_cObject, ruby::intern("ARGF")) })?;
+    let argf = protect(|| unsafe { rb_sys::rb_const_get(rb_sys::rb_cObject, ids().argf) })?;
     let filename = ruby::funcall(argf, ids().filename, &[])?;
     Ok(ruby::string_lossy(filename) == "-")
 }
 
 unsafe extern "C" fn kernel_gets(argc: c_int, argv: *const VALUE, receiver: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
-    kernel_read(
-        c"gets",
-        c"__core_gets",
-        unsafe { slice(argc, argv) },
-        receiver,
-    )
+    let args = unsafe { slice(argc, argv) };
+    kernel_read(ids().gets, ids().core_gets, args, receiver)
 }
 
 unsafe extern "C" fn kernel_readline(argc: c_int, argv: *const VALUE, receiver: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
-    kernel_read(
-        c"readline",
-        c"__core_readline",
-        unsafe { slice(argc, argv) },
-        receiver,
-    )
+    let args = unsafe { slice(argc, argv) };
+    kernel_read(ids().readline, ids().core_readline, args, receiver)
 }
 
 unsafe extern "C" fn kernel_readlines(argc: c_int, argv: *const VALUE, receiver: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
-    kernel_read(
-        c"readlines",
-        c"__core_readlines",
-        unsafe { slice(argc, argv) },
-        receiver,
-    )
+    let args = unsafe { slice(argc, argv) };
+    kernel_read(ids().readlines, ids().core_readlines, args, receiver)
 }
 
 /// Defines Kernel's methods, and `Polyphony::ConcurrentlyWait#wait`, which
@@ -197,7 +182,7 @@ unsafe extern "C" fn kernel_readlines(argc: c_int, argv: *const VALUE, receiver:
 pub fn init() {
     define(On::Global, &[c"spin"], Variadic(spin));
     define(On::Global, &[c"defer"], Fixed(defer));
-    define(On::Global, &[c"sleep"], Variadic(sleep));
+    super::replace_global(c"sleep", Variadic(sleep));
     define(On::Global, &[c"snooze"], Fixed(snooze));
     define(On::Global, &[c"suspend"], Fixed(suspend));
     define(On::Global, &[c"receive"], Fixed(receive));
@@ -216,7 +201,7 @@ pub fn init() {
         (c"readlines", c"__core_readlines", kernel_readlines),
     ] {
         super::keep_core_method(kernel, core_name, name);
-        define(On::Global, &[name], Variadic(func));
+        super::replace_global(name, Variadic(func));
     }
     let waiting = module_under(classes().polyphony, c"ConcurrentlyWait");
     define(On::Private(waiting), &[c"wait"], One(wait));

@@ -106,6 +106,22 @@ pub fn define(on: On, names: &[&CStr], func: Func) {
     }
 }
 
+/// Defines `func` as the global function `name` in place of core's (`sleep`, `gets`, ...):
+/// core's is removed first, so that Ruby does not warn that the method was redefined.
+pub fn replace_global(name: &CStr, func: Func) {
+    // SAFETY: reading a module Ruby defined at start-up.
+    let kernel = unsafe { rb_sys::rb_mKernel };
+    let name_ptr = name.as_ptr();
+    // SAFETY: removing a method Kernel and its singleton class define; a missing one raises
+    // NameError, under `protect`, and there is nothing to remove.
+    let _ = crate::ruby::protect(|| unsafe {
+        rb_sys::rb_remove_method(kernel, name_ptr);
+        rb_sys::rb_remove_method(rb_sys::rb_singleton_class(kernel), name_ptr);
+        crate::ruby::NIL
+    });
+    define(On::Global, &[name], func);
+}
+
 /// The module `outer::name`, created if missing.
 pub fn module_under(outer: VALUE, name: &CStr) -> VALUE {
     // SAFETY: `outer` is a live module and `name` a NUL-terminated constant name; a constant

@@ -128,7 +128,7 @@ fn start() -> Option<VALUE> {
     let fiber = current_fiber();
     let reactor = reactor::current().ok()?;
     let mut state = reactor.state();
-    let record = state.fibers.get_mut(&fiber)?;
+    let record = state.record_mut(fiber)?;
     if record.started || record.block == NIL {
         return None;
     }
@@ -165,8 +165,7 @@ pub fn end_unstarted(
     let fiber_error = classes().fiber_error;
     let not_started = reactor
         .state()
-        .fibers
-        .get(&fiber)
+        .record(fiber)
         .is_some_and(|record| !record.started && record.block != NIL);
     let failure = match jump.exception() {
         Some(exception) if not_started && is_kind_of(exception, fiber_error) => exception,
@@ -207,7 +206,7 @@ pub fn end_unstarted(
 /// What to do when a fiber's stack cannot be had, given Ruby's message.
 fn stack_advice(reactor: &Reactor, message: &str) -> String {
     // The fiber that could not start is still counted among the reactor's.
-    let fibers = reactor.state().fibers.len().saturating_sub(1);
+    let fibers = reactor.state().fiber_count().saturating_sub(1);
     let advice = if message.starts_with(STACK_FAILURES[1]) {
         let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count").map_or_else(
             |_| "vm.max_map_count".to_owned(),
@@ -250,7 +249,7 @@ fn finish(reactor: &Reactor, fiber: VALUE, outcome: Result<VALUE, Jump>) -> Resu
     retire(reactor, fiber, result, error);
     // The state is not borrowed while Ruby's figures are read.
     if reactor.state().ended_fibers.ended() {
-        let live = reactor.state().fibers.len();
+        let live = reactor.state().fiber_count();
         let figures = stacks::figures(live);
         reactor.state().ended_fibers.checked(figures);
     }
@@ -285,7 +284,7 @@ fn is_stop(exception: VALUE) -> bool {
 /// Stops every live child of `fiber` (their `ensure` blocks run) and waits until all have
 /// ended.
 pub fn stop_children(reactor: &Reactor, fiber: VALUE) -> Result<Awaited, Jump> {
-    let children: Vec<VALUE> = match reactor.state().fibers.get(&fiber) {
+    let children: Vec<VALUE> = match reactor.state().record(fiber) {
         Some(record) => record.children.values().copied().collect(),
         None => return Ok(Awaited::default()),
     };
@@ -340,7 +339,7 @@ pub fn await_children(
 fn set_awaiting_children(reactor: &Reactor, fiber: VALUE, awaiting: bool) -> bool {
     let current = current_fiber();
     let mut state = reactor.state();
-    let Some(record) = state.fibers.get_mut(&fiber) else {
+    let Some(record) = state.record_mut(fiber) else {
         return false;
     };
     record
@@ -355,14 +354,13 @@ fn set_awaiting_children(reactor: &Reactor, fiber: VALUE, awaiting: bool) -> boo
 /// Keeps what `await`, `parent` and `tag` report once the fiber is gone from the reactor.
 fn record_outcome(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) {
     let ids = ids();
-    let (parent, tag) = match reactor.state().fibers.get(&fiber) {
+    let (parent, tag) = match reactor.state().record(fiber) {
         Some(record) => (record.parent, record.tag),
         None => return,
     };
     let block = reactor
         .state()
-        .fibers
-        .get(&fiber)
+        .record(fiber)
         .map_or(NIL, |record| record.block);
     // A frozen fiber cannot keep them; it then reports nil.
     let _ = ruby::ivar_set(fiber, ids.block, block);
@@ -379,34 +377,7 @@ fn record_outcome(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<
 /// Removes `fiber` from the reactor, wakes its awaiters with its result (or exception), and
 /// passes an uncaught exception to its parent unless the parent is awaiting it.
 fn retire(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) {
-    let mut state = reactor.state();
-    let Some(record) = state.fibers.remove(&fiber) else {
-        return;
-    };
-    state.runqueue.remove(fiber);
-    let outcome = error.unwrap_or(result);
-    for &awaiter in &record.awaiters {
-        state.schedule(awaiter, outcome, false);
-    }
-    let children_awaiters = match state.fibers.get_mut(&record.parent) {
-        Some(parent) => {
-            parent.children.remove(&record.child_key);
-            if parent.children.is_empty() {
-                std::mem::take(&mut parent.children_awaiters)
-            } else {
-                Vec::new()
-            }
-        }
-        None => Vec::new(),
-    };
-    for awaiter in children_awaiters {
-        state.schedule(awaiter, NIL, false);
-    }
-    if let Some(error) = error {
-        if record.parent != NIL && !record.awaiters.contains(&record.parent) {
-            state.schedule(record.parent, error, true);
-        }
-    }
+    reactor.state().retire(fiber, result, error);
 }
 
 /// Waits for `fiber` to end and returns its result, or the exception it ended with (for
@@ -416,7 +387,7 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
     if fiber == current {
         return Err(errors::fiber("can't await the current fiber"));
     }
-    let registered = match reactor.state().fibers.get_mut(&fiber) {
+    let registered = match reactor.state().record_mut(fiber) {
         Some(record) => {
             record.awaiters.push(current);
             true
@@ -437,7 +408,7 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
         });
     }
     let outcome = reactor.switchpoint();
-    if let Some(record) = reactor.state().fibers.get_mut(&fiber) {
+    if let Some(record) = reactor.state().record_mut(fiber) {
         record.awaiters.retain(|&awaiter| awaiter != current);
     }
     outcome
@@ -445,23 +416,19 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
 
 /// The fiber's parent (`nil` for a root fiber or a fiber Polyphony does not run).
 pub fn parent(reactor: &Reactor, fiber: VALUE) -> VALUE {
-    let known = reactor
-        .state()
-        .fibers
-        .get(&fiber)
-        .map(|record| record.parent);
+    let known = reactor.state().record(fiber).map(|record| record.parent);
     known.unwrap_or_else(|| ruby::ivar_get(fiber, ids().parent))
 }
 
 /// The fiber's tag, given to `spin`.
 pub fn tag(reactor: &Reactor, fiber: VALUE) -> VALUE {
-    let known = reactor.state().fibers.get(&fiber).map(|record| record.tag);
+    let known = reactor.state().record(fiber).map(|record| record.tag);
     known.unwrap_or_else(|| ruby::ivar_get(fiber, ids().tag))
 }
 
 /// The fiber's live children, oldest first.
 pub fn children(reactor: &Reactor, fiber: VALUE) -> Vec<VALUE> {
-    match reactor.state().fibers.get(&fiber) {
+    match reactor.state().record(fiber) {
         Some(record) => record.children.values().copied().collect(),
         None => Vec::new(),
     }
@@ -515,11 +482,7 @@ pub fn interrupt(reactor: &Reactor, fiber: VALUE, value: VALUE) -> Result<VALUE,
 /// Makes a live fiber run its block again from the start; for a fiber that ended, spins a
 /// new fiber with the same block (child of the current fiber) and returns it.
 pub fn restart(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
-    let known = reactor
-        .state()
-        .fibers
-        .get(&fiber)
-        .map(|record| record.block);
+    let known = reactor.state().record(fiber).map(|record| record.block);
     match known {
         Some(NIL) => Err(errors::fiber("can't restart a root fiber")),
         Some(_) => {
@@ -542,7 +505,7 @@ pub fn restart(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
 /// to a fiber that ended is dropped.
 pub fn send_message(reactor: &Reactor, fiber: VALUE, message: VALUE) {
     let mut state = reactor.state();
-    let Some(record) = state.fibers.get_mut(&fiber) else {
+    let Some(record) = state.record_mut(fiber) else {
         return;
     };
     record.mailbox.push_back(message);
@@ -560,7 +523,7 @@ pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
         {
             let mut state = reactor.state();
             let idle = state.runqueue.is_empty() && !state.has_pending_work();
-            let Some(record) = state.fibers.get_mut(&fiber) else {
+            let Some(record) = state.record_mut(fiber) else {
                 drop(state);
                 return Err(errors::fiber(
                     "can't receive in a fiber that Polyphony does not run",
@@ -578,7 +541,7 @@ pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
         }
         let received = reactor.switchpoint();
         waited = true;
-        if let Some(record) = reactor.state().fibers.get_mut(&fiber) {
+        if let Some(record) = reactor.state().record_mut(fiber) {
             record.receiving = false;
         }
         let received = received?;
@@ -594,12 +557,12 @@ pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
 /// sees them there), then they are taken out of it.
 pub fn receive_all_pending(reactor: &Reactor) -> Result<VALUE, Jump> {
     let fiber = current_fiber();
-    let messages: Vec<VALUE> = match reactor.state().fibers.get(&fiber) {
+    let messages: Vec<VALUE> = match reactor.state().record(fiber) {
         Some(record) => record.mailbox.iter().copied().collect(),
         None => Vec::new(),
     };
     let array = ruby::new_array(&messages)?;
-    if let Some(record) = reactor.state().fibers.get_mut(&fiber) {
+    if let Some(record) = reactor.state().record_mut(fiber) {
         record.mailbox.drain(..messages.len());
     }
     Ok(array)

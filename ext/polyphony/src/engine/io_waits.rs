@@ -5,7 +5,7 @@ use super::poller::Poller;
 use super::reactor::Reactor;
 use super::state::State;
 use crate::core::fdtable::{Arm, FdTable, Interest};
-use crate::ruby::{current_fiber, errors, is_exception, Jump, NIL};
+use crate::ruby::{current_fiber, errors, raise_if_exception, Jump, NIL};
 use rb_sys::VALUE;
 use std::io;
 use std::os::fd::RawFd;
@@ -109,10 +109,7 @@ impl Reactor {
         if let Some(timer) = timer {
             self.cancel_timer(timer);
         }
-        match received? {
-            exception if is_exception(exception) => Err(Jump::raise(exception)),
-            value => Ok(value != self.timed_out),
-        }
+        Ok(raise_if_exception(received)? != self.timed_out)
     }
 
     /// Makes an IO operation that completed without waiting a switchpoint too. Fibers spun
@@ -140,10 +137,7 @@ impl Reactor {
             }
             state.schedule(current_fiber(), NIL, false);
         }
-        match self.switchpoint()? {
-            exception if is_exception(exception) => Err(Jump::raise(exception)),
-            _ => Ok(()),
-        }
+        raise_if_exception(self.switchpoint()).map(|_| ())
     }
 
     /// Forgets `fd`, which is about to be closed: removes it from the poller, and resumes the

@@ -265,7 +265,7 @@ impl Reactor {
             state.runqueue.remove(fiber);
             state.deliver_pending(fiber);
         }
-        if let Some(record) = state.fibers.get_mut(&fiber) {
+        if let Some(record) = state.record_mut(fiber) {
             record.pending.retain(|&pending| pending != value);
         }
     }
@@ -280,17 +280,7 @@ impl Reactor {
         let current = current_fiber();
         {
             let mut state = self.state();
-            let State {
-                new_fibers,
-                fibers,
-                runqueue,
-                ..
-            } = &mut *state;
-            let waiting: Vec<(VALUE, VALUE)> = new_fibers
-                .drain(..)
-                .filter(|fiber| fibers.get(fiber).is_some_and(|record| !record.started))
-                .filter_map(|fiber| Some((fiber, runqueue.remove(fiber)?)))
-                .collect();
+            let waiting = state.take_unstarted();
             if waiting.is_empty() {
                 return Ok(());
             }
@@ -299,15 +289,12 @@ impl Reactor {
                 state.schedule(fiber, value, true);
             }
         }
-        match self.switchpoint()? {
-            exception if is_exception(exception) => Err(Jump::raise(exception)),
-            _ => Ok(()),
-        }
+        ruby::raise_if_exception(self.switchpoint()).map(|_| ())
     }
 
     /// Whether the reactor runs `fiber` (a spun fiber that has not ended, or the root fiber).
     pub fn runs(&self, fiber: VALUE) -> bool {
-        self.state().fibers.contains_key(&fiber)
+        self.state().record(fiber).is_some()
     }
 
     /// What the reactor holds: runnable fibers, timers, IO waits and fibers it runs (for
@@ -318,7 +305,7 @@ impl Reactor {
             ("runnable", state.runqueue.len()),
             ("timers", state.timers.len()),
             ("io_waits", state.fds.waiting()),
-            ("fibers", state.fibers.len()),
+            ("fibers", state.fiber_count()),
         ]
     }
 

@@ -7,7 +7,7 @@ use crate::core::fdtable::FdTable;
 use crate::core::runqueue::RunQueue;
 use crate::core::timers::Timers;
 use crate::core::word_map::WordMap;
-use crate::ruby::{self, is_exception};
+use crate::ruby::{self, is_exception, NIL};
 use rb_sys::VALUE;
 use std::collections::HashSet;
 use std::time::Instant;
@@ -22,7 +22,7 @@ pub struct Wakeup {
 pub struct State {
     pub runqueue: RunQueue<VALUE, VALUE>,
     pub timers: Timers<Wakeup>,
-    pub fibers: WordMap<VALUE, FiberRecord>,
+    fibers: WordMap<VALUE, FiberRecord>,
     pub fds: FdTable<VALUE>,
     /// Fibers in `sleep` with no duration: no timer, but work that keeps the loop waiting.
     pub sleepers: usize,
@@ -141,5 +141,68 @@ impl State {
     /// sleeping until it is scheduled).
     pub fn has_pending_work(&self) -> bool {
         !self.timers.is_empty() || self.fds.waiting() > 0 || self.sleepers > 0
+    }
+
+    /// The record of `fiber`, if the reactor runs it.
+    pub fn record(&self, fiber: VALUE) -> Option<&FiberRecord> {
+        self.fibers.get(&fiber)
+    }
+
+    /// The record of `fiber`, to change, if the reactor runs it.
+    pub fn record_mut(&mut self, fiber: VALUE) -> Option<&mut FiberRecord> {
+        self.fibers.get_mut(&fiber)
+    }
+
+    /// How many fibers the reactor runs, its root fiber included.
+    pub fn fiber_count(&self) -> usize {
+        self.fibers.len()
+    }
+
+    /// Takes the fibers spun since the last switchpoint that have not started, with the
+    /// values they are queued with, off the run queue.
+    pub fn take_unstarted(&mut self) -> Vec<(VALUE, VALUE)> {
+        let Self {
+            new_fibers,
+            fibers,
+            runqueue,
+            ..
+        } = self;
+        new_fibers
+            .drain(..)
+            .filter(|fiber| fibers.get(fiber).is_some_and(|record| !record.started))
+            .filter_map(|fiber| Some((fiber, runqueue.remove(fiber)?)))
+            .collect()
+    }
+
+    /// Removes `fiber` from the reactor, wakes its awaiters with its result (or exception), and
+    /// passes an uncaught exception to its parent unless the parent is awaiting it.
+    pub fn retire(&mut self, fiber: VALUE, result: VALUE, error: Option<VALUE>) {
+        let Some(record) = self.fibers.remove(&fiber) else {
+            return;
+        };
+        self.runqueue.remove(fiber);
+        let outcome = error.unwrap_or(result);
+        for &awaiter in &record.awaiters {
+            self.schedule(awaiter, outcome, false);
+        }
+        let children_awaiters = match self.fibers.get_mut(&record.parent) {
+            Some(parent) => {
+                parent.children.remove(&record.child_key);
+                if parent.children.is_empty() {
+                    std::mem::take(&mut parent.children_awaiters)
+                } else {
+                    Vec::new()
+                }
+            }
+            None => Vec::new(),
+        };
+        for awaiter in children_awaiters {
+            self.schedule(awaiter, NIL, false);
+        }
+        if let Some(error) = error {
+            if record.parent != NIL && !record.awaiters.contains(&record.parent) {
+                self.schedule(record.parent, error, true);
+            }
+        }
     }
 }
