@@ -23,6 +23,19 @@ RSpec.describe 'Polyphony.stats' do
   end
 end
 
+RSpec.describe "require 'polyphony'" do
+  it 'loads without a warning, even with warnings on' do
+    out, err, status = run_ruby(<<~RUBY)
+      $VERBOSE = true
+      require 'polyphony'
+      require 'polyphony/concurrently'
+      p sleep(0)
+    RUBY
+    expect([out, err]).to eq(["0\n", ''])
+    expect(status).to be_success
+  end
+end
+
 RSpec.describe 'the reactor' do
   it 'runs signal handlers during a wait' do
     started = now
