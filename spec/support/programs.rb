@@ -46,12 +46,29 @@ module Programs
     lock
   end
 
+  # Waits until nothing listens on 127.0.0.1:`port`, for at most `seconds`: a program that
+  # takes no lock (an echo benchmark run beside the suite) may hold the port for a while.
+  def self.wait_for_free_port(port, seconds = 120)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+    begin
+      TCPServer.new('127.0.0.1', port).close
+    rescue Errno::EADDRINUSE
+      raise "port #{port} is still taken after #{seconds} s by a program that takes no lock" if
+        Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+      sleep 0.5
+      retry
+    end
+  end
+
   # Starts the example program at `path`, a server on the documents' port 1234 (taken in turn
-  # with suites running beside this one), and waits until it accepts connections. Its output
-  # goes to a pipe, so Ruby buffers it until the program ends: readiness is the open port.
-  # Returns the program's IO (its output) and the port's lock, for `stop_example_server`.
+  # with suites running beside this one, once no other program holds it), and waits until it
+  # accepts connections. Its output goes to a pipe, so Ruby buffers it until the program ends:
+  # readiness is the open port. Returns the program's IO (its output) and the port's lock, for
+  # `stop_example_server`.
   def start_example_server(path)
     port = Programs.claim_port(1234)
+    Programs.wait_for_free_port(1234)
     server = IO.popen([RbConfig.ruby, "-I#{LIB}", path], chdir: ROOT)
     deadline = now + 10
     begin

@@ -15,12 +15,12 @@ module SchedulerSpecs
   CLEAN = LeakCheck::IDLE
 
   # Runs the block in the current fiber beside a fiber ticking every 10 ms. Returns the
-  # block's value (:hung if it still waits after 2 s), the seconds it took and how many
-  # times the ticker ticked meanwhile.
-  def with_ticker
+  # block's value (:hung if it still waits after `limit` seconds), the seconds it took and how
+  # many times the ticker ticked meanwhile.
+  def with_ticker(limit = 2)
     ticker = Ticker.new(0.01)
     result = nil
-    seconds = elapsed { result = within(2) { yield } }
+    seconds = elapsed { result = within(limit) { yield } }
     [result, seconds, ticker.ticks]
   ensure
     ticker&.stop
@@ -30,7 +30,7 @@ module SchedulerSpecs
   # and the ticker to have ticked at least 10 times meanwhile: the wait let the other fibers
   # run instead of blocking the thread.
   def expect_cooperative(expected, slack: 0, &block)
-    result, seconds, ticks = with_ticker(&block)
+    result, seconds, ticks = with_ticker(2 + slack, &block)
     warn(format('%<seconds>.3f s, %<ticks>d ticks', seconds: seconds, ticks: ticks)) if ENV['POLYPHONY_SPEC_TIMES']
     aggregate_failures("took #{seconds.round(3)} s, the ticker ticked #{ticks} times") do
       expect(result).to eq(expected)
