@@ -81,14 +81,8 @@ unsafe extern "C" fn wait(_self: VALUE, seconds: VALUE) -> VALUE {
 }
 
 /// The required duration of `move_on_after` and `cancel_after`.
-fn timeout_arg(args: &[VALUE], method: &str) -> Result<std::time::Duration, Jump> {
-    match args {
-        [duration] => args::duration(*duration),
-        _ => Err(errors::argument(&format!(
-            "wrong number of arguments (given {}, expected 1) for {method}",
-            args.len()
-        ))),
-    }
+fn timeout_arg(args: &[VALUE]) -> Result<std::time::Duration, Jump> {
+    args::duration(args::count(args, 1, 1)?[0])
 }
 
 unsafe extern "C" fn move_on_after(argc: c_int, argv: *const VALUE, _self: VALUE) -> VALUE {
@@ -97,7 +91,7 @@ unsafe extern "C" fn move_on_after(argc: c_int, argv: *const VALUE, _self: VALUE
     entry(|| {
         let (options, args) = args::split_keywords(args);
         let value = args::keyword(options, "with_value")?.unwrap_or(NIL);
-        let duration = timeout_arg(args, "move_on_after")?;
+        let duration = timeout_arg(args)?;
         args::require_block()?;
         let exception = errors::stop(classes().move_on, value)?;
         cancel::run(Some(duration), exception, value, Outcome::MoveOn)
@@ -110,7 +104,7 @@ unsafe extern "C" fn cancel_after(argc: c_int, argv: *const VALUE, _self: VALUE)
     entry(|| {
         let (options, args) = args::split_keywords(args);
         let spec = args::keyword(options, "with_exception")?;
-        let duration = timeout_arg(args, "cancel_after")?;
+        let duration = timeout_arg(args)?;
         args::require_block()?;
         let exception = match spec {
             None | Some(NIL) => errors::stop(classes().cancel, NIL)?,

@@ -13,7 +13,7 @@ use crate::ruby::{
     self, current_fiber, errors, fiber_alive, is_exception, is_kind_of, protect, Jump, NIL,
 };
 use rb_sys::VALUE;
-use std::os::raw::{c_int, c_long};
+use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
@@ -185,11 +185,8 @@ pub fn end_unstarted(
         value
     } else {
         let message = format!("{message} ({})", stack_advice(reactor, &message));
-        let (text, len) = (message.as_ptr(), message.len() as c_long);
-        // SAFETY: `rb_exc_new` allocates and runs `initialize`, which may raise: under
-        // `protect`, which the closure's pointer and length (`message` outlives the call)
-        // leave nothing to drop.
-        protect(|| unsafe { rb_sys::rb_exc_new(fiber_error, text.cast(), len) })?
+        let jump = errors::fiber(&message);
+        jump.exception().ok_or(jump)?
     };
     finish(reactor, fiber, Err(Jump::raise(error)))?;
     // Ruby 3.3 and later can end a fiber that never ran, so that `alive?` says false; on
