@@ -20,14 +20,13 @@ use std::os::raw::c_int;
 /// Whether the current fiber is blocking, in a thread whose scheduler is a reactor. Neither
 /// raises nor panics.
 fn in_blocking_fiber() -> bool {
-    // SAFETY: plain reads of the current thread's scheduler.
-    let (current, scheduler) = unsafe {
-        (
-            rb_sys::rb_fiber_scheduler_current(),
-            rb_sys::rb_fiber_scheduler_get(),
-        )
-    };
-    current == NIL && scheduler != NIL && ruby::is_kind_of(scheduler, classes().reactor)
+    // SAFETY: a plain read of the current fiber's scheduler (nil in a blocking fiber).
+    if unsafe { rb_sys::rb_fiber_scheduler_current() } != NIL {
+        return false;
+    }
+    // SAFETY: a plain read of the current thread's scheduler.
+    let scheduler = unsafe { rb_sys::rb_fiber_scheduler_get() };
+    scheduler != NIL && ruby::is_kind_of(scheduler, classes().reactor)
 }
 
 /// `Polyphony::CoreWaits.blocking_fiber?`: the check above, for the methods written in Ruby.

@@ -334,18 +334,9 @@ pub fn await_children(
 /// Records (or forgets) the current fiber as waiting for `fiber`'s children; returns
 /// whether it has any left.
 fn set_awaiting_children(reactor: &Reactor, fiber: VALUE, awaiting: bool) -> bool {
-    let current = current_fiber();
-    let mut state = reactor.state();
-    let Some(record) = state.record_mut(fiber) else {
-        return false;
-    };
-    record
-        .children_awaiters
-        .retain(|&awaiter| awaiter != current);
-    if awaiting && !record.children.is_empty() {
-        record.children_awaiters.push(current);
-    }
-    !record.children.is_empty()
+    reactor
+        .state()
+        .await_children_of(fiber, current_fiber(), awaiting)
 }
 
 /// Keeps what `await`, `parent` and `tag` report once the fiber is gone from the reactor.

@@ -17,9 +17,6 @@ pub struct FiberRecord {
     pub child_key: u64,
     /// Fibers waiting in `Fiber#await` for this one to end.
     pub awaiters: Vec<VALUE>,
-    /// The fibers waiting for all of this fiber's children to end (itself, or any other
-    /// fiber of the thread); the last child to go wakes them.
-    pub children_awaiters: Vec<VALUE>,
     /// Set once the fiber's body has begun, so the body never runs twice.
     pub started: bool,
     /// Messages sent to the fiber (`Fiber#<<`) and not received yet, oldest first.
@@ -44,7 +41,6 @@ impl FiberRecord {
             children: BTreeMap::new(),
             child_key,
             awaiters: Vec::new(),
-            children_awaiters: Vec::new(),
             started: false,
             mailbox: VecDeque::new(),
             receiving: false,
@@ -59,7 +55,6 @@ impl FiberRecord {
         ruby::mark(self.tag);
         self.children.values().copied().for_each(ruby::mark);
         self.awaiters.iter().copied().for_each(ruby::mark);
-        self.children_awaiters.iter().copied().for_each(ruby::mark);
         self.mailbox.iter().copied().for_each(ruby::mark);
         self.pending.iter().copied().for_each(ruby::mark);
     }

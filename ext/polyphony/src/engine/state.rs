@@ -41,6 +41,10 @@ pub struct State {
     pub ended_fibers: EndedFibers,
     /// Fibers waiting in the scheduler's `block` hook for an `unblock`.
     pub blocked: HashSet<VALUE>,
+    /// For a fiber whose children other fibers wait for (`await_all_children`, its own end),
+    /// those fibers: the last child to go wakes them. Kept here rather than in every record:
+    /// few fibers wait so at any time.
+    children_awaiters: WordMap<VALUE, Vec<VALUE>>,
 }
 
 impl State {
@@ -60,6 +64,7 @@ impl State {
             streak_switch: 0,
             ended_fibers: EndedFibers::default(),
             blocked: HashSet::new(),
+            children_awaiters: WordMap::default(),
         };
         state.fibers.insert(root, FiberRecord::root());
         state
@@ -82,6 +87,10 @@ impl State {
         }
         self.fds.fibers().for_each(ruby::mark);
         self.blocked.iter().copied().for_each(ruby::mark);
+        for (&fiber, awaiters) in self.children_awaiters.iter() {
+            ruby::mark(fiber);
+            awaiters.iter().copied().for_each(ruby::mark);
+        }
     }
 
     /// Queues `fiber` with `value`; an exception value takes precedence over a plain one.
@@ -189,14 +198,14 @@ impl State {
             Some(parent) => {
                 parent.children.remove(&record.child_key);
                 if parent.children.is_empty() {
-                    std::mem::take(&mut parent.children_awaiters)
+                    self.children_awaiters.remove(&record.parent)
                 } else {
-                    Vec::new()
+                    None
                 }
             }
-            None => Vec::new(),
+            None => None,
         };
-        for awaiter in children_awaiters {
+        for awaiter in children_awaiters.into_iter().flatten() {
             self.schedule(awaiter, NIL, false);
         }
         if let Some(error) = error {
@@ -204,5 +213,26 @@ impl State {
                 self.schedule(record.parent, error, true);
             }
         }
+    }
+
+    /// Records (or, when not `awaiting`, forgets) `awaiter` as waiting for all of `fiber`'s
+    /// children to end; returns whether `fiber` has any left.
+    pub fn await_children_of(&mut self, fiber: VALUE, awaiter: VALUE, awaiting: bool) -> bool {
+        let Some(record) = self.fibers.get(&fiber) else {
+            return false;
+        };
+        let has_children = !record.children.is_empty();
+        if awaiting && has_children {
+            let awaiters = self.children_awaiters.entry(fiber).or_default();
+            if !awaiters.contains(&awaiter) {
+                awaiters.push(awaiter);
+            }
+        } else if let Some(awaiters) = self.children_awaiters.get_mut(&fiber) {
+            awaiters.retain(|&known| known != awaiter);
+            if awaiters.is_empty() {
+                self.children_awaiters.remove(&fiber);
+            }
+        }
+        has_children
     }
 }

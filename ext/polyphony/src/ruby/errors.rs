@@ -99,14 +99,15 @@ pub fn os(error: std::io::Error) -> Jump {
 }
 
 /// A new exception of `class` (one of Polyphony's stops), made without calling Ruby code.
-/// `Polyphony::MoveOn` gets `value` as its `value`, exactly as `MoveOn.new(value)` sets it:
-/// the engine makes one per `move_on_after` and `Fiber#interrupt`, and skipping the Ruby
-/// `initialize` halves what that costs.
+/// `Polyphony::MoveOn` gets `value` as its `value`, as `MoveOn.new(value)` sets it (a nil
+/// value is left unset: `value` reads nil all the same): the engine makes one per
+/// `move_on_after` and `Fiber#interrupt`, and skipping the Ruby `initialize` halves what
+/// that costs.
 pub fn stop(class: VALUE, value: VALUE) -> Result<VALUE, Jump> {
     // SAFETY: `class` is one of Polyphony's exception classes, which Ruby can allocate;
     // allocation may raise (NoMemoryError), under `protect`.
     let exception = protect(|| unsafe { rb_sys::rb_obj_alloc(class) })?;
-    if class == classes().move_on {
+    if class == classes().move_on && value != super::NIL {
         super::ivar_set(exception, super::names::ids().value, value)?;
     }
     Ok(exception)
