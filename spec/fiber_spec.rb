@@ -728,3 +728,99 @@ RSpec.describe 'fibers that end' do
     expect(out).to eq("[false]\n")
   end
 end
+
+RSpec.describe 'Fiber#spin' do
+  it 'spins a child of the receiver, stopped when the receiver ends' do
+    log = []
+    parent = spin { suspend }
+    child = parent.spin(:child) do
+      sleep 1
+    ensure
+      log << :child_stopped
+    end
+    expect([child.parent, child.tag, parent.children]).to eq([parent, :child, [child]])
+    snooze
+    parent.schedule(:done)
+    expect(parent.await).to eq(:done)
+    expect(log).to eq([:child_stopped])
+    expect(child.state).to eq(:dead)
+  end
+
+  it 'accepts an original caller, as Polyphony 1.x code passes it' do
+    expect(Fiber.current.spin(nil, caller) { :ran }.await).to eq(:ran)
+  end
+
+  it 'refuses a fiber that ended, a fiber Polyphony does not run, and a call without a block' do
+    ended = spin { :gone }
+    ended.await
+    expect { ended.spin { nil } }.to raise_error(FiberError, "can't spin a child of a fiber that ended")
+    plain = Fiber.new { nil }
+    expect { plain.spin { nil } }
+      .to raise_error(FiberError, "can't spin a child of a fiber this thread's reactor does not run")
+    expect { Fiber.current.spin }.to raise_error(ArgumentError, 'no block given')
+  end
+end
+
+RSpec.describe 'Fiber.await' do
+  it 'waits for every fiber and returns their results in the given order', gc: true do
+    fibers = [spin { sleep 0.03; :a }, spin { sleep 0.01; :b }, spin { :c }]
+    expect(Fiber.await(*fibers)).to eq(%i[a b c])
+    expect(Fiber.join(*fibers)).to eq(%i[a b c])
+    expect(Fiber.await).to eq([])
+  end
+
+  it 'raises the first error, after stopping the other fibers' do
+    log = []
+    failing = spin do
+      sleep 0.01
+      raise 'failed'
+    end
+    slow = spin do
+      sleep 1
+    ensure
+      log << :slow_stopped
+    end
+    duration = elapsed do
+      expect { Fiber.await(slow, failing) }.to raise_error(RuntimeError, 'failed')
+    end
+    expect(log).to eq([:slow_stopped])
+    expect(slow.state).to eq(:dead)
+    expect_duration(duration, ..0.5)
+  end
+
+  it 'returns an exception object a fiber returned, as its result' do
+    error = ArgumentError.new('a value')
+    expect(Fiber.await(spin { error })).to eq([error])
+    expect(spin { error }.await).to eq(error)
+  end
+
+  it 'refuses the current fiber and live fibers Polyphony does not run' do
+    expect { Fiber.await(Fiber.current) }.to raise_error(FiberError, "can't await the current fiber")
+    plain = Fiber.new { nil }
+    expect { Fiber.await(plain) }.to raise_error(FiberError, "can't await a fiber that Polyphony does not run")
+    expect { Fiber.await(:not_a_fiber) }.to raise_error(TypeError, 'expected an Array of fibers')
+  end
+end
+
+RSpec.describe 'Fiber.select' do
+  it 'returns the first fiber to end and its result; the others go on' do
+    slow = spin { sleep 0.2; :slow }
+    fast = spin { sleep 0.01; :fast }
+    expect(Fiber.select(slow, fast)).to eq([fast, :fast])
+    expect(slow.state).not_to eq(:dead)
+    expect(slow.await).to eq(:slow)
+  end
+
+  it 'raises the error of the first fiber to end, and not in its parent' do
+    failing = spin { raise ArgumentError, 'first' }
+    other = spin { sleep 1 }
+    expect { Fiber.select(other, failing) }.to raise_error(ArgumentError, 'first')
+    snooze
+    other.stop
+    expect(other.await).to be_nil
+  end
+
+  it 'needs at least one fiber' do
+    expect { Fiber.select }.to raise_error(ArgumentError, 'no fiber to await')
+  end
+end

@@ -338,6 +338,32 @@ RSpec.describe 'Messaging' do
   it 'leaves Object#send alone' do
     expect(Fiber.current.send(:class)).to eq(Fiber)
   end
+
+  it 'receives an exception sent as a message as a value, and a raise as a raise', gc: true do
+    error = RuntimeError.new('a message')
+    receiver = spin { [receive, receive] }
+    receiver << error << :next
+    expect(receiver.await).to eq([error, :next])
+    waiting = spin { receive }
+    snooze
+    waiting.raise(ArgumentError, 'raised')
+    expect { waiting.await }.to raise_error(ArgumentError, 'raised')
+  end
+
+  it 'receive_loop calls the block with each message until it breaks' do
+    log = []
+    receiver = spin do
+      receive_loop do |message|
+        break :done if message == :stop
+
+        log << message
+      end
+    end
+    receiver << 1 << 2 << :stop
+    expect(receiver.await).to eq(:done)
+    expect(log).to eq([1, 2])
+    expect { receive_loop }.to raise_error(ArgumentError, 'no block given')
+  end
 end
 
 RSpec.describe 'Cancellation, misused or crowded' do

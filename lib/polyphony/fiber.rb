@@ -28,6 +28,22 @@
 #     waiter.schedule(:go)
 #     waiter.await # => :go
 #
+# @!method spin(tag = nil, orig_caller = nil)
+#   Spins a fiber running the block as a child of this fiber (where `Kernel#spin` makes a
+#   child of the current fiber): it starts at the next switchpoint, and it is stopped when
+#   this fiber ends.
+#   @param tag [Object] the new fiber's {#tag}
+#   @param orig_caller [Array<String>, nil] accepted for code written for Polyphony 1.x,
+#     which passes where the spin came from; not used
+#   @yield the new fiber's body
+#   @return [Fiber] the new fiber
+#   @raise [ArgumentError] without a block
+#   @raise [FiberError] when this fiber has ended, or is not run by this thread's reactor
+#   @example
+#     supervisor = spin { suspend }
+#     worker = supervisor.spin(:worker) { sleep 1 }
+#     worker.parent == supervisor # => true
+#
 # @!method safe_transfer(value = nil)
 #   Switches to the fiber at once, handing it `value`, and suspends the current fiber
 #   until something schedules it again. Use it instead of core's `transfer` and `resume`,
@@ -152,7 +168,79 @@
 #   Core's `Fiber#raise`, which {#raise} calls for the fibers Polyphony does not run.
 #   @api private
 #   @return [Object]
+#
+# @!method self.__await_first(fibers)
+#   Waits until one of `fibers` has ended and returns it (the first that has, in their
+#   order). While it waits, the current fiber awaits them all: the error one ends with is
+#   left for {#await} to raise, not passed to the current fiber as its parent.
+#   @api private
+#   @param fibers [Array<Fiber>]
+#   @return [Fiber]
 class Fiber
+  class << self
+    # Waits for every fiber to end and returns their results, in the order given. When
+    # one ends with an exception, the others are stopped (their `ensure` blocks run) and
+    # waited for, and the exception is raised.
+    #
+    # @param fibers [Array<Fiber>]
+    # @return [Array<Object>] each fiber's result
+    # @raise [Exception] the exception the first fiber to fail ended with
+    # @raise [FiberError] for the current fiber, or a live fiber Polyphony does not run
+    # @example
+    #   Fiber.await(spin { sleep 0.2; :a }, spin { sleep 0.1; :b }) # => [:a, :b]
+    def await(*fibers)
+      pending = fibers.uniq
+      until pending.empty?
+        done = __await_first(pending)
+        pending.delete(done)
+        begin
+          done.await
+        rescue Exception # rubocop:disable Lint/RescueException
+          stop_and_await(pending)
+          raise
+        end
+      end
+      fibers.map(&:await)
+    end
+
+    # The same as {.await}.
+    #
+    # @param fibers [Array<Fiber>]
+    # @return (see .await)
+    # @raise (see .await)
+    def join(*fibers)
+      await(*fibers)
+    end
+
+    # Waits for the first of the fibers to end, and returns it with its result; the others
+    # go on.
+    #
+    # @param fibers [Array<Fiber>] at least one
+    # @return [Array(Fiber, Object)] the first fiber to end, and its result
+    # @raise [Exception] the exception that fiber ended with
+    # @raise [ArgumentError] without a fiber
+    # @example
+    #   fast = spin { sleep 0.1; :fast }
+    #   slow = spin { sleep 1; :slow }
+    #   Fiber.select(slow, fast) # => [fast, :fast]
+    def select(*fibers)
+      done = __await_first(fibers)
+      [done, done.await]
+    end
+
+    private
+
+    # Stops the fibers still running, and waits for them to end (what they end with is of
+    # no interest any more).
+    def stop_and_await(fibers)
+      fibers.each { |fiber| fiber.stop if fiber.state != :dead }
+      fibers.each do |fiber|
+        fiber.await
+      rescue Exception # rubocop:disable Lint/RescueException
+        nil
+      end
+    end
+  end
 end
 
 module Polyphony

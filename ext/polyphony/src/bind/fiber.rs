@@ -23,6 +23,27 @@ unsafe extern "C" fn fiber_schedule(argc: c_int, argv: *const VALUE, fiber: VALU
     })
 }
 
+/// `Fiber#spin(tag = nil, orig_caller = nil)`: a child of the receiver, which must be a
+/// fiber this thread's reactor runs.
+unsafe extern "C" fn fiber_spin(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        let tag = args::count(args, 0, 2)?.first().copied().unwrap_or(NIL);
+        let block = args::block_proc()?;
+        let reactor = reactor::current()?;
+        if !reactor.runs(fiber) {
+            return Err(errors::fiber(if fiber::is_live(fiber) {
+                "can't spin a child of a fiber this thread's reactor does not run"
+            } else {
+                "can't spin a child of a fiber that ended"
+            }));
+        }
+        fiber::spin(reactor, fiber, tag, block)
+    })
+}
+
 unsafe extern "C" fn fiber_safe_transfer(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
     let args = unsafe { slice(argc, argv) };
@@ -35,7 +56,7 @@ unsafe extern "C" fn fiber_safe_transfer(argc: c_int, argv: *const VALUE, fiber:
 unsafe extern "C" fn fiber_await(fiber: VALUE) -> VALUE {
     entry(|| {
         let fiber = ruby::initialized_fiber(fiber)?;
-        raise_if_exception(fiber::await_fiber(reactor::current()?, fiber))
+        fiber::await_fiber(reactor::current()?, fiber)
     })
 }
 
@@ -165,11 +186,46 @@ unsafe extern "C" fn fiber_switch_by_hand(argc: c_int, argv: *const VALUE, fiber
     })
 }
 
+/// `Fiber.__await_first(fibers)`: the first of `fibers` (an Array) to end, waiting for one.
+unsafe extern "C" fn fiber_await_first(_class: VALUE, fibers: VALUE) -> VALUE {
+    entry(|| {
+        // SAFETY: the conversion may raise (TypeError), under `protect`.
+        let array = protect(|| unsafe { rb_sys::rb_check_array_type(fibers) })?;
+        if array == NIL {
+            return Err(errors::type_error("expected an Array of fibers"));
+        }
+        // SAFETY: `array` is an Array, kept alive by the guard below.
+        let len = unsafe { rb_sys::RARRAY_LEN(array) };
+        let mut list = Vec::with_capacity(len as usize);
+        for index in 0..len {
+            // SAFETY: an element within the Array's length; raises nothing.
+            let fiber = unsafe { rb_sys::rb_ary_entry(array, index) };
+            if !ruby::is_fiber(fiber) {
+                return Err(errors::type_error("expected an Array of fibers"));
+            }
+            list.push(ruby::initialized_fiber(fiber)?);
+        }
+        if list.is_empty() {
+            return Err(errors::argument("no fiber to await"));
+        }
+        // The fibers stay reachable from `array` (on this frame) while this waits.
+        let first = fiber::await_first(reactor::current()?, &list);
+        rb_sys::rb_gc_guard!(array);
+        first
+    })
+}
+
 /// Defines Fiber's methods, and the module
 /// `lib/polyphony.rb` prepends to Fiber.
 pub fn init() {
     let fiber = On::Instance(classes().fiber);
     define(fiber, &[c"schedule"], Variadic(fiber_schedule));
+    define(fiber, &[c"spin"], Variadic(fiber_spin));
+    define(
+        On::Singleton(classes().fiber),
+        &[c"__await_first"],
+        One(fiber_await_first),
+    );
     define(fiber, &[c"safe_transfer"], Variadic(fiber_safe_transfer));
     define(fiber, &[c"await", c"join"], Fixed(fiber_await));
     super::keep_core_method(classes().fiber, c"__core_raise", c"raise");

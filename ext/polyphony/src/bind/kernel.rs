@@ -64,7 +64,7 @@ unsafe extern "C" fn suspend(_self: VALUE) -> VALUE {
 }
 
 unsafe extern "C" fn receive(_self: VALUE) -> VALUE {
-    entry(|| raise_if_exception(fiber::receive(reactor::current()?)))
+    entry(|| fiber::receive(reactor::current()?))
 }
 
 unsafe extern "C" fn receive_all_pending(_self: VALUE) -> VALUE {

@@ -388,18 +388,76 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
                 "can't await a fiber that Polyphony does not run",
             ));
         }
-        let error = ruby::ivar_get(fiber, ids().error);
-        return Ok(if error != NIL {
-            error
-        } else {
-            ruby::ivar_get(fiber, ids().result)
-        });
+        return ended_outcome(fiber, None);
     }
-    let outcome = reactor.switchpoint();
+    let received = reactor.switchpoint();
     if let Some(record) = reactor.state().record_mut(fiber) {
         record.awaiters.retain(|&awaiter| awaiter != current);
     }
-    outcome
+    let received = received?;
+    if reactor.state().record(fiber).is_some() {
+        // Woken by something else while the fiber runs on (`Fiber#schedule`, a raise).
+        return ruby::raise_if_exception(Ok(received));
+    }
+    ended_outcome(fiber, Some(received))
+}
+
+/// What an ended fiber ended with, as `Fiber#await` reports it: its result (an exception
+/// object it returned included), or the exception it raised, as an error. A frozen fiber
+/// could not keep them: then `woken_with`, the value its end woke the awaiter with, tells.
+fn ended_outcome(fiber: VALUE, woken_with: Option<VALUE>) -> Result<VALUE, Jump> {
+    // SAFETY: a flag test on a live object; raises nothing.
+    let frozen = unsafe { rb_sys::rb_obj_frozen_p(fiber) } == ruby::TRUE;
+    if let (true, Some(value)) = (frozen, woken_with) {
+        return ruby::raise_if_exception(Ok(value));
+    }
+    match ruby::ivar_get(fiber, ids().error) {
+        NIL => Ok(ruby::ivar_get(fiber, ids().result)),
+        error => Err(Jump::raise(error)),
+    }
+}
+
+/// Waits until one of `fibers` has ended and returns it (the first of them that has, in
+/// their order). While the current fiber waits it awaits them all: an error one of them ends
+/// with is not passed to the current fiber as its parent, but left for `Fiber#await` to
+/// raise. An exception the current fiber is resumed with meanwhile is raised.
+pub fn await_first(reactor: &Reactor, fibers: &[VALUE]) -> Result<VALUE, Jump> {
+    let current = current_fiber();
+    if fibers.contains(&current) {
+        return Err(errors::fiber("can't await the current fiber"));
+    }
+    loop {
+        let ended = fibers
+            .iter()
+            .copied()
+            .find(|&fiber| reactor.state().record(fiber).is_none());
+        if let Some(ended) = ended {
+            if is_live(ended) {
+                return Err(errors::fiber(
+                    "can't await a fiber that Polyphony does not run",
+                ));
+            }
+            return Ok(ended);
+        }
+        for &fiber in fibers {
+            if let Some(record) = reactor.state().record_mut(fiber) {
+                record.awaiters.push(current);
+            }
+        }
+        let received = reactor.switchpoint();
+        for &fiber in fibers {
+            if let Some(record) = reactor.state().record_mut(fiber) {
+                record.awaiters.retain(|&awaiter| awaiter != current);
+            }
+        }
+        let received = received?;
+        let any_ended = fibers
+            .iter()
+            .any(|&fiber| reactor.state().record(fiber).is_none());
+        if !any_ended && is_exception(received) {
+            return Err(Jump::raise(received));
+        }
+    }
 }
 
 /// The fiber's parent (`nil` for a root fiber or a fiber Polyphony does not run).
@@ -502,8 +560,9 @@ pub fn send_message(reactor: &Reactor, fiber: VALUE, message: VALUE) {
     }
 }
 
-/// Waits for the current fiber's next message and returns it (an exception the fiber is
-/// resumed with meanwhile is returned for the caller to raise).
+/// Waits for the current fiber's next message and returns it; an exception the fiber is
+/// resumed with meanwhile (`Fiber#raise`, a stop) is raised. A message is returned as it is,
+/// an exception object included.
 pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
     let fiber = current_fiber();
     let mut waited = false;
@@ -534,7 +593,7 @@ pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
         }
         let received = received?;
         if is_exception(received) {
-            return Ok(received);
+            return Err(Jump::raise(received));
         }
     }
 }
