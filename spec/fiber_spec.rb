@@ -157,7 +157,7 @@ RSpec.describe 'Fiber#state' do
   it 'knows the root fiber' do
     expect(Fiber.current.state).to eq(:running)
     expect(Fiber.current.parent).to be_nil
-    expect(Fiber.current.tag).to be_nil
+    expect(Fiber.current.tag).to eq(:main)
   end
 end
 
@@ -822,5 +822,151 @@ RSpec.describe 'Fiber.select' do
 
   it 'needs at least one fiber' do
     expect { Fiber.select }.to raise_error(ArgumentError, 'no fiber to await')
+  end
+end
+
+RSpec.describe 'Fiber#tag=, #main?, #result, #running?, #inspect' do
+  it 'sets the tag, and tags the main fiber :main' do
+    expect(Fiber.current.tag).to eq(:main)
+    expect(Fiber.current.main?).to be(true)
+    fiber = spin(:before) { suspend }
+    fiber.tag = :after
+    expect([fiber.tag, fiber.main?]).to eq([:after, false])
+    fiber.schedule
+    fiber.await
+    fiber.tag = :ended
+    expect(fiber.tag).to eq(:ended)
+  end
+
+  it 'gives the result of a fiber that ended, its error as a value, and nil before' do
+    sleeper = spin { sleep 0.01; :slept }
+    expect([sleeper.result, sleeper.running?]).to eq([nil, true])
+    sleeper.await
+    expect([sleeper.result, sleeper.running?]).to eq([:slept, false])
+    failing = spin { raise ArgumentError, 'bad' }
+    expect { failing.await }.to raise_error(ArgumentError)
+    expect(failing.result).to be_a(ArgumentError).and have_attributes(message: 'bad')
+  end
+
+  it 'shows its tag and state in #inspect' do
+    fiber = spin(:worker) { suspend }
+    snooze
+    expect(fiber.inspect).to match(/\A#<Fiber:0x\h+ :worker \(waiting\)>\z/)
+    expect(fiber.to_s).to eq(fiber.inspect)
+    expect(Fiber.current.inspect).to match(/ :main \(running\)>\z/)
+    fiber.schedule
+    fiber.await
+    expect(fiber.inspect).to end_with(':worker (dead)>')
+  end
+end
+
+RSpec.describe 'Fiber#terminate, #graceful_shutdown?, #shutdown_all_children' do
+  it 'stops a fiber quietly, telling it whether gracefully' do
+    seen = []
+    fibers = [false, true].map do |graceful|
+      spin do
+        sleep 1
+      ensure
+        seen << [graceful, Fiber.current.graceful_shutdown?]
+      end
+    end
+    snooze
+    fibers.each_with_index { |fiber, i| expect(fiber.terminate(i == 1)).to eq(fiber) }
+    expect(fibers.map(&:await)).to eq([nil, nil])
+    expect(seen).to eq([[false, false], [true, true]])
+  end
+
+  it 'stops every child and waits for them' do
+    log = []
+    parent = spin do
+      2.times do |i|
+        spin do
+          sleep 1
+        ensure
+          log << [i, Fiber.current.graceful_shutdown?]
+        end
+      end
+      suspend
+    end
+    2.times { snooze }
+    expect(parent.shutdown_all_children(true)).to eq(parent)
+    expect(log).to eq([[0, true], [1, true]])
+    expect(parent.children).to eq([])
+    parent.schedule
+    parent.await
+  end
+end
+
+RSpec.describe 'Fiber#attach_to, #attach_all_children_to, #detach' do
+  it 'moves a fiber under another parent, which then stops it when it ends' do
+    log = []
+    old_parent = spin { suspend }
+    new_parent = spin { suspend }
+    child = old_parent.spin(:child) do
+      sleep 1
+    ensure
+      log << :child_stopped
+    end
+    snooze
+    expect(child.attach_to(new_parent)).to eq(child)
+    expect([child.parent, old_parent.children, new_parent.children]).to eq([new_parent, [], [child]])
+    old_parent.schedule
+    old_parent.await
+    expect(log).to eq([])
+    new_parent.schedule
+    new_parent.await
+    expect(log).to eq([:child_stopped])
+  end
+
+  it 'moves all children, and detaches a fiber to its thread root' do
+    from = spin { suspend }
+    to = spin { suspend }
+    children = 2.times.map { from.spin { suspend } }
+    expect(from.attach_all_children_to(to)).to eq(from)
+    expect(to.children).to eq(children)
+    expect(children.first.detach.parent).to eq(Fiber.current)
+    [from, to, children.first].each(&:stop)
+  end
+
+  it 'refuses a cycle, itself, and fibers the reactor does not run' do
+    parent = spin { suspend }
+    child = parent.spin { suspend }
+    expect { parent.attach_to(child) }.to raise_error(ArgumentError, "can't attach a fiber to one of its descendants")
+    expect { child.attach_to(child) }.to raise_error(ArgumentError, "can't attach a fiber to itself")
+    expect { Fiber.current.attach_to(parent) }.to raise_error(FiberError)
+    expect { child.attach_to(Fiber.new { nil }) }.to raise_error(FiberError)
+    expect { child.attach_to(:nope) }.to raise_error(TypeError, 'expected a Fiber')
+    parent.stop
+  end
+end
+
+RSpec.describe 'Fiber#monitor' do
+  it 'puts [fiber, result] in the watcher mailbox when the fiber ends, errors included' do
+    worker = spin { sleep 0.01; :done }
+    failing = spin { sleep 0.02; raise 'failed' }
+    failing.parent # the current fiber: the error reaches it, as without a monitor
+    expect(worker.monitor).to eq(worker)
+    expect(Fiber.current.monitor_mailbox.shift).to eq([worker, :done])
+    stopped = spin { sleep 1 }
+    stopped.monitor.unmonitor
+    stopped.stop
+    stopped.await
+    failing.monitor
+    expect { sleep 0.1 }.to raise_error(RuntimeError, 'failed')
+    fiber, error = Fiber.current.monitor_mailbox.shift
+    expect([fiber, error.message]).to eq([failing, 'failed'])
+    expect(Fiber.current.monitor_mailbox).to be_empty
+  end
+end
+
+RSpec.describe 'Fiber#await, raced' do
+  it 'is stopped by a stop that comes as the awaited fiber ends, before the awaiter runs' do
+    target = spin { suspend }
+    awaiter = spin { target.await && :not_stopped }
+    snooze
+    target.schedule(:bye) # the target runs first and ends ...
+    awaiter.stop          # ... while the stop is already on its way to the awaiter
+    expect(awaiter.await).to be_nil
+    expect(target.await).to eq(:bye)
   end
 end

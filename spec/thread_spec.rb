@@ -103,3 +103,24 @@ RSpec.describe 'the reactor' do
     expect(thread.join(2)).to eq(thread)
   end
 end
+
+RSpec.describe 'Thread#main_fiber' do
+  it "is the thread's root fiber, for this thread and another" do
+    expect(Thread.current.main_fiber).to eq(Fiber.current)
+    root, thread = nil
+    ready = Queue.new
+    done = Queue.new
+    thread = Thread.new do
+      root = Fiber.current
+      snooze # uses Polyphony
+      ready << true
+      done.pop
+    end
+    ready.pop
+    expect(thread.main_fiber).to eq(root)
+    expect(root.main?).to be(true)
+    done << true
+    thread.join
+    expect(Thread.new { nil }.tap(&:join).main_fiber).to be_nil
+  end
+end

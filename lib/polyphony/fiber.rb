@@ -152,6 +152,26 @@
 #   The fiber's live children, oldest first.
 #   @return [Array<Fiber>]
 #
+# @!method tag=(tag)
+#   Sets the fiber's tag.
+#   @param tag [Object]
+#   @return [Object] tag
+#   @raise [FrozenError] for a frozen fiber that ended
+#
+# @!method main?
+#   Whether the fiber is a thread's root fiber (the main fiber of the program's main
+#   thread, tagged `:main`, or the first fiber of another thread that uses Polyphony).
+#   @return [Boolean]
+#
+# @!method attach_to(parent)
+#   Makes the fiber a child of `parent`, leaving its old parent: it is stopped when
+#   `parent` ends, and an error it ends with goes to `parent`.
+#   @param parent [Fiber] a fiber this thread's reactor runs
+#   @return [Fiber] self
+#   @raise [FiberError] for a fiber this thread's reactor did not spin, or a parent it does
+#     not run
+#   @raise [ArgumentError] for the fiber itself or one of its descendants as `parent`
+#
 # @!method terminate_all_children
 #   Stops every live child of the fiber (their `ensure` blocks run) and waits until all
 #   have ended. The main fiber's children are stopped this way at exit, and a thread's
@@ -177,6 +197,114 @@
 #   @param fibers [Array<Fiber>]
 #   @return [Fiber]
 class Fiber
+  # The fiber's result once it has ended: the value it ended with, or the exception it
+  # ended with (as a value); nil while it runs.
+  #
+  # @return [Object, Exception, nil]
+  def result
+    return nil unless state == :dead
+
+    await
+  rescue Exception => e # rubocop:disable Lint/RescueException
+    e
+  end
+
+  # Whether the fiber has not ended yet (any state but `:dead`).
+  #
+  # @return [Boolean]
+  def running?
+    state != :dead
+  end
+
+  # Stops the fiber quietly ({Polyphony::Terminate}, at its current or next switchpoint,
+  # after the fibers already queued to run; at once for the current fiber): its `ensure`
+  # blocks run, and it ends with a nil result.
+  # With `graceful`, {#graceful_shutdown?} says so in the fiber meanwhile, for code that
+  # winds down more politely.
+  #
+  # @param graceful [Boolean]
+  # @return [Fiber] self
+  def terminate(graceful = false) # rubocop:disable Style/OptionalBooleanParameter
+    @graceful_shutdown = graceful
+    return self.raise(Polyphony::Terminate) if equal?(Fiber.current)
+
+    schedule(Polyphony::Terminate.new)
+  end
+
+  # Whether the fiber is being stopped gracefully ({#terminate} with `graceful`).
+  #
+  # @return [Boolean]
+  def graceful_shutdown?
+    @graceful_shutdown ? true : false
+  end
+
+  # Stops every live child ({#terminate}, gracefully or not) and waits for them to end.
+  #
+  # @param graceful [Boolean]
+  # @return [Fiber] self
+  # @raise [Exception] an exception a child passes up meanwhile
+  def shutdown_all_children(graceful = false) # rubocop:disable Style/OptionalBooleanParameter
+    children.each { |child| child.terminate(graceful) }
+    await_all_children
+  end
+
+  # Makes every child of the fiber a child of `parent` (see {#attach_to}).
+  #
+  # @param parent [Fiber]
+  # @return [Fiber] self
+  def attach_all_children_to(parent)
+    children.each { |child| child.attach_to(parent) }
+    self
+  end
+
+  # Makes the fiber a child of its thread's root fiber (see {#attach_to}), so that it
+  # outlives its parent.
+  #
+  # @return [Fiber] self
+  def detach
+    attach_to(Thread.current.main_fiber)
+  end
+
+  # Has `watcher` told when the fiber ends: `[fiber, result]` (the result as {#result} gives
+  # it) arrives in the watcher's {#monitor_mailbox}.
+  #
+  # @param watcher [Fiber] a fiber this thread's reactor runs
+  # @return [Fiber] self
+  def monitor(watcher = Fiber.current)
+    monitors = (@polyphony_monitors ||= {})
+    return self if monitors.key?(watcher)
+
+    fiber = self
+    monitors[watcher] = watcher.spin(:monitor) do
+      result = begin
+        fiber.await
+      rescue Exception => e # rubocop:disable Lint/RescueException
+        e
+      end
+      watcher.monitor_mailbox << [fiber, result]
+    ensure
+      monitors.delete(watcher)
+    end
+    self
+  end
+
+  # Stops telling `watcher` when the fiber ends (see {#monitor}).
+  #
+  # @param watcher [Fiber]
+  # @return [Fiber] self
+  def unmonitor(watcher = Fiber.current)
+    @polyphony_monitors&.delete(watcher)&.stop
+    self
+  end
+
+  # Where `[fiber, result]` arrives when a fiber this one monitors ends (see {#monitor}):
+  # `monitor_mailbox.shift` waits for the next.
+  #
+  # @return [Thread::Queue]
+  def monitor_mailbox
+    @polyphony_monitor_mailbox ||= Thread::Queue.new
+  end
+
   class << self
     # Waits for every fiber to end and returns their results, in the order given. When
     # one ends with an exception, the others are stopped (their `ensure` blocks run) and
@@ -244,6 +372,25 @@ class Fiber
 end
 
 module Polyphony
+  # Fiber's description, prepended to Fiber (core's, with Polyphony's view of the fiber).
+  module FiberDescription
+    # Core's description of the fiber, with its tag and its state as {Fiber#state} gives
+    # it, e.g. `#<Fiber:0x000055d5c0e0a0f8 :worker (waiting)>`.
+    #
+    # @return [String]
+    def inspect
+      tag_text = tag.nil? ? '' : " #{tag.inspect}"
+      super.sub(/ \((\w+)\)>\z/, "#{tag_text} (#{state})>")
+    end
+
+    # The same as {#inspect}.
+    #
+    # @return [String]
+    def to_s
+      inspect
+    end
+  end
+
   # Core's `Fiber#transfer` and `#resume`, prepended to Fiber: a fiber that Polyphony spun
   # is switched to by its reactor only, since a switch by hand would leave the reactor
   # waiting on a stack it no longer runs. Other fibers (the thread's root fiber, fibers made
@@ -270,3 +417,4 @@ end
 # Fibers that Polyphony spins are switched by their reactor: Fiber#transfer and #resume refuse
 # them with a FiberError (other fibers switch as in core).
 Fiber.prepend(Polyphony::FiberSwitchGuard)
+Fiber.prepend(Polyphony::FiberDescription)

@@ -78,6 +78,11 @@ class Thread
     prepend Polyphony::ThreadChildren::Start
   end
 
+  # @!method main_fiber
+  #   The thread's root fiber (its first fiber), if the thread uses Polyphony; the current
+  #   thread always does once asked.
+  #   @return [Fiber, nil]
+
   # The switchpoint itself: runs the other runnable fibers (waiting for IO or timers if none
   # is runnable) until the current fiber is scheduled again. The same as `suspend`.
   #

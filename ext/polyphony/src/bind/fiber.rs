@@ -82,6 +82,30 @@ unsafe extern "C" fn fiber_tag(fiber: VALUE) -> VALUE {
     entry(|| Ok(fiber::tag(reactor::current()?, fiber)))
 }
 
+unsafe extern "C" fn fiber_set_tag(fiber: VALUE, tag: VALUE) -> VALUE {
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        fiber::set_tag(reactor::current()?, fiber, tag)?;
+        Ok(tag)
+    })
+}
+
+unsafe extern "C" fn fiber_attach_to(fiber: VALUE, parent: VALUE) -> VALUE {
+    entry(|| {
+        let fiber = ruby::initialized_fiber(fiber)?;
+        if !ruby::is_fiber(parent) {
+            return Err(errors::type_error("expected a Fiber"));
+        }
+        let parent = ruby::initialized_fiber(parent)?;
+        fiber::attach(reactor::current()?, fiber, parent)?;
+        Ok(fiber)
+    })
+}
+
+unsafe extern "C" fn fiber_main_p(fiber: VALUE) -> VALUE {
+    entry(|| Ok(ruby::boolean(fiber::is_root(fiber))))
+}
+
 unsafe extern "C" fn fiber_children(fiber: VALUE) -> VALUE {
     entry(|| ruby::new_array(&fiber::children(reactor::current()?, fiber)))
 }
@@ -240,6 +264,9 @@ pub fn init() {
     define(fiber, &[c"state"], Fixed(fiber_state));
     define(fiber, &[c"parent"], Fixed(fiber_parent));
     define(fiber, &[c"tag"], Fixed(fiber_tag));
+    define(fiber, &[c"tag="], One(fiber_set_tag));
+    define(fiber, &[c"main?"], Fixed(fiber_main_p));
+    define(fiber, &[c"attach_to"], One(fiber_attach_to));
     define(fiber, &[c"children"], Fixed(fiber_children));
     define(
         fiber,

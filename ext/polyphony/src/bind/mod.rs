@@ -16,6 +16,7 @@ mod polyphony;
 mod reactor;
 mod socket;
 mod tcp_server;
+mod thread;
 
 use crate::engine::{fiber as fibers, stacks};
 use crate::ruby::{errors, names, Jump};
@@ -157,6 +158,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     basic_socket::init();
     socket::init();
     tcp_server::init();
+    thread::init();
     reactor::init();
     core_waits::init();
     Ok(())

@@ -395,11 +395,24 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
         record.awaiters.retain(|&awaiter| awaiter != current);
     }
     let received = received?;
-    if reactor.state().record(fiber).is_some() {
-        // Woken by something else while the fiber runs on (`Fiber#schedule`, a raise).
+    if reactor.state().record(fiber).is_some() || is_raise_for_awaiter(received, &[fiber]) {
+        // Woken by something else (`Fiber#schedule`, a raise, a stop), which wins over the
+        // fiber's end when both came before the awaiter ran.
         return ruby::raise_if_exception(Ok(received));
     }
     ended_outcome(fiber, Some(received))
+}
+
+/// Whether `received`, what an awaiter of `fibers` was resumed with, is an exception meant
+/// for the awaiter (a raise, a stop) rather than what one of them ended with (the error it
+/// raised, or an exception object it returned).
+fn is_raise_for_awaiter(received: VALUE, fibers: &[VALUE]) -> bool {
+    let ids = ids();
+    is_exception(received)
+        && !fibers.iter().any(|&fiber| {
+            ruby::ivar_get(fiber, ids.error) == received
+                || ruby::ivar_get(fiber, ids.result) == received
+        })
 }
 
 /// What an ended fiber ended with, as `Fiber#await` reports it: its result (an exception
@@ -451,10 +464,7 @@ pub fn await_first(reactor: &Reactor, fibers: &[VALUE]) -> Result<VALUE, Jump> {
             }
         }
         let received = received?;
-        let any_ended = fibers
-            .iter()
-            .any(|&fiber| reactor.state().record(fiber).is_none());
-        if !any_ended && is_exception(received) {
+        if is_raise_for_awaiter(received, fibers) {
             return Err(Jump::raise(received));
         }
     }
@@ -470,6 +480,51 @@ pub fn parent(reactor: &Reactor, fiber: VALUE) -> VALUE {
 pub fn tag(reactor: &Reactor, fiber: VALUE) -> VALUE {
     let known = reactor.state().record(fiber).map(|record| record.tag);
     known.unwrap_or_else(|| ruby::ivar_get(fiber, ids().tag))
+}
+
+/// Sets the fiber's tag (a frozen fiber that ended cannot keep it: FrozenError).
+pub fn set_tag(reactor: &Reactor, fiber: VALUE, tag: VALUE) -> Result<(), Jump> {
+    if let Some(record) = reactor.state().record_mut(fiber) {
+        record.tag = tag;
+        return Ok(());
+    }
+    ruby::ivar_set(fiber, ids().tag, tag).map(|_| ())
+}
+
+/// Makes `fiber` a child of `parent` (both run by the reactor), leaving its old parent.
+pub fn attach(reactor: &Reactor, fiber: VALUE, parent: VALUE) -> Result<(), Jump> {
+    if fiber == parent {
+        return Err(errors::argument("can't attach a fiber to itself"));
+    }
+    let mut state = reactor.state();
+    let parent_known = state.record(parent).is_some();
+    let fiber_known = state
+        .record(fiber)
+        .is_some_and(|record| record.block != NIL);
+    if !fiber_known || !parent_known {
+        drop(state);
+        return Err(errors::fiber(
+            "can only attach a fiber this thread's reactor spun to one it runs",
+        ));
+    }
+    // A fiber cannot become a child of its own descendant.
+    let mut ancestor = parent;
+    while ancestor != NIL {
+        if ancestor == fiber {
+            drop(state);
+            return Err(errors::argument(
+                "can't attach a fiber to one of its descendants",
+            ));
+        }
+        ancestor = state.record(ancestor).map_or(NIL, |record| record.parent);
+    }
+    state.reparent(fiber, parent);
+    Ok(())
+}
+
+/// Whether `fiber` is the root fiber of a thread that uses Polyphony.
+pub fn is_root(fiber: VALUE) -> bool {
+    ruby::ivar_get(fiber, ids().main) == ruby::TRUE
 }
 
 /// The fiber's live children, oldest first.

@@ -28,9 +28,10 @@ pub struct FiberRecord {
 }
 
 impl FiberRecord {
-    /// The record of the thread's root fiber: no block, no parent.
-    pub fn root() -> Self {
-        Self::new(NIL, NIL, NIL, 0)
+    /// The record of a thread's root fiber: no block, no parent; `tag` is `:main` for the
+    /// main thread's.
+    pub fn root(tag: VALUE) -> Self {
+        Self::new(NIL, NIL, tag, 0)
     }
 
     pub fn new(block: VALUE, parent: VALUE, tag: VALUE, child_key: u64) -> Self {

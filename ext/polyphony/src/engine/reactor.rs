@@ -122,6 +122,20 @@ pub fn existing() -> Option<&'static Reactor> {
     lookup(false).ok().flatten()
 }
 
+/// The root fiber of `thread`, another thread, if it uses Polyphony. Only the reactor's root,
+/// which never changes, is read: the rest of its state belongs to its own thread.
+pub fn root_of_thread(thread: VALUE) -> Option<VALUE> {
+    let ivar = ruby::ivar_get(thread, ids().reactor);
+    if ivar == NIL {
+        return None;
+    }
+    // SAFETY: `ivar` is the live value of the thread's hidden variable.
+    let value = unsafe { Value::from_raw(ivar) };
+    Obj::<Reactor>::try_convert(value)
+        .ok()
+        .map(|reactor| reactor.root)
+}
+
 fn lookup(create_missing: bool) -> Result<Option<&'static Reactor>, Jump> {
     // SAFETY: a Ruby thread always has a current Thread; raises nothing.
     let thread = unsafe { rb_sys::rb_thread_current() };
@@ -177,7 +191,16 @@ fn create() -> Result<Obj<Reactor>, Jump> {
     // SAFETY: PR_SET_TIMERSLACK takes one integer and changes only this thread's slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
     let root = current_fiber();
-    let state = State::new(root);
+    // SAFETY: plain reads of the current and main threads; they raise nothing.
+    let main_thread = unsafe { rb_sys::rb_thread_current() == rb_sys::rb_thread_main() };
+    let root_tag = if main_thread {
+        ruby::symbol("main")
+    } else {
+        NIL
+    };
+    // A root fiber says so (`Fiber#main?`), whichever thread asks.
+    ruby::ivar_set(root, ids().main, ruby::TRUE)?;
+    let state = State::new(root, root_tag);
     let poller = Arc::new(poller);
     let reactor = Reactor {
         state: RefCell::new(state),

@@ -48,8 +48,8 @@ pub struct State {
 }
 
 impl State {
-    /// A new thread's state, whose only fiber is its root, `root`.
-    pub fn new(root: VALUE) -> Self {
+    /// A new thread's state, whose only fiber is its root, `root`, tagged `root_tag`.
+    pub fn new(root: VALUE, root_tag: VALUE) -> Self {
         let mut state = State {
             runqueue: RunQueue::default(),
             timers: Timers::default(),
@@ -66,7 +66,7 @@ impl State {
             blocked: HashSet::new(),
             children_awaiters: WordMap::default(),
         };
-        state.fibers.insert(root, FiberRecord::root());
+        state.fibers.insert(root, FiberRecord::root(root_tag));
         state
     }
 
@@ -234,5 +234,40 @@ impl State {
             }
         }
         has_children
+    }
+
+    /// Moves `fiber` (a fiber the reactor runs) from its parent's children to `parent`'s,
+    /// as its youngest child.
+    pub fn reparent(&mut self, fiber: VALUE, parent: VALUE) {
+        let Some(record) = self.fibers.get(&fiber) else {
+            return;
+        };
+        let (old_parent, old_key) = (record.parent, record.child_key);
+        let old_siblings_left = match self.fibers.get_mut(&old_parent) {
+            Some(old) => {
+                old.children.remove(&old_key);
+                old.children.is_empty()
+            }
+            None => false,
+        };
+        if old_siblings_left {
+            for awaiter in self
+                .children_awaiters
+                .remove(&old_parent)
+                .into_iter()
+                .flatten()
+            {
+                self.schedule(awaiter, NIL, false);
+            }
+        }
+        let key = self.next_child_key;
+        self.next_child_key += 1;
+        if let Some(new_parent) = self.fibers.get_mut(&parent) {
+            new_parent.children.insert(key, fiber);
+        }
+        if let Some(record) = self.fibers.get_mut(&fiber) {
+            record.parent = parent;
+            record.child_key = key;
+        }
     }
 }

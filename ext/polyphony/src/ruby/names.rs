@@ -71,6 +71,8 @@ pub struct Ids {
     pub error: ID,
     pub parent: ID,
     pub tag: ID,
+    /// On a thread's root fiber: true.
+    pub main: ID,
     /// On an IO: the descriptor whose blocking mode was checked (see `engine::io`).
     pub checked_mode: ID,
 }
@@ -152,6 +154,7 @@ pub fn init() {
         error: intern("__polyphony_error"),
         parent: intern("__polyphony_parent"),
         tag: intern("__polyphony_tag"),
+        main: intern("__polyphony_main"),
         checked_mode: intern("__polyphony_checked_mode"),
     });
 }
