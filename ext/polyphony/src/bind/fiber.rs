@@ -5,7 +5,7 @@ use super::args::{self, slice};
 use super::Func::{Fixed, One, Variadic};
 use super::{define, entry, module_under, On};
 use crate::engine::fiber::{self, FiberState};
-use crate::engine::reactor;
+use crate::engine::{awaiting, mailbox, reactor};
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, current_fiber, errors, protect, raise_if_exception, Jump, NIL};
 use rb_sys::VALUE;
@@ -56,7 +56,7 @@ unsafe extern "C" fn fiber_safe_transfer(argc: c_int, argv: *const VALUE, fiber:
 unsafe extern "C" fn fiber_await(fiber: VALUE) -> VALUE {
     entry(|| {
         let fiber = ruby::initialized_fiber(fiber)?;
-        fiber::await_fiber(reactor::current()?, fiber)
+        awaiting::await_fiber(reactor::current()?, fiber)
     })
 }
 
@@ -186,7 +186,7 @@ unsafe extern "C" fn fiber_send(fiber: VALUE, message: VALUE) -> VALUE {
                 "can't send a message to a fiber this thread's reactor does not run",
             ));
         }
-        fiber::send_message(reactor, fiber, message);
+        mailbox::send_message(reactor, fiber, message);
         Ok(fiber)
     })
 }
@@ -233,7 +233,7 @@ unsafe extern "C" fn fiber_await_first(_class: VALUE, fibers: VALUE) -> VALUE {
             return Err(errors::argument("no fiber to await"));
         }
         // The fibers stay reachable from `array` (on this frame) while this waits.
-        let first = fiber::await_first(reactor::current()?, &list);
+        let first = awaiting::await_first(reactor::current()?, &list);
         rb_sys::rb_gc_guard!(array);
         first
     })

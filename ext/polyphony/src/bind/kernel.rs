@@ -6,7 +6,7 @@ use super::args::{self, slice};
 use super::Func::{Fixed, One, Variadic};
 use super::{define, entry, module_under, On};
 use crate::engine::cancel::{self, Outcome};
-use crate::engine::{fiber, reactor};
+use crate::engine::{fiber, mailbox, reactor};
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, current_fiber, errors, protect, raise_if_exception, Jump, NIL, TRUE};
 use rb_sys::{ID, VALUE};
@@ -64,11 +64,11 @@ unsafe extern "C" fn suspend(_self: VALUE) -> VALUE {
 }
 
 unsafe extern "C" fn receive(_self: VALUE) -> VALUE {
-    entry(|| fiber::receive(reactor::current()?))
+    entry(|| mailbox::receive(reactor::current()?))
 }
 
 unsafe extern "C" fn receive_all_pending(_self: VALUE) -> VALUE {
-    entry(|| fiber::receive_all_pending(reactor::current()?))
+    entry(|| mailbox::receive_all_pending(reactor::current()?))
 }
 
 /// Concurrently's `wait(seconds)`: `sleep` that returns true.

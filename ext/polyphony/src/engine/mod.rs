@@ -3,12 +3,13 @@
 //! - [`reactor`]: the switchpoint, timers, and each thread's reactor; [`state`] and
 //!   [`fiber_record`]: what it holds; [`poller`]: waiting for events with the GVL released;
 //!   [`io_waits`]: fibers waiting on descriptors; [`remote`]: wake-ups from other threads;
-//! - [`fiber`]: the life of a spun fiber, and what other fibers do to it; [`stacks`]: getting
-//!   ended fibers' stacks back;
+//! - [`fiber`]: the life of a spun fiber, and what other fibers do to it; [`awaiting`]:
+//!   waiting for fibers to end; [`mailbox`]: messages between fibers; [`stacks`]: getting ended fibers' stacks back;
 //! - [`cancel`]: cancel scopes and timeouts;
 //! - [`io`]: IO without blocking the thread, over Ruby's read buffer; [`io_ops`]: reads and
 //!   writes; [`lines`]: lines and characters; [`sockets`]: accept and connect.
 
+pub mod awaiting;
 pub mod cancel;
 pub mod fiber;
 pub mod fiber_record;
@@ -16,6 +17,7 @@ pub mod io;
 pub mod io_ops;
 pub mod io_waits;
 pub mod lines;
+pub mod mailbox;
 pub mod poller;
 pub mod reactor;
 pub mod remote;
