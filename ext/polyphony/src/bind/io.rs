@@ -73,14 +73,18 @@ unsafe extern "C" fn io_read(argc: c_int, argv: *const VALUE, io: VALUE) -> VALU
     })
 }
 
+/// The `(maxlen, outbuf = nil)` of `readpartial` and `sysread`.
+fn maxlen_and_buffer(args: &[VALUE]) -> Result<(usize, VALUE), Jump> {
+    let args = args::count(args, 1, 2)?;
+    Ok((args::length(args[0])?, args::buffer(args, 1)?))
+}
+
 /// `IO#readpartial(maxlen, outbuf = nil)`.
 unsafe extern "C" fn io_readpartial(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
     let args = unsafe { slice(argc, argv) };
     entry(|| {
-        let args = args::count(args, 1, 2)?;
-        let max = args::length(args[0])?;
-        let buffer = args::buffer(args, 1)?;
+        let (max, buffer) = maxlen_and_buffer(args)?;
         let mut open = OpenIo::for_reading(io, ReadKind::Bytes)?;
         if max == 0 {
             return binary_result(&[], buffer);
@@ -97,9 +101,7 @@ unsafe extern "C" fn io_sysread(argc: c_int, argv: *const VALUE, io: VALUE) -> V
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
     let args = unsafe { slice(argc, argv) };
     entry(|| {
-        let args = args::count(args, 1, 2)?;
-        let max = args::length(args[0])?;
-        let buffer = args::buffer(args, 1)?;
+        let (max, buffer) = maxlen_and_buffer(args)?;
         let mut open = OpenIo::for_reading(io, ReadKind::Bytes)?;
         if !open.buffered().is_empty() {
             return Err(errors::io("sysread for buffered IO"));

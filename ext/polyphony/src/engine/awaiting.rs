@@ -48,14 +48,18 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
 /// object it returned included), or the exception it raised, as an error. A frozen fiber
 /// could not keep them: then `woken_with`, the value its end woke the awaiter with, tells.
 fn ended_outcome(fiber: VALUE, woken_with: Option<VALUE>) -> Result<VALUE, Jump> {
-    // SAFETY: a flag test on a live object; raises nothing.
-    let frozen = unsafe { rb_sys::rb_obj_frozen_p(fiber) } == ruby::TRUE;
-    if let (true, Some(value)) = (frozen, woken_with) {
-        return ruby::raise_if_exception(Ok(value));
+    let error = ruby::ivar_get(fiber, ids().error);
+    if error != NIL {
+        return Err(Jump::raise(error));
     }
-    match ruby::ivar_get(fiber, ids().error) {
-        NIL => Ok(ruby::ivar_get(fiber, ids().result)),
-        error => Err(Jump::raise(error)),
+    let result = ruby::ivar_get(fiber, ids().result);
+    match woken_with {
+        // Nothing kept: a frozen fiber, whose end is known only by the value it woke with.
+        // SAFETY: a flag test on a live object; raises nothing.
+        Some(value) if result == NIL && unsafe { rb_sys::rb_obj_frozen_p(fiber) } == ruby::TRUE => {
+            ruby::raise_if_exception(Ok(value))
+        }
+        _ => Ok(result),
     }
 }
 

@@ -85,21 +85,21 @@ pub fn accepted_class(server: VALUE) -> VALUE {
     }
 }
 
-/// The type of socket `fd` (`SOCK_STREAM`, ...), 0 if it cannot be had.
-fn socket_type(fd: RawFd) -> c_int {
-    let mut socket_type: c_int = 0;
+/// The integer socket option `option` (`SO_TYPE`, `SO_ERROR`) of `fd`, 0 if it cannot be had.
+fn socket_option(fd: RawFd, option: c_int) -> c_int {
+    let mut value: c_int = 0;
     let mut length = std::mem::size_of::<c_int>() as libc::socklen_t;
-    // SAFETY: `socket_type` has room for the `length` bytes asked for.
+    // SAFETY: `value` has room for the `length` bytes asked for.
     unsafe {
         libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut socket_type as *mut c_int).cast(),
+            option,
+            (&mut value as *mut c_int).cast(),
             &mut length,
         )
     };
-    socket_type
+    value
 }
 
 /// A connection accepted by a `Socket`: `[socket, addrinfo]`.
@@ -107,7 +107,7 @@ pub fn accept_pair(server: VALUE) -> Result<VALUE, Jump> {
     let (fd, address) = accept(server)?;
     let socket = wrap_socket(classes().socket, fd)?;
     let address = ruby::new_string(&address, null_mut())?;
-    let type_ = ruby::fixnum(c_long::from(socket_type(fd)));
+    let type_ = ruby::fixnum(c_long::from(socket_option(fd, libc::SO_TYPE)));
     let addrinfo_args = [address, NIL, type_, ruby::fixnum(0)];
     let addrinfo = ruby::funcall(classes().addrinfo, ids().new, &addrinfo_args)?;
     ruby::new_array(&[socket, addrinfo])
@@ -147,7 +147,7 @@ pub fn connect(socket: VALUE, address: VALUE, reactor: &Reactor) -> Result<(), J
         Ok(_) | Err(libc::EISCONN) => 0,
         Err(libc::EINPROGRESS) | Err(libc::EINTR) | Err(libc::EALREADY) => {
             open.wait(reactor, Interest::WRITABLE, None)?;
-            pending_error(open.fd()?)
+            socket_option(open.fd()?, libc::SO_ERROR)
         }
         Err(errno) => errno,
     };
@@ -158,21 +158,4 @@ pub fn connect(socket: VALUE, address: VALUE, reactor: &Reactor) -> Result<(), J
     };
     rb_sys::rb_gc_guard!(address);
     outcome
-}
-
-/// The error a non-blocking connect ended with (`SO_ERROR`), 0 for none.
-fn pending_error(fd: RawFd) -> c_int {
-    let mut error: c_int = 0;
-    let mut length = std::mem::size_of::<c_int>() as libc::socklen_t;
-    // SAFETY: `error` has room for the `length` bytes asked for.
-    unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut error as *mut c_int).cast(),
-            &mut length,
-        )
-    };
-    error
 }
