@@ -18,7 +18,7 @@ require 'io/wait'
 require 'open3'
 require 'rbconfig'
 require 'socket'
-require 'tmpdir'
+require_relative '../spec/support/port_lock'
 
 ROOT = File.expand_path('..', __dir__)
 PORT = 1234
@@ -184,9 +184,8 @@ system('cargo', 'build', '--release', '--quiet', '-p', 'loadgen', '-p', 'echo_ce
        chdir: File.join(ROOT, 'bench')) or abort 'cargo build failed'
 
 # The servers listen on the documents' port, which the spec suites take in turn through this
-# lock (spec/support/programs.rb): held for the whole run, it keeps them off the port.
-PORT_LOCK = File.open(File.join(Dir.tmpdir, "polyphony-spec-port-#{PORT}.lock"), File::CREAT | File::RDWR)
-PORT_LOCK.flock(File::LOCK_EX)
+# lock (spec/support/port_lock.rb): held for the whole run, it keeps them off the port.
+PORT_LOCK = PortLock.claim(PORT)
 
 servers = SERVERS.keys
 unless File.exist?(POLYPHONY_SERVER)

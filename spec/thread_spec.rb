@@ -124,3 +124,109 @@ RSpec.describe 'Thread#main_fiber' do
     expect(Thread.new { nil }.tap(&:join).main_fiber).to be_nil
   end
 end
+
+# Another thread's fibers: messages, schedules and raises cross to their reactor, which wakes.
+RSpec.describe 'fibers of another thread' do
+  # Runs a thread whose fibers the block spins (the block's value is handed over), and
+  # returns the thread and that value once the fibers wait.
+  def thread_with_fibers(&block)
+    handed = Thread::Queue.new
+    thread = Thread.new do
+      fibers = block.call
+      handed << fibers
+      Fiber.current.await_all_children
+      fibers.map(&:result)
+    end
+    [thread, handed.pop]
+  end
+
+  it 'get messages with Fiber#<<, in order, exceptions as values', gc: true do
+    thread, (receiver,) = thread_with_fibers do
+      [spin { Array.new(3) { receive } }]
+    end
+    error = RuntimeError.new('a value')
+    expect(receiver << :one).to equal(receiver)
+    receiver << error << :three
+    expect(thread.value).to eq([[:one, error, :three]])
+  end
+
+  it 'are resumed by Fiber#schedule with the value, or raised in by an exception value' do
+    thread, fibers = thread_with_fibers do
+      [spin { suspend }, spin { sleep 5 rescue $! }]
+    end
+    fibers[0].schedule(:resumed)
+    fibers[1].schedule(ArgumentError.new('raised'))
+    results = thread.value
+    expect(results[0]).to eq(:resumed)
+    expect(results[1]).to be_an(ArgumentError).and have_attributes(message: 'raised')
+  end
+
+  it 'are raised in by Fiber#raise and stopped by Fiber#stop' do
+    thread, fibers = thread_with_fibers do
+      [spin { receive rescue $! }, spin { sleep 5; :slept }]
+    end
+    fibers[0].raise(IOError, 'closed')
+    fibers[1].stop(:stopped)
+    closed, stopped = thread.value
+    expect(closed).to be_an(IOError).and have_attributes(message: 'closed')
+    expect(stopped).to eq(:stopped)
+  end
+
+  it 'wake their reactor waiting in the poller with no timer, at once' do
+    thread, (receiver,) = thread_with_fibers { [spin { receive }] }
+    Kernel.sleep 0.1 # the thread now waits in its poller, with nothing due
+    started = now
+    receiver << :wake
+    expect(thread.value).to eq([:wake])
+    expect(now - started).to be < 1
+  end
+
+  it 'keep a thread waiting for its fibers while they wait for messages' do
+    thread, (receiver,) = thread_with_fibers { [spin { receive }] }
+    Kernel.sleep 0.2
+    expect(thread).to be_alive
+    receiver << :late
+    expect(thread.value).to eq([:late])
+  end
+
+  it 'drop a message to a fiber that ended, as for one of this thread' do
+    thread, (fiber,) = thread_with_fibers { [spin { :done }] }
+    thread.join
+    expect(fiber << :lost).to equal(fiber)
+    expect(fiber.schedule(:lost)).to equal(fiber)
+  end
+
+  it 'refuse a message to a fiber that Polyphony does not run' do
+    plain = Fiber.new { :plain }
+    expect { plain << :message }
+      .to raise_error(FiberError, "can't send a message to a fiber that Polyphony does not run")
+  end
+end
+
+RSpec.describe 'Fiber#thread' do
+  it 'is the thread whose reactor runs the fiber, seen from any thread' do
+    expect(Fiber.current.thread).to equal(Thread.current)
+    expect(spin { sleep }.thread).to equal(Thread.current)
+    handed = Thread::Queue.new
+    thread = Thread.new do
+      handed << [spin { receive }, Fiber.current]
+      Fiber.current.await_all_children
+    end
+    fiber, root = handed.pop
+    expect([fiber.thread, root.thread]).to all(equal(thread))
+    fiber << :done
+    thread.join
+  end
+
+  it "is, for a fiber that ended, its parent's thread, and nil once that thread has ended" do
+    fiber = spin { :done }
+    fiber.await
+    expect(fiber.thread).to equal(Thread.current)
+    other = Thread.new { spin { :done }.tap(&:await) }.value
+    expect(other.thread).to be_nil
+  end
+
+  it 'is nil for a fiber that Polyphony does not run' do
+    expect(Fiber.new { nil }.thread).to be_nil
+  end
+end

@@ -33,8 +33,9 @@
 #   child of the current fiber): it starts at the next switchpoint, and it is stopped when
 #   this fiber ends.
 #   @param tag [Object] the new fiber's {#tag}
-#   @param orig_caller [Array<String>, nil] accepted for code written for Polyphony 1.x,
-#     which passes where the spin came from; not used
+#   @param orig_caller [Array<String>, nil] where the spin came from (code written for
+#     Polyphony 1.x passes `caller`): the new fiber's {#caller} and {#location}, and what
+#     the backtrace of an exception that ends it goes on with
 #   @yield the new fiber's body
 #   @return [Fiber] the new fiber
 #   @raise [ArgumentError] without a block
@@ -127,10 +128,12 @@
 #
 # @!method <<(message)
 #   Puts `message` in the fiber's mailbox, waking the fiber if it waits in
-#   {Kernel#receive}. A message to a fiber that ended is dropped.
+#   {Kernel#receive}. A message to a fiber that ended is dropped. A fiber of another
+#   thread gets it too: its reactor is woken and puts it in the mailbox before it runs
+#   anything else. (Also {#schedule}, {#raise} and the stops reach another thread's fibers.)
 #   @param message [Object]
 #   @return [Fiber] self, so that sends chain
-#   @raise [FiberError] for a live fiber that another thread's reactor runs
+#   @raise [FiberError] for a live fiber that Polyphony does not run (`Fiber.new`'s)
 #   @example
 #     printer = spin { loop { puts receive } }
 #     printer << 'one' << 'two'
@@ -189,6 +192,17 @@
 #   @api private
 #   @return [Object]
 #
+# @!method __spun_from
+#   Where the fiber was spun from: the backtrace given to {#spin}, else the fiber's block;
+#   nil for a root fiber or a fiber Polyphony did not spin (see {#location}).
+#   @api private
+#   @return [Array<String>, Proc, nil]
+#
+# @!method __thread
+#   The thread whose reactor runs the fiber, or nil (see {#thread}).
+#   @api private
+#   @return [Thread, nil]
+#
 # @!method self.__await_first(fibers)
 #   Waits until one of `fibers` has ended and returns it (the first that has, in their
 #   order). While it waits, the current fiber awaits them all: the error one ends with is
@@ -207,6 +221,19 @@ class Fiber
     await
   rescue Exception => e # rubocop:disable Lint/RescueException
     e
+  end
+
+  # The thread the fiber runs in: the thread whose reactor runs it, or for a fiber that
+  # ended, its parent's thread (nil once that thread has ended too, and for a fiber that
+  # Polyphony does not run).
+  #
+  # @return [Thread, nil]
+  # @example
+  #   worker = Thread.new { spin { sleep }.tap { |f| snooze } }.value
+  #   Thread.new { Thread.current[:fiber] = spin { sleep } }
+  #   spin { sleep }.thread == Thread.current # => true
+  def thread
+    __thread || parent&.thread
   end
 
   # Whether the fiber has not ended yet (any state but `:dead`).

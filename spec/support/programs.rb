@@ -3,8 +3,8 @@
 require 'open3'
 require 'rbconfig'
 require 'socket'
-require 'tmpdir'
 require_relative 'clock'
+require_relative 'port_lock'
 
 # Whole programs, each run in a process of its own with polyphony on its load path: Ruby code
 # or a file (`run_ruby`), and the documents' example servers (`start_example_server`).
@@ -37,15 +37,6 @@ module Programs
     end
   end
 
-  # The documents' servers listen on port 1234, as printed. Suites running side by side on one
-  # machine take turns with it: this waits for, and holds, a lock on `port` until the returned
-  # File is closed.
-  def self.claim_port(port)
-    lock = File.open(File.join(Dir.tmpdir, "polyphony-spec-port-#{port}.lock"), File::CREAT | File::RDWR)
-    lock.flock(File::LOCK_EX)
-    lock
-  end
-
   # Waits until nothing listens on 127.0.0.1:`port`, for at most `seconds`: a program that
   # takes no lock (an echo benchmark run beside the suite) may hold the port for a while.
   def self.wait_for_free_port(port, seconds = 120)
@@ -67,7 +58,7 @@ module Programs
   # readiness is the open port. Returns the program's IO (its output) and the port's lock, for
   # `stop_example_server`.
   def start_example_server(path)
-    port = Programs.claim_port(1234)
+    port = PortLock.claim(1234)
     Programs.wait_for_free_port(1234)
     server = IO.popen([RbConfig.ruby, "-I#{LIB}", path], chdir: ROOT)
     deadline = now + 10

@@ -141,6 +141,19 @@ pub fn length(value: VALUE) -> Result<usize, Jump> {
         .map_err(|_| errors::argument(&format!("negative length {length} given")))
 }
 
+/// An Array argument (`to_ary` applied).
+pub fn array(value: VALUE) -> Result<VALUE, Jump> {
+    // SAFETY: the conversion may raise (TypeError), under `protect`.
+    protect(|| unsafe {
+        rb_sys::rb_convert_type(
+            value,
+            rb_sys::ruby_value_type::RUBY_T_ARRAY as c_int,
+            c"Array".as_ptr(),
+            c"to_ary".as_ptr(),
+        )
+    })
+}
+
 /// A String argument (`to_str` applied).
 pub fn string(value: VALUE) -> Result<VALUE, Jump> {
     // SAFETY: the conversion may raise (TypeError), under `protect`.

@@ -5,6 +5,7 @@ use super::args::{self, slice};
 use super::Func::{Fixed, One, Variadic};
 use super::{define, entry, module_under, On};
 use crate::engine::fiber::{self, FiberState};
+use crate::engine::remote::{self, Delivery};
 use crate::engine::{awaiting, mailbox, reactor};
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, current_fiber, errors, protect, raise_if_exception, Jump, NIL};
@@ -16,21 +17,34 @@ unsafe extern "C" fn fiber_schedule(argc: c_int, argv: *const VALUE, fiber: VALU
     let args = unsafe { slice(argc, argv) };
     entry(|| {
         let value = args::optional(args)?;
+        let reactor = reactor::current()?;
+        if !reactor.runs(fiber) {
+            if let Some((_, owner)) = remote::foreign_owner(fiber)? {
+                owner.remote().deliver(Delivery::Schedule(fiber, value));
+                return Ok(fiber);
+            }
+        }
         if fiber::is_live(fiber) {
-            reactor::current()?.schedule(fiber, value, false);
+            reactor.schedule(fiber, value, false);
         }
         Ok(fiber)
     })
 }
 
 /// `Fiber#spin(tag = nil, orig_caller = nil)`: a child of the receiver, which must be a
-/// fiber this thread's reactor runs.
+/// fiber this thread's reactor runs; `orig_caller`, an Array of backtrace lines, is kept as
+/// where the child came from.
 unsafe extern "C" fn fiber_spin(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
     let args = unsafe { slice(argc, argv) };
     entry(|| {
         let fiber = ruby::initialized_fiber(fiber)?;
-        let tag = args::count(args, 0, 2)?.first().copied().unwrap_or(NIL);
+        let args = args::count(args, 0, 2)?;
+        let tag = args.first().copied().unwrap_or(NIL);
+        let caller = match args.get(1) {
+            None | Some(&NIL) => NIL,
+            Some(&caller) => args::array(caller)?,
+        };
         let block = args::block_proc()?;
         let reactor = reactor::current()?;
         if !reactor.runs(fiber) {
@@ -40,8 +54,28 @@ unsafe extern "C" fn fiber_spin(argc: c_int, argv: *const VALUE, fiber: VALUE) -
                 "can't spin a child of a fiber that ended"
             }));
         }
-        fiber::spin(reactor, fiber, tag, block)
+        let child = fiber::spin(reactor, fiber, tag, block)?;
+        if caller != NIL {
+            fiber::set_caller(reactor, child, caller);
+        }
+        Ok(child)
     })
+}
+
+/// `Fiber#__thread`: the thread whose reactor runs the fiber, or nil.
+unsafe extern "C" fn fiber_thread(fiber: VALUE) -> VALUE {
+    entry(|| {
+        if reactor::current()?.runs(fiber) {
+            // SAFETY: reading the current thread raises nothing.
+            return Ok(unsafe { rb_sys::rb_thread_current() });
+        }
+        Ok(remote::foreign_owner(fiber)?.map_or(NIL, |(thread, _)| thread))
+    })
+}
+
+/// `Fiber#__spun_from`: the backtrace given to `Fiber#spin`, the fiber's block, or nil.
+unsafe extern "C" fn fiber_spun_from(fiber: VALUE) -> VALUE {
+    entry(|| Ok(fiber::spun_from(reactor::current()?, fiber)))
 }
 
 unsafe extern "C" fn fiber_safe_transfer(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
@@ -142,7 +176,12 @@ unsafe extern "C" fn fiber_raise(argc: c_int, argv: *const VALUE, fiber: VALUE) 
         let fiber = ruby::initialized_fiber(fiber)?;
         let args = args::count(args, 0, 3)?;
         let reactor = reactor::current()?;
-        if !reactor.runs(fiber) && fiber != current_fiber() && fiber::is_live(fiber) {
+        let unowned = |fiber| remote::foreign_owner(fiber).map(|owner| owner.is_none());
+        if !reactor.runs(fiber)
+            && fiber != current_fiber()
+            && fiber::is_live(fiber)
+            && unowned(fiber)?
+        {
             // A fiber Polyphony does not run (an Enumerator's, say): core's Fiber#raise.
             return ruby::funcall(fiber, ids().core_raise, args);
         }
@@ -181,10 +220,16 @@ unsafe extern "C" fn fiber_send(fiber: VALUE, message: VALUE) -> VALUE {
     entry(|| {
         let fiber = ruby::initialized_fiber(fiber)?;
         let reactor = reactor::current()?;
-        if !reactor.runs(fiber) && fiber::is_live(fiber) {
-            return Err(errors::fiber(
-                "can't send a message to a fiber this thread's reactor does not run",
-            ));
+        if !reactor.runs(fiber) {
+            if let Some((_, owner)) = remote::foreign_owner(fiber)? {
+                owner.remote().deliver(Delivery::Message(fiber, message));
+                return Ok(fiber);
+            }
+            if fiber::is_live(fiber) {
+                return Err(errors::fiber(
+                    "can't send a message to a fiber that Polyphony does not run",
+                ));
+            }
         }
         mailbox::send_message(reactor, fiber, message);
         Ok(fiber)
@@ -263,6 +308,8 @@ pub fn init() {
     define(fiber, &[c"<<"], One(fiber_send));
     define(fiber, &[c"state"], Fixed(fiber_state));
     define(fiber, &[c"parent"], Fixed(fiber_parent));
+    define(fiber, &[c"__spun_from"], Fixed(fiber_spun_from));
+    define(fiber, &[c"__thread"], Fixed(fiber_thread));
     define(fiber, &[c"tag"], Fixed(fiber_tag));
     define(fiber, &[c"tag="], One(fiber_set_tag));
     define(fiber, &[c"main?"], Fixed(fiber_main_p));

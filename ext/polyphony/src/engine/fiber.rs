@@ -7,6 +7,7 @@
 //! with the next runnable fiber (see `Reactor::switchpoint`).
 
 use super::reactor::{self, Reactor};
+use super::remote::{self, Delivery};
 use super::stacks;
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{
@@ -239,6 +240,9 @@ fn finish(reactor: &Reactor, fiber: VALUE, outcome: Result<VALUE, Jump>) -> Resu
             }
         },
     };
+    if let Some(error) = error {
+        report_failure(fiber, error);
+    }
     // A stop arriving while the fiber ends changes nothing: it is ending.
     let awaited = stop_children(reactor, fiber)?;
     error = error.or(awaited.child_error);
@@ -342,8 +346,8 @@ fn set_awaiting_children(reactor: &Reactor, fiber: VALUE, awaiting: bool) -> boo
 /// Keeps what `await`, `parent` and `tag` report once the fiber is gone from the reactor.
 fn record_outcome(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) {
     let ids = ids();
-    let (parent, tag) = match reactor.state().record(fiber) {
-        Some(record) => (record.parent, record.tag),
+    let (parent, tag, caller) = match reactor.state().record(fiber) {
+        Some(record) => (record.parent, record.tag, record.caller),
         None => return,
     };
     let block = reactor
@@ -360,6 +364,42 @@ fn record_outcome(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<
     if tag != NIL {
         let _ = ruby::ivar_set(fiber, ids.tag, tag);
     }
+    if caller != NIL {
+        let _ = ruby::ivar_set(fiber, ids.caller, caller);
+    }
+}
+
+/// Where the fiber was spun from: the backtrace given to `Fiber#spin`, or else the fiber's
+/// block (whose source location is the `spin` call's for `spin { }`); `nil` for a fiber
+/// Polyphony did not spin.
+pub fn spun_from(reactor: &Reactor, fiber: VALUE) -> VALUE {
+    let ids = ids();
+    let known = reactor
+        .state()
+        .record(fiber)
+        .map(|record| match record.caller {
+            NIL => record.block,
+            caller => caller,
+        });
+    known.unwrap_or_else(|| match ruby::ivar_get(fiber, ids.caller) {
+        NIL => ruby::ivar_get(fiber, ids.block),
+        caller => caller,
+    })
+}
+
+/// Records `caller` (an Array of backtrace lines) as where `fiber`, just spun, came from.
+pub fn set_caller(reactor: &Reactor, fiber: VALUE, caller: VALUE) {
+    if let Some(record) = reactor.state().record_mut(fiber) {
+        record.caller = caller;
+    }
+}
+
+/// Tells the Ruby layer (`Polyphony.__fiber_failed`) that `error` ends `fiber`, where it was
+/// raised, so that the exception learns its source fiber and its backtrace goes on with
+/// where the fiber was spun. A failure there is not the fiber's: it is left out.
+fn report_failure(fiber: VALUE, error: VALUE) {
+    let (polyphony, fiber_failed) = (classes().polyphony, ids().fiber_failed);
+    let _ = ruby::funcall(polyphony, fiber_failed, &[fiber, error]);
 }
 
 /// Removes `fiber` from the reactor, wakes its awaiters with its result (or exception), and
@@ -465,6 +505,12 @@ pub fn state(reactor: &Reactor, fiber: VALUE) -> FiberState {
 pub fn raise_in(reactor: &Reactor, fiber: VALUE, exception: VALUE) -> Result<VALUE, Jump> {
     if fiber == current_fiber() {
         return Err(Jump::raise(exception));
+    }
+    if !reactor.runs(fiber) {
+        if let Some((_, owner)) = remote::foreign_owner(fiber)? {
+            owner.remote().deliver(Delivery::Raise(fiber, exception));
+            return Ok(fiber);
+        }
     }
     if is_live(fiber) {
         reactor.schedule(fiber, exception, true);

@@ -11,6 +11,8 @@ pub struct FiberRecord {
     pub block: VALUE,
     pub parent: VALUE,
     pub tag: VALUE,
+    /// The backtrace given to `Fiber#spin` as where the fiber came from (`nil`: none).
+    pub caller: VALUE,
     /// Live children by spawn order.
     pub children: BTreeMap<u64, VALUE>,
     /// This fiber's key in its parent's `children`.
@@ -39,6 +41,7 @@ impl FiberRecord {
             block,
             parent,
             tag,
+            caller: NIL,
             children: BTreeMap::new(),
             child_key,
             awaiters: Vec::new(),
@@ -54,6 +57,7 @@ impl FiberRecord {
         ruby::mark(self.block);
         ruby::mark(self.parent);
         ruby::mark(self.tag);
+        ruby::mark(self.caller);
         self.children.values().copied().for_each(ruby::mark);
         self.awaiters.iter().copied().for_each(ruby::mark);
         self.mailbox.iter().copied().for_each(ruby::mark);

@@ -21,8 +21,13 @@ pub fn send_message(reactor: &Reactor, fiber: VALUE, message: VALUE) {
 /// Waits for the current fiber's next message and returns it; an exception the fiber is
 /// resumed with meanwhile (`Fiber#raise`, a stop) is raised. A message is returned as it is,
 /// an exception object included.
+///
+/// A spun fiber waiting here is work that keeps the loop waiting (like `sleep` without a
+/// duration): a message may come from another fiber or another thread. The root fiber gets
+/// nil instead when nothing else can run.
 pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
     let fiber = current_fiber();
+    let sleeper = usize::from(fiber != reactor.root());
     let mut waited = false;
     loop {
         {
@@ -43,12 +48,16 @@ pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
                 return Ok(NIL);
             }
             record.receiving = true;
+            state.sleepers += sleeper;
         }
         let received = reactor.switchpoint();
         waited = true;
-        if let Some(record) = reactor.state().record_mut(fiber) {
+        let mut state = reactor.state();
+        state.sleepers -= sleeper;
+        if let Some(record) = state.record_mut(fiber) {
             record.receiving = false;
         }
+        drop(state);
         let received = received?;
         if is_exception(received) {
             return Err(Jump::raise(received));

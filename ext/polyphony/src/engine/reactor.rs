@@ -123,17 +123,25 @@ pub fn existing() -> Option<&'static Reactor> {
 }
 
 /// The root fiber of `thread`, another thread, if it uses Polyphony. Only the reactor's root,
-/// which never changes, is read: the rest of its state belongs to its own thread.
+/// which never changes, is read.
 pub fn root_of_thread(thread: VALUE) -> Option<VALUE> {
+    of_thread(thread).map(|reactor| reactor.root)
+}
+
+/// The reactor of `thread` (any thread), if it uses Polyphony. The reference is good while
+/// the thread is alive and holds it: for the caller's use before Ruby runs again, with
+/// `thread` kept on its stack.
+pub fn of_thread(thread: VALUE) -> Option<&'static Reactor> {
     let ivar = ruby::ivar_get(thread, ids().reactor);
     if ivar == NIL {
         return None;
     }
     // SAFETY: `ivar` is the live value of the thread's hidden variable.
     let value = unsafe { Value::from_raw(ivar) };
-    Obj::<Reactor>::try_convert(value)
-        .ok()
-        .map(|reactor| reactor.root)
+    let reactor: *const Reactor = &*Obj::<Reactor>::try_convert(value).ok()?;
+    // SAFETY: the reactor's data lives as long as its object, which the thread holds (see
+    // above for how long the caller may use it).
+    Some(unsafe { &*reactor })
 }
 
 fn lookup(create_missing: bool) -> Result<Option<&'static Reactor>, Jump> {
@@ -433,7 +441,7 @@ impl Reactor {
     fn next_runnable(&self) -> Result<Option<(VALUE, VALUE)>, Jump> {
         // Before any fiber runs: a fiber another thread unblocked is woken for the wait it
         // was unblocked in, never for a later one.
-        self.take_remote_wakeups();
+        self.take_remote_deliveries();
         let look_around = {
             let mut state = self.state();
             state.switches = state.switches.wrapping_add(1);
@@ -496,7 +504,7 @@ impl Reactor {
         }
         self.events.set(Some(events));
         outcome?;
-        self.take_remote_wakeups();
+        self.take_remote_deliveries();
         self.state().fire_due_timers();
         Ok(())
     }

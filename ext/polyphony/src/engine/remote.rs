@@ -1,21 +1,52 @@
-//! Wake-ups from other threads: a thread that unblocks a fiber of another thread's reactor
-//! (pushing to a `Queue` it waits on, ending while it joins) holds the GVL but must not touch
-//! that reactor's state, which belongs to its own thread. It leaves the fiber in [`Remote`]
-//! and notifies the poller; the reactor's thread schedules it before any other fiber runs.
+//! What other threads do to a reactor's fibers: a thread that unblocks a fiber of another
+//! thread's reactor (pushing to a `Queue` it waits on, ending while it joins), sends it a
+//! message or schedules it, holds the GVL but must not change that reactor's state, which
+//! belongs to its own thread. It leaves a [`Delivery`] in [`Remote`] and notifies the poller;
+//! the reactor's thread carries it out before any other fiber runs.
 
+use super::mailbox;
 use super::poller::Poller;
-use super::reactor::Reactor;
+use super::reactor::{self, Reactor};
+use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, current_fiber, raise_if_exception, Jump, NIL};
 use rb_sys::VALUE;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// What other threads leave for a reactor: the fibers they unblocked.
+/// What another thread does to one of a reactor's fibers.
+#[derive(Clone, Copy)]
+pub enum Delivery {
+    /// Ends the fiber's [`Reactor::block`].
+    Unblock(VALUE),
+    /// `Fiber#<<`: a message for the fiber's mailbox.
+    Message(VALUE, VALUE),
+    /// `Fiber#schedule`: resume the fiber with the value (an exception is raised in it).
+    Schedule(VALUE, VALUE),
+    /// `Fiber#raise` and the stops: the exception is raised in the fiber, ahead of the
+    /// other runnable fibers.
+    Raise(VALUE, VALUE),
+}
+
+impl Delivery {
+    fn mark(self) {
+        match self {
+            Self::Unblock(fiber) => ruby::mark(fiber),
+            Self::Message(fiber, value)
+            | Self::Schedule(fiber, value)
+            | Self::Raise(fiber, value) => {
+                ruby::mark(fiber);
+                ruby::mark(value);
+            }
+        }
+    }
+}
+
+/// What other threads leave for a reactor.
 pub struct Remote {
-    /// Set while `woken` holds fibers, so that a poll looks at the lock only then.
+    /// Set while `deliveries` holds some, so that a poll looks at the lock only then.
     pending: AtomicBool,
-    woken: Mutex<Vec<VALUE>>,
+    deliveries: Mutex<Vec<Delivery>>,
     /// The reactor's poller, to end its wait (replaced in a forked child).
     poller: Mutex<Arc<Poller>>,
 }
@@ -24,37 +55,46 @@ impl Remote {
     pub fn new(poller: Arc<Poller>) -> Self {
         Self {
             pending: AtomicBool::new(false),
-            woken: Mutex::new(Vec::new()),
+            deliveries: Mutex::new(Vec::new()),
             poller: Mutex::new(poller),
         }
     }
 
-    /// Leaves `fiber` to be scheduled by the reactor's thread, and ends its poller's wait.
+    /// Leaves `fiber` to be unblocked by the reactor's thread, and ends its poller's wait.
     pub fn wake(&self, fiber: VALUE) {
-        self.woken
+        self.deliver(Delivery::Unblock(fiber));
+    }
+
+    /// Leaves `delivery` for the reactor's thread, and ends its poller's wait.
+    pub fn deliver(&self, delivery: Delivery) {
+        self.deliveries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(fiber);
+            .push(delivery);
         self.pending.store(true, Ordering::Release);
         let poller = Arc::clone(&self.poller.lock().unwrap_or_else(PoisonError::into_inner));
         let _ = poller.notify();
     }
 
-    /// The fibers other threads unblocked since the last call.
+    /// What other threads left since the last call.
     #[inline]
-    pub fn take_woken(&self) -> Vec<VALUE> {
+    fn take(&self) -> Vec<Delivery> {
         if !self.pending.swap(false, Ordering::Acquire) {
             return Vec::new();
         }
-        std::mem::take(&mut *self.woken.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .deliveries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
-    /// Marks the fibers left here for the garbage collector (they are blocked, so marked
-    /// anyway, unless their wait ended meanwhile).
+    /// Marks the fibers and values left here for the garbage collector.
     pub fn mark(&self) {
-        // Only the GVL holder takes the lock, never across an allocation: it is free here.
-        if let Ok(woken) = self.woken.try_lock() {
-            woken.iter().copied().for_each(ruby::mark);
+        // Only the GVL holder takes the lock, never across a Ruby allocation: it is free here.
+        if let Ok(deliveries) = self.deliveries.try_lock() {
+            deliveries.iter().copied().for_each(Delivery::mark);
         }
     }
 
@@ -62,6 +102,38 @@ impl Remote {
     pub fn set_poller(&self, poller: Arc<Poller>) {
         *self.poller.lock().unwrap_or_else(PoisonError::into_inner) = poller;
     }
+}
+
+/// The thread whose reactor runs `fiber`, and that reactor, when it is another thread's.
+///
+/// This reads other reactors' records, which their own threads change: sound under the GVL,
+/// which the calling thread holds, since a reactor's thread never holds a borrow of its state
+/// where it could give up the GVL (see `reactor`'s module docs); the garbage collector, which
+/// marks every reactor from whichever thread it runs in, relies on the same.
+pub fn foreign_owner(fiber: VALUE) -> Result<Option<(VALUE, &'static Reactor)>, Jump> {
+    // SAFETY: reading the current thread raises nothing.
+    let current = unsafe { rb_sys::rb_thread_current() };
+    let threads = ruby::funcall(classes().thread, ids().list, &[])?;
+    // SAFETY: `Thread.list` returns an Array, kept alive by the guard below.
+    let len = unsafe { rb_sys::RARRAY_LEN(threads) };
+    let mut owner = None;
+    for index in 0..len {
+        // SAFETY: an element within the Array's length; raises nothing.
+        let thread = unsafe { rb_sys::rb_ary_entry(threads, index) };
+        let Some(reactor) = reactor::of_thread(thread).filter(|_| thread != current) else {
+            continue;
+        };
+        let runs = reactor
+            .state
+            .try_borrow()
+            .is_ok_and(|state| state.record(fiber).is_some());
+        if runs {
+            owner = Some((thread, reactor));
+            break;
+        }
+    }
+    rb_sys::rb_gc_guard!(threads);
+    Ok(owner)
 }
 
 impl Reactor {
@@ -102,11 +174,21 @@ impl Reactor {
         }
     }
 
-    /// Schedules the fibers that other threads unblocked.
+    /// Carries out what other threads left: unblocks, messages and schedules for fibers
+    /// that are still this reactor's (those for a fiber that ended meanwhile are dropped).
     #[inline]
-    pub fn take_remote_wakeups(&self) {
-        for fiber in self.remote().take_woken() {
-            self.unblock(fiber);
+    pub fn take_remote_deliveries(&self) {
+        for delivery in self.remote().take() {
+            match delivery {
+                Delivery::Unblock(fiber) => self.unblock(fiber),
+                Delivery::Message(fiber, message) => mailbox::send_message(self, fiber, message),
+                Delivery::Schedule(fiber, value) | Delivery::Raise(fiber, value) => {
+                    if self.runs(fiber) {
+                        let first = matches!(delivery, Delivery::Raise(..));
+                        self.schedule(fiber, value, first);
+                    }
+                }
+            }
         }
     }
 }

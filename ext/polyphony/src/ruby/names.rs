@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 /// Ruby's classes and modules that the engine refers to.
 pub struct Classes {
     pub fiber: VALUE,
+    pub thread: VALUE,
     pub fiber_error: VALUE,
     pub thread_error: VALUE,
     pub addrinfo: VALUE,
@@ -33,6 +34,7 @@ pub struct Classes {
 /// code) in which the engine keeps what must stay with an object.
 pub struct Ids {
     pub new: ID,
+    pub list: ID,
     pub for_fd: ID,
     pub to_sockaddr: ID,
     pub inspect_sockaddr: ID,
@@ -65,12 +67,16 @@ pub struct Ids {
     pub value: ID,
     /// On a Thread: its reactor.
     pub reactor: ID,
-    /// On an ended fiber: its block, result, error, parent and tag.
+    /// On an ended fiber: its block, result, error, parent and tag, and the backtrace it
+    /// was spun with, when one was given.
     pub block: ID,
+    pub caller: ID,
     pub result: ID,
     pub error: ID,
     pub parent: ID,
     pub tag: ID,
+    /// `Polyphony.__fiber_failed`, told of an exception that ends a spun fiber.
+    pub fiber_failed: ID,
     /// On a thread's root fiber: true.
     pub main: ID,
     /// On an IO: the descriptor whose blocking mode was checked (see `engine::io`).
@@ -102,6 +108,7 @@ fn class(path: &CStr) -> VALUE {
 pub fn init() {
     CLASSES.get_or_init(|| Classes {
         fiber: class(c"Fiber"),
+        thread: class(c"Thread"),
         fiber_error: class(c"FiberError"),
         thread_error: class(c"ThreadError"),
         addrinfo: class(c"Addrinfo"),
@@ -121,6 +128,7 @@ pub fn init() {
     });
     IDS.get_or_init(|| Ids {
         new: intern("new"),
+        list: intern("list"),
         for_fd: intern("for_fd"),
         to_sockaddr: intern("to_sockaddr"),
         inspect_sockaddr: intern("inspect_sockaddr"),
@@ -150,10 +158,12 @@ pub fn init() {
         value: intern("@value"),
         reactor: intern("__polyphony_reactor"),
         block: intern("__polyphony_block"),
+        caller: intern("__polyphony_caller"),
         result: intern("__polyphony_result"),
         error: intern("__polyphony_error"),
         parent: intern("__polyphony_parent"),
         tag: intern("__polyphony_tag"),
+        fiber_failed: intern("__fiber_failed"),
         main: intern("__polyphony_main"),
         checked_mode: intern("__polyphony_checked_mode"),
     });
