@@ -203,6 +203,22 @@
 #   @api private
 #   @return [Thread, nil]
 #
+# @!method __set_mailbox_cap(capacity)
+#   Caps the fiber's mailbox (0: no cap); see {Polyphony::Mailbox#cap}.
+#   @api private
+#   @param capacity [Integer]
+#   @return [Fiber] self
+#
+# @!method __mailbox_size_and_cap
+#   The number of messages waiting in the fiber's mailbox, and its cap (0: none).
+#   @api private
+#   @return [Array(Integer, Integer)]
+#
+# @!method __clear_mailbox
+#   Drops the messages waiting in the fiber's mailbox.
+#   @api private
+#   @return [Fiber] self
+#
 # @!method self.__await_first(fibers)
 #   Waits until one of `fibers` has ended and returns it (the first that has, in their
 #   order). While it waits, the current fiber awaits them all: the error one ends with is

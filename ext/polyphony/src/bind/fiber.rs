@@ -10,7 +10,7 @@ use crate::engine::{awaiting, mailbox, reactor};
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, current_fiber, errors, protect, raise_if_exception, Jump, NIL};
 use rb_sys::VALUE;
-use std::os::raw::c_int;
+use std::os::raw::{c_int, c_long};
 
 unsafe extern "C" fn fiber_schedule(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
@@ -59,6 +59,34 @@ unsafe extern "C" fn fiber_spin(argc: c_int, argv: *const VALUE, fiber: VALUE) -
             fiber::set_caller(reactor, child, caller);
         }
         Ok(child)
+    })
+}
+
+/// `Fiber#__set_mailbox_cap(capacity)`: caps the fiber's mailbox (0: no cap).
+unsafe extern "C" fn fiber_set_mailbox_cap(fiber: VALUE, capacity: VALUE) -> VALUE {
+    entry(|| {
+        let capacity = args::length(capacity)?;
+        mailbox::set_cap(reactor::current()?, fiber, capacity)?;
+        Ok(fiber)
+    })
+}
+
+/// `Fiber#__mailbox_size_and_cap`: `[messages waiting, cap (0: none)]`.
+unsafe extern "C" fn fiber_mailbox_size_and_cap(fiber: VALUE) -> VALUE {
+    entry(|| {
+        let (size, capacity) = mailbox::size_and_cap(reactor::current()?, fiber)?;
+        ruby::new_array(&[
+            ruby::fixnum(size as c_long),
+            ruby::fixnum(capacity as c_long),
+        ])
+    })
+}
+
+/// `Fiber#__clear_mailbox`: drops the messages waiting in the fiber's mailbox.
+unsafe extern "C" fn fiber_clear_mailbox(fiber: VALUE) -> VALUE {
+    entry(|| {
+        mailbox::clear(reactor::current()?, fiber)?;
+        Ok(fiber)
     })
 }
 
@@ -231,7 +259,7 @@ unsafe extern "C" fn fiber_send(fiber: VALUE, message: VALUE) -> VALUE {
                 ));
             }
         }
-        mailbox::send_message(reactor, fiber, message);
+        mailbox::send(reactor, fiber, message)?;
         Ok(fiber)
     })
 }
@@ -310,6 +338,13 @@ pub fn init() {
     define(fiber, &[c"parent"], Fixed(fiber_parent));
     define(fiber, &[c"__spun_from"], Fixed(fiber_spun_from));
     define(fiber, &[c"__thread"], Fixed(fiber_thread));
+    define(fiber, &[c"__set_mailbox_cap"], One(fiber_set_mailbox_cap));
+    define(
+        fiber,
+        &[c"__mailbox_size_and_cap"],
+        Fixed(fiber_mailbox_size_and_cap),
+    );
+    define(fiber, &[c"__clear_mailbox"], Fixed(fiber_clear_mailbox));
     define(fiber, &[c"tag"], Fixed(fiber_tag));
     define(fiber, &[c"tag="], One(fiber_set_tag));
     define(fiber, &[c"main?"], Fixed(fiber_main_p));

@@ -25,6 +25,8 @@ pub struct FiberRecord {
     pub mailbox: VecDeque<VALUE>,
     /// Set while the fiber waits in `receive`.
     pub receiving: bool,
+    /// The mailbox's cap, once one is set (`Fiber#mailbox.cap`).
+    pub cap: Option<Box<Cap>>,
     /// Exceptions sent to the fiber while another was on its way, delivered in turn.
     pub pending: VecDeque<VALUE>,
 }
@@ -48,6 +50,7 @@ impl FiberRecord {
             started: false,
             mailbox: VecDeque::new(),
             receiving: false,
+            cap: None,
             pending: VecDeque::new(),
         }
     }
@@ -62,5 +65,15 @@ impl FiberRecord {
         self.awaiters.iter().copied().for_each(ruby::mark);
         self.mailbox.iter().copied().for_each(ruby::mark);
         self.pending.iter().copied().for_each(ruby::mark);
+        if let Some(cap) = &self.cap {
+            cap.senders.iter().copied().for_each(ruby::mark);
+        }
     }
+}
+
+/// A capped mailbox: senders of this thread wait while it holds `capacity` messages.
+pub struct Cap {
+    pub capacity: usize,
+    /// Fibers waiting in `Fiber#<<` for room, oldest first.
+    pub senders: VecDeque<VALUE>,
 }

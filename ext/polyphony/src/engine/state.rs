@@ -191,6 +191,10 @@ impl State {
         };
         self.runqueue.remove(fiber);
         let outcome = error.unwrap_or(result);
+        // Senders waiting for room in its mailbox go on: their messages are dropped.
+        for &sender in record.cap.iter().flat_map(|cap| &cap.senders) {
+            self.schedule(sender, NIL, false);
+        }
         for &awaiter in &record.awaiters {
             self.schedule(awaiter, outcome, false);
         }
