@@ -970,3 +970,94 @@ RSpec.describe 'Fiber#await, raced' do
     expect(target.await).to eq(:bye)
   end
 end
+
+RSpec.describe 'Fiber#interject' do
+  it 'runs the block in the waiting fiber, which then goes on with its wait', gc: true do
+    log = []
+    sleeper = spin do
+      sleep 0.1
+      log << :woke
+      :slept
+    end
+    snooze
+    started = now
+    expect(sleeper.interject { log << [:interjected, Fiber.current.equal?(sleeper)] }).to equal(sleeper)
+    expect(sleeper.await).to eq(:slept)
+    expect(log).to eq([[:interjected, true], :woke])
+    expect(now - started).to be >= 0.09
+  end
+
+  it 'leaves a wait for a message, or for another fiber, waiting', gc: true do
+    receiver = spin { receive }
+    awaiter = spin { receiver.await }
+    snooze
+    ran = []
+    receiver.interject { ran << :receiver }
+    awaiter.interject { ran << :awaiter }
+    snooze
+    expect([receiver.state, awaiter.state]).to eq(%i[waiting waiting])
+    receiver << :message
+    expect(awaiter.await).to eq(:message)
+    expect(ran).to eq(%i[receiver awaiter])
+  end
+
+  it 'runs blocks in order, the same switchpoint running all of them' do
+    log = []
+    fiber = spin { suspend }
+    snooze
+    3.times { |i| fiber.interject { log << i } }
+    snooze
+    expect(log).to eq([0, 1, 2])
+    fiber.schedule(:done)
+    expect(fiber.await).to eq(:done)
+  end
+
+  it 'does not lose a wake-up that arrives while the interjection is queued' do
+    fiber = spin { sleep 0.05; :slept }
+    snooze
+    Kernel.sleep 0.1 # the timer is due: it fires at the next switchpoint, after the interjection is queued
+    fiber.interject { nil }
+    expect(fiber.await).to eq(:slept)
+  end
+
+  it 'raises what the block raises where the fiber waits, ending the wait' do
+    fiber = spin do
+      sleep 5
+    rescue RuntimeError => e
+      "rescued #{e.message}"
+    end
+    snooze
+    fiber.interject { raise 'from the block' }
+    expect(fiber.await).to eq('rescued from the block')
+  end
+
+  it 'ends the wait as a spurious wake-up when the block itself waited, never hanging' do
+    fiber = spin { [suspend, :after] }
+    snooze
+    fiber.interject { sleep 0.05 }
+    expect(fiber.await).to eq([nil, :after])
+    sleeper = spin { sleep 0.05; :slept }
+    snooze
+    sleeper.interject { sleep 0.1 } # takes the wake-up of the sleep it interrupted
+    expect(sleeper.await).to eq(:slept)
+  end
+
+  it 'runs the block at once in the current fiber, before a fiber starts, never in one that ended' do
+    log = []
+    Fiber.current.interject { log << :now }
+    fiber = spin { log << :body }
+    fiber.interject { log << :before_body }
+    fiber.await
+    fiber.interject { log << :never }
+    snooze
+    expect(log).to eq(%i[now before_body body])
+  end
+
+  it 'refuses a call without a block and a fiber Polyphony does not run' do
+    fiber = spin { sleep }
+    expect { fiber.interject }.to raise_error(ArgumentError)
+    plain = Fiber.new { nil }
+    expect { plain.interject { nil } }
+      .to raise_error(FiberError, "can't interject in a fiber this thread's reactor does not run")
+  end
+end

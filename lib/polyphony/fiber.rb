@@ -138,6 +138,24 @@
 #     printer = spin { loop { puts receive } }
 #     printer << 'one' << 'two'
 #
+# @!method interject(&block)
+#   Has the fiber run the block, in its own context (`Fiber.current` is the fiber), at the
+#   switchpoint where it waits (at once for the current fiber; a fiber that has not started
+#   runs it before its own block). Then the fiber goes back to the wait it was in, which goes
+#   on as if nothing happened: its timer, IO wait or mailbox are untouched. An exception the
+#   block raises is raised there instead, ending the wait. A fiber that ended is left alone.
+#
+#   The block should not wait itself: if it switches fibers (a wait, or IO, which lets the
+#   other fibers run), the wait it interrupted ends with nil as by a spurious wake-up, since
+#   the block's own wait may have taken its wake-up (waits on IO, messages and fibers check
+#   again and go on; `sleep` returns early, `suspend` returns nil).
+#   @yield in the fiber
+#   @return [Fiber] self
+#   @raise [ArgumentError] without a block
+#   @raise [FiberError] for a live fiber that this thread's reactor does not run
+#   @example Where is a fiber stuck?
+#     worker.interject { puts caller.first(5) }
+#
 # @!method state
 #   Where the fiber is in its life.
 #   @return [Symbol] `:running` (the current fiber), `:runnable` (queued to run),

@@ -90,6 +90,15 @@ unsafe extern "C" fn fiber_clear_mailbox(fiber: VALUE) -> VALUE {
     })
 }
 
+/// `Fiber#interject { }`: the fiber runs the block at its current switchpoint, then waits on.
+unsafe extern "C" fn fiber_interject(fiber: VALUE) -> VALUE {
+    entry(|| {
+        let block = args::block_proc()?;
+        reactor::current()?.interject(fiber, block)?;
+        Ok(fiber)
+    })
+}
+
 /// `Fiber#__thread`: the thread whose reactor runs the fiber, or nil.
 unsafe extern "C" fn fiber_thread(fiber: VALUE) -> VALUE {
     entry(|| {
@@ -338,6 +347,7 @@ pub fn init() {
     define(fiber, &[c"parent"], Fixed(fiber_parent));
     define(fiber, &[c"__spun_from"], Fixed(fiber_spun_from));
     define(fiber, &[c"__thread"], Fixed(fiber_thread));
+    define(fiber, &[c"interject"], Fixed(fiber_interject));
     define(fiber, &[c"__set_mailbox_cap"], One(fiber_set_mailbox_cap));
     define(
         fiber,

@@ -72,6 +72,13 @@ unsafe extern "C" fn fiber_body(
         };
     };
     let mut first = first;
+    // Interjections made before it started run first; one that raises ends the fiber.
+    if let Ok(reactor) = reactor::current() {
+        match reactor.interjected(current_fiber(), first) {
+            Ok(value) => first = value.unwrap_or(first),
+            Err(jump) => first = jump.exception().unwrap_or(first),
+        }
+    }
     let outcome = loop {
         let outcome = if is_exception(first) {
             // Stopped before it started: the block never runs.

@@ -13,6 +13,7 @@ pub mod awaiting;
 pub mod cancel;
 pub mod fiber;
 pub mod fiber_record;
+pub mod interject;
 pub mod io;
 pub mod io_ops;
 pub mod io_waits;

@@ -91,7 +91,7 @@ thread_local! {
 }
 
 /// A private object nobody else can produce, to tell a value apart from any Ruby value.
-fn marker(cell: &OnceLock<usize>) -> VALUE {
+pub(super) fn marker(cell: &OnceLock<usize>) -> VALUE {
     *cell.get_or_init(|| {
         // SAFETY: allocating a plain Object at load raises nothing; it is kept for ever.
         let marker = unsafe { rb_sys::rb_obj_alloc(rb_sys::rb_cObject) };
@@ -375,14 +375,20 @@ impl Reactor {
                 None => (self.root, NIL),
             };
             if fiber == current {
-                return self.received(current, value);
+                match self.interjected(current, value)? {
+                    Some(value) => return self.received(current, value),
+                    None => continue,
+                }
             }
             if !fiber_alive(fiber) {
                 continue;
             }
             match self.switch_to(fiber, value)? {
                 Some(received) if received != self.ended => {
-                    return self.received(current, received)
+                    match self.interjected(current, received)? {
+                        Some(value) => return self.received(current, value),
+                        None => continue,
+                    }
                 }
                 _ => continue,
             }
@@ -419,9 +425,13 @@ impl Reactor {
             _ => value,
         };
         drop(state);
-        match self.switch_to(fiber, value)? {
-            Some(received) if received != self.ended => Ok(received),
-            _ => self.switchpoint(),
+        let received = match self.switch_to(fiber, value)? {
+            Some(received) if received != self.ended => received,
+            _ => return self.switchpoint(),
+        };
+        match self.interjected(current_fiber(), received)? {
+            Some(value) => Ok(value),
+            None => self.switchpoint(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! each marked from [`State::mark`], beside them.
 
 use super::fiber_record::FiberRecord;
+use super::interject::interjection_marker;
 use super::stacks::EndedFibers;
 use crate::core::fdtable::FdTable;
 use crate::core::runqueue::RunQueue;
@@ -45,6 +46,8 @@ pub struct State {
     /// those fibers: the last child to go wakes them. Kept here rather than in every record:
     /// few fibers wait so at any time.
     children_awaiters: WordMap<VALUE, Vec<VALUE>>,
+    /// Blocks given to `Fiber#interject`, with their fibers, oldest first (see `interject`).
+    pub(super) interjections: Vec<(VALUE, VALUE)>,
 }
 
 impl State {
@@ -65,6 +68,7 @@ impl State {
             ended_fibers: EndedFibers::default(),
             blocked: HashSet::new(),
             children_awaiters: WordMap::default(),
+            interjections: Vec::new(),
         };
         state.fibers.insert(root, FiberRecord::root(root_tag));
         state
@@ -87,6 +91,10 @@ impl State {
         }
         self.fds.fibers().for_each(ruby::mark);
         self.blocked.iter().copied().for_each(ruby::mark);
+        for &(fiber, block) in &self.interjections {
+            ruby::mark(fiber);
+            ruby::mark(block);
+        }
         for (&fiber, awaiters) in self.children_awaiters.iter() {
             ruby::mark(fiber);
             awaiters.iter().copied().for_each(ruby::mark);
@@ -98,7 +106,10 @@ impl State {
     /// An exception for a fiber that already has one on its way waits its turn (in the
     /// fiber's record): each is delivered, one per switchpoint, none is lost.
     pub fn schedule(&mut self, fiber: VALUE, value: VALUE, first: bool) {
-        let urgent = is_exception(value);
+        // Any value replaces the marker of a fiber queued for interjections only.
+        let urgent = is_exception(value)
+            || (!self.interjections.is_empty()
+                && self.runqueue.value_of(fiber) == Some(&interjection_marker()));
         if urgent {
             if let Some(&queued) = self.runqueue.value_of(fiber) {
                 if is_exception(queued) && queued != value {
@@ -190,6 +201,8 @@ impl State {
             return;
         };
         self.runqueue.remove(fiber);
+        self.interjections
+            .retain(|&(interjected, _)| interjected != fiber);
         let outcome = error.unwrap_or(result);
         // Senders waiting for room in its mailbox go on: their messages are dropped.
         for &sender in record.cap.iter().flat_map(|cap| &cap.senders) {
