@@ -168,12 +168,21 @@ module Polyphony
     #
     # @return [nil]
     def close
-      return unless Fiber.blocking?
+      return if @abandoned || !Fiber.blocking?
 
       root = Fiber.current
       root.await_all_children if Polyphony.auto_run && ($!.nil? || $!.is_a?(SystemExit) && $!.success?)
       root.terminate_all_children
       nil
+    end
+
+    # Makes {#close} do nothing: the reactor is being replaced in a forked child (see
+    # {Polyphony.fork}), and its fibers belong to the parent.
+    #
+    # @api private
+    # @return [void]
+    def abandon
+      @abandoned = true
     end
 
     private

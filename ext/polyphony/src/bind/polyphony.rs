@@ -7,7 +7,7 @@ use super::{define, entry, On};
 use crate::core::fdtable::Interest;
 use crate::engine::io::OpenIo;
 use crate::engine::reactor;
-use crate::ruby::names::classes;
+use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, errors, protect, FALSE, NIL};
 use rb_sys::VALUE;
 use std::os::fd::RawFd;
@@ -44,6 +44,20 @@ unsafe extern "C" fn after_fork(_self: VALUE) -> VALUE {
     })
 }
 
+/// `Polyphony.__start_afresh`: gives the current thread a new reactor, whose root fiber is the
+/// current fiber and which runs no other, and returns it (for a forked child, see
+/// `lib/polyphony/fork.rb`). The old one is left to the garbage collector: its fibers never
+/// run again.
+unsafe extern "C" fn start_afresh(_self: VALUE) -> VALUE {
+    entry(|| {
+        // SAFETY: reading the current thread raises nothing.
+        let thread = unsafe { rb_sys::rb_thread_current() };
+        ruby::ivar_set(thread, ids().reactor, NIL)?;
+        reactor::current()?;
+        Ok(ruby::ivar_get(thread, ids().reactor))
+    })
+}
+
 unsafe extern "C" fn backend_wait_io(argc: c_int, argv: *const VALUE, _self: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
     let args = unsafe { slice(argc, argv) };
@@ -77,5 +91,6 @@ pub fn init() {
     define(polyphony, &[c"stats"], Fixed(stats));
     define(polyphony, &[c"start_new_fibers"], Fixed(start_new_fibers));
     define(polyphony, &[c"after_fork"], Fixed(after_fork));
+    define(polyphony, &[c"__start_afresh"], Fixed(start_afresh));
     define(polyphony, &[c"backend_wait_io"], Variadic(backend_wait_io));
 }
