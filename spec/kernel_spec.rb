@@ -5,6 +5,19 @@ require_relative 'spec_helper'
 # Kernel: spin, sleep, snooze, suspend, defer, move_on_after, cancel_after and messaging
 # (receive).
 RSpec.describe 'Kernel#spin' do
+  it "makes a fiber spun in a fiber Polyphony does not run a child of the thread's root fiber" do
+    stopped = []
+    sleeper = ->(name) { spin { begin; sleep; ensure; stopped << name; end } }
+    spun = Fiber.new { sleeper.call(:plain) }.resume
+    enumerated = Enumerator.new { |y| y << sleeper.call(:enumerator) }.next
+    expect([spun.parent, enumerated.parent]).to all(equal(Fiber.current))
+    expect(Fiber.current.children).to include(spun, enumerated)
+    snooze
+    Fiber.current.terminate_all_children
+    Fiber.current.await_all_children
+    expect(stopped).to contain_exactly(:plain, :enumerator)
+  end
+
   it 'returns a runnable fiber that starts only at the next switchpoint', gc: true do
     order = []
     fiber = spin { order << :child }

@@ -16,8 +16,9 @@
 #
 # @!method spin(tag = nil)
 #   Starts a new fiber running the block. The fiber is a child of the current fiber (see
-#   {Fiber#parent}) and starts at the current fiber's next switchpoint; it is stopped,
-#   its `ensure` blocks run, when its parent ends. An exception it does not rescue is
+#   {Fiber#parent}; in a fiber that Polyphony does not run, such as a `Fiber.new` fiber or
+#   an Enumerator's, a child of the thread's root fiber) and starts at the current fiber's
+#   next switchpoint; it is stopped, its `ensure` blocks run, when its parent ends. An exception it does not rescue is
 #   raised in its parent (unless the parent awaits it, which then gets it from
 #   {Fiber#await}).
 #   @param tag [Object] a name for the fiber, given back by {Fiber#tag}

@@ -49,7 +49,7 @@ pub fn spin(reactor: &Reactor, parent: VALUE, tag: VALUE, block: VALUE) -> Resul
         return Err(errors::type_error("Fiber.new did not return a fiber"));
     }
     let mut state = reactor.state();
-    state.adopt(parent, fiber, tag, block);
+    state.adopt(parent, reactor.root(), fiber, tag, block);
     state.schedule(fiber, NIL, false);
     Ok(fiber)
 }

@@ -134,13 +134,24 @@ impl State {
         }
     }
 
-    /// Registers `fiber`, which runs `block`, as a new child of `parent`.
-    pub fn adopt(&mut self, parent: VALUE, fiber: VALUE, tag: VALUE, block: VALUE) {
+    /// Registers `fiber`, which runs `block`, as a new child of `parent`, or of `root` (the
+    /// thread's root fiber) when the reactor does not run `parent` (a `Fiber.new` fiber, an
+    /// Enumerator's), so that every fiber it runs is in its tree.
+    pub fn adopt(&mut self, parent: VALUE, root: VALUE, fiber: VALUE, tag: VALUE, block: VALUE) {
         let key = self.next_child_key;
         self.next_child_key += 1;
-        if let Some(record) = self.fibers.get_mut(&parent) {
-            record.children.insert(key, fiber);
-        }
+        let parent = match self.fibers.get_mut(&parent) {
+            Some(record) => {
+                record.children.insert(key, fiber);
+                parent
+            }
+            None => {
+                if let Some(record) = self.fibers.get_mut(&root) {
+                    record.children.insert(key, fiber);
+                }
+                root
+            }
+        };
         self.fibers
             .insert(fiber, FiberRecord::new(block, parent, tag, key));
         self.new_fibers.push(fiber);
