@@ -848,15 +848,16 @@ RSpec.describe 'Fiber#tag=, #main?, #result, #running?, #inspect' do
     expect(failing.result).to be_a(ArgumentError).and have_attributes(message: 'bad')
   end
 
-  it 'shows its tag and state in #inspect' do
+  it 'shows its tag, where it was spun and its state in #inspect' do
+    line = __LINE__ + 1
     fiber = spin(:worker) { suspend }
     snooze
-    expect(fiber.inspect).to match(/\A#<Fiber:0x\h+ :worker \(waiting\)>\z/)
+    expect(fiber.inspect).to match(/\A#<Fiber:0x\h+ :worker #{Regexp.escape(__FILE__)}:#{line} \(waiting\)>\z/)
     expect(fiber.to_s).to eq(fiber.inspect)
-    expect(Fiber.current.inspect).to match(/ :main \(running\)>\z/)
+    expect(Fiber.current.inspect).to match(/ :main \(root\) \(running\)>\z/)
     fiber.schedule
     fiber.await
-    expect(fiber.inspect).to end_with(':worker (dead)>')
+    expect(fiber.inspect).to end_with(":worker #{__FILE__}:#{line} (dead)>")
   end
 end
 

@@ -196,6 +196,26 @@ RSpec.describe 'fibers of another thread' do
     expect(fiber.schedule(:lost)).to equal(fiber)
   end
 
+  it 'tell their tag, parent, children and origin, and refuse what only their thread can do' do
+    line = __LINE__ + 2
+    thread, (worker, root) = thread_with_fibers do
+      [spin(:worker) { receive }, Fiber.current]
+    end
+    expect([worker.tag, worker.parent, root.children, worker.location])
+      .to eq([:worker, root, [worker], "#{__FILE__}:#{line}"])
+    {
+      -> { worker.await } => "can't await a fiber of another thread",
+      -> { Fiber.await(worker) } => "can't await a fiber of another thread",
+      -> { worker.restart } => "can't restart a fiber of another thread",
+      -> { root.terminate_all_children } => "can't stop the children of a fiber of another thread",
+      -> { root.await_all_children } => "can't await the children of a fiber of another thread",
+      -> { worker.interject { nil } } => "can't interject in a fiber this thread's reactor does not run",
+      -> { worker.spin { nil } } => "can't spin a child of a fiber this thread's reactor does not run"
+    }.each { |call, message| expect(&call).to raise_error(FiberError, message) }
+    worker << :done
+    expect(thread.value).to eq([:done, nil])
+  end
+
   it 'refuse a message to a fiber that Polyphony does not run' do
     plain = Fiber.new { :plain }
     expect { plain << :message }

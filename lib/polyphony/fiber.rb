@@ -435,12 +435,15 @@ end
 module Polyphony
   # Fiber's description, prepended to Fiber (core's, with Polyphony's view of the fiber).
   module FiberDescription
-    # Core's description of the fiber, with its tag and its state as {Fiber#state} gives
-    # it, e.g. `#<Fiber:0x000055d5c0e0a0f8 :worker (waiting)>`.
+    # Core's description of the fiber, with its tag, where it was spun ({Fiber#location})
+    # and its state as {Fiber#state} gives it, e.g.
+    # `#<Fiber:0x000055d5c0e0a0f8 :worker app.rb:12 (waiting)>`.
     #
     # @return [String]
     def inspect
       tag_text = tag.nil? ? '' : " #{tag.inspect}"
+      spun_at = location
+      tag_text += " #{spun_at}" unless spun_at == '(unknown)'
       super.sub(/ \((\w+)\)>\z/, "#{tag_text} (#{state})>")
     end
 

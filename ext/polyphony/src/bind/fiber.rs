@@ -112,7 +112,12 @@ unsafe extern "C" fn fiber_thread(fiber: VALUE) -> VALUE {
 
 /// `Fiber#__spun_from`: the backtrace given to `Fiber#spin`, the fiber's block, or nil.
 unsafe extern "C" fn fiber_spun_from(fiber: VALUE) -> VALUE {
-    entry(|| Ok(fiber::spun_from(reactor::current()?, fiber)))
+    entry(|| {
+        Ok(fiber::spun_from(
+            remote::holder(reactor::current()?, fiber)?,
+            fiber,
+        ))
+    })
 }
 
 unsafe extern "C" fn fiber_safe_transfer(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
@@ -146,11 +151,21 @@ unsafe extern "C" fn fiber_state(fiber: VALUE) -> VALUE {
 }
 
 unsafe extern "C" fn fiber_parent(fiber: VALUE) -> VALUE {
-    entry(|| Ok(fiber::parent(reactor::current()?, fiber)))
+    entry(|| {
+        Ok(fiber::parent(
+            remote::holder(reactor::current()?, fiber)?,
+            fiber,
+        ))
+    })
 }
 
 unsafe extern "C" fn fiber_tag(fiber: VALUE) -> VALUE {
-    entry(|| Ok(fiber::tag(reactor::current()?, fiber)))
+    entry(|| {
+        Ok(fiber::tag(
+            remote::holder(reactor::current()?, fiber)?,
+            fiber,
+        ))
+    })
 }
 
 unsafe extern "C" fn fiber_set_tag(fiber: VALUE, tag: VALUE) -> VALUE {
@@ -178,7 +193,10 @@ unsafe extern "C" fn fiber_main_p(fiber: VALUE) -> VALUE {
 }
 
 unsafe extern "C" fn fiber_children(fiber: VALUE) -> VALUE {
-    entry(|| ruby::new_array(&fiber::children(reactor::current()?, fiber)))
+    entry(|| {
+        let holder = remote::holder(reactor::current()?, fiber)?;
+        ruby::new_array(&fiber::children(holder, fiber))
+    })
 }
 
 /// Stops every live child of the fiber (any fiber of this thread, not only the current
@@ -189,6 +207,10 @@ unsafe extern "C" fn fiber_terminate_all_children(fiber: VALUE) -> VALUE {
         let Some(reactor) = reactor::existing() else {
             return Ok(fiber);
         };
+        // A fiber no reactor runs has no children: nothing to do.
+        if !reactor.runs(fiber) && remote::foreign_owner(fiber)?.is_some() {
+            return Err(remote::not_here(fiber, "stop the children of"));
+        }
         match fiber::stop_children(reactor, fiber)?.exception() {
             Some(error) => Err(Jump::raise(error)),
             None => Ok(fiber),
@@ -198,12 +220,16 @@ unsafe extern "C" fn fiber_terminate_all_children(fiber: VALUE) -> VALUE {
 
 /// Waits, in the current fiber, until every child of the fiber has ended.
 unsafe extern "C" fn fiber_await_all_children(fiber: VALUE) -> VALUE {
-    entry(
-        || match fiber::await_children(reactor::current()?, fiber, true)?.exception() {
+    entry(|| {
+        let reactor = reactor::current()?;
+        if !reactor.runs(fiber) && remote::foreign_owner(fiber)?.is_some() {
+            return Err(remote::not_here(fiber, "await the children of"));
+        }
+        match fiber::await_children(reactor, fiber, true)?.exception() {
             Some(error) => Err(Jump::raise(error)),
             None => Ok(fiber),
-        },
-    )
+        }
+    })
 }
 
 unsafe extern "C" fn fiber_raise(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {

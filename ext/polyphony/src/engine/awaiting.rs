@@ -5,6 +5,7 @@
 
 use super::fiber::is_live;
 use super::reactor::Reactor;
+use super::remote;
 use crate::ruby::names::ids;
 use crate::ruby::{self, current_fiber, errors, is_exception, Jump, NIL};
 use rb_sys::VALUE;
@@ -25,9 +26,7 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
     };
     if !registered {
         if is_live(fiber) {
-            return Err(errors::fiber(
-                "can't await a fiber that Polyphony does not run",
-            ));
+            return Err(remote::not_here(fiber, "await"));
         }
         return ended_outcome(fiber, None);
     }
@@ -91,9 +90,7 @@ pub fn await_first(reactor: &Reactor, fibers: &[VALUE]) -> Result<VALUE, Jump> {
             .find(|&fiber| reactor.state().record(fiber).is_none());
         if let Some(ended) = ended {
             if is_live(ended) {
-                return Err(errors::fiber(
-                    "can't await a fiber that Polyphony does not run",
-                ));
+                return Err(remote::not_here(ended, "await"));
             }
             return Ok(ended);
         }

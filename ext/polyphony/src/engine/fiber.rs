@@ -544,9 +544,7 @@ pub fn restart(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
         None => {
             let block = ruby::ivar_get(fiber, ids().block);
             if block == NIL {
-                return Err(errors::fiber(
-                    "can't restart a fiber that Polyphony does not run",
-                ));
+                return Err(remote::not_here(fiber, "restart"));
             }
             spin(reactor, current_fiber(), tag(reactor, fiber), block)
         }

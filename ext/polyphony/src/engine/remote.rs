@@ -8,7 +8,7 @@ use super::mailbox;
 use super::poller::Poller;
 use super::reactor::{self, Reactor};
 use crate::ruby::names::{classes, ids};
-use crate::ruby::{self, current_fiber, raise_if_exception, Jump, NIL};
+use crate::ruby::{self, current_fiber, errors, raise_if_exception, Jump, NIL};
 use rb_sys::VALUE;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -134,6 +134,27 @@ pub fn foreign_owner(fiber: VALUE) -> Result<Option<(VALUE, &'static Reactor)>, 
     }
     rb_sys::rb_gc_guard!(threads);
     Ok(owner)
+}
+
+/// The reactor whose records say what `fiber` is (its parent, tag, children...): `reactor`
+/// (the current thread's) when it runs it, else the other thread's that does, else `reactor`,
+/// whose answers then come from what an ended fiber keeps.
+pub fn holder(reactor: &'static Reactor, fiber: VALUE) -> Result<&'static Reactor, Jump> {
+    if reactor.runs(fiber) {
+        return Ok(reactor);
+    }
+    Ok(foreign_owner(fiber)?.map_or(reactor, |(_, owner)| owner))
+}
+
+/// The FiberError for `action` (e.g. "await") on a live fiber this thread's reactor does not
+/// run: it is another thread's, or no reactor runs it.
+pub fn not_here(fiber: VALUE, action: &str) -> Jump {
+    let whose = match foreign_owner(fiber) {
+        Ok(Some(_)) => "of another thread",
+        Ok(None) => "that Polyphony does not run",
+        Err(jump) => return jump,
+    };
+    errors::fiber(&format!("can't {action} a fiber {whose}"))
 }
 
 impl Reactor {
