@@ -263,9 +263,10 @@ class Fiber
   #
   # @return [Thread, nil]
   # @example
-  #   worker = Thread.new { spin { sleep }.tap { |f| snooze } }.value
-  #   Thread.new { Thread.current[:fiber] = spin { sleep } }
   #   spin { sleep }.thread == Thread.current # => true
+  #   handed = Thread::Queue.new
+  #   worker = Thread.new { handed << spin { receive }; Fiber.current.await_all_children }
+  #   handed.pop.thread == worker             # => true
   def thread
     __thread || parent&.thread
   end
