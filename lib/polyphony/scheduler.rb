@@ -176,6 +176,16 @@ module Polyphony
       nil
     end
 
+    # Keeps `value`, the value of the thread's block, alive for as long as the reactor is
+    # (see {ThreadChildren.run}).
+    #
+    # @api private
+    # @param value [Object]
+    # @return [void]
+    def keep_thread_value(value)
+      @thread_value = value
+    end
+
     # Makes {#close} do nothing: the reactor is being replaced in a forked child (see
     # {Polyphony.fork}), and its fibers belong to the parent.
     #

@@ -59,10 +59,19 @@ module Polyphony
 
     # Calls `block` with `args` and `keywords`, then stops the live fibers it spun.
     #
+    # Ruby 3.1 calls the thread's scheduler's `close` after the block and before it stores
+    # the block's value as the thread's, holding the value meanwhile where the garbage
+    # collector does not see it: a collection during `close` frees it, and `Thread#value`
+    # then returns a dead object (or crashes; 3.3 and 3.4 keep it). The thread's reactor
+    # keeps it until then.
+    #
     # @api private
     # @return [Object] the block's value
     def self.run(block, args, keywords)
-      block.call(*args, **keywords)
+      value = block.call(*args, **keywords)
+      scheduler = Fiber.scheduler
+      scheduler.keep_thread_value(value) if scheduler.is_a?(Reactor)
+      value
     ensure
       Fiber.current.terminate_all_children
     end

@@ -158,7 +158,9 @@ pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
                 ));
             };
             if let Some(message) = record.mailbox.pop_front() {
-                make_room(&mut state, fiber);
+                if record.cap.is_some() {
+                    make_room(&mut state, fiber);
+                }
                 return Ok(message);
             }
             // The root fiber gets control back when nothing else can run: no message will
