@@ -119,7 +119,9 @@ module Concurrently
       call(*args)
     end
 
-    # Evaluates the proc at once.
+    # Evaluates the proc at once. (It starts as `Polyphony.start_new_fibers` starts fibers:
+    # the evaluations started by `call_detached` since the last wait start just before it,
+    # where Concurrently starts them at the next wait.)
     #
     # @param args [Array] the proc's arguments
     # @return [Object, Concurrently::Proc::Evaluation] the result if the evaluation needed no

@@ -158,11 +158,9 @@ module Concurrently
       def await_conclusion(opts)
         me = Fiber.current
         __notify__(me)
-        if opts.equal?(NO_OPTIONS)
-          Concurrently.suspend_until { @concluded }
-          return @result
-        end
         Concurrently.within(opts) do
+          # Its conclusion schedules this fiber: one suspend is the common case.
+          suspend
           Concurrently.suspend_until { @concluded }
           @result
         end
