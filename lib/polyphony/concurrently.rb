@@ -77,8 +77,8 @@ module Concurrently
   def self.timeout_of(opts)
     raise TypeError, "no implicit conversion of #{opts.class} into Hash" unless opts.is_a?(Hash)
 
-    unknown = opts.each_key.find { |key| !OPTION_KEYS.include?(key) }
-    raise ArgumentError, "unknown keyword: #{unknown.inspect}" if unknown
+    known = (opts.key?(:within) ? 1 : 0) + (opts.key?(:timeout_result) ? 1 : 0)
+    raise ArgumentError, "unknown keyword: #{(opts.keys - OPTION_KEYS).first.inspect}" if opts.size > known
 
     seconds = opts[:within]
     seconds unless seconds == Float::INFINITY
