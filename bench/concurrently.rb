@@ -17,6 +17,11 @@ def batches(count)
   end
 end
 
+# `count` iterations of the block, shared by 10 fibers running at once.
+def turns(count, &block)
+  10.times.map { spin { (count / 10).times(&block) } }.each(&:await)
+end
+
 R, W = IO.pipe
 W << 'x' # R stays readable
 
@@ -32,7 +37,12 @@ CASES = [
    'spin { }', ->(n) { batches(n) { spin {} } }],
   ['concurrent_proc.call_and_forget', ->(n) { batches(n, &:call_and_forget) },
    'spin { }', ->(n) { batches(n) { spin {} } }],
+  ['concurrently { }.await_result(within:)', ->(n) { n.times { concurrently {}.await_result(within: 10) } },
+   'move_on_after { spin { }.await }', ->(n) { n.times { move_on_after(10) { spin {}.await } } }],
   ['wait 0', ->(n) { n.times { wait 0 } }, 'sleep 0', ->(n) { n.times { sleep 0 } }],
+  # Taking turns: each wait 0 lets the other fibers run first (the next pass of the queue).
+  ['wait 0, 10 fibers taking turns', ->(n) { turns(n) { wait 0 } },
+   'sleep 0, 10 fibers taking turns', ->(n) { turns(n) { sleep 0 } }],
   ['await_readable on a ready pipe', ->(n) { n.times { R.await_readable } },
    'wait_readable on a ready pipe', ->(n) { n.times { R.wait_readable } }]
 ].freeze
@@ -41,6 +51,6 @@ puts "Ruby #{RUBY_VERSION}, #{`nproc`.strip} cores; best of 5 rounds each, inter
 CASES.each do |name, job, floor_name, floor|
   count = name.start_with?('wait', 'await_readable') ? 500_000 : 50_000
   figure, base = per_iteration(count, job, floor)
-  puts format('%-34s %7.0f ns   %-30s %7.0f ns   %5.2fx  target <= 1.3x',
+  puts format('%-38s %7.0f ns   %-32s %7.0f ns   %5.2fx  target <= 1.3x',
               name, figure * 1e9, floor_name, base * 1e9, figure / base)
 end

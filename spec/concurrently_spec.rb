@@ -2,8 +2,19 @@
 
 require_relative 'spec_helper'
 require 'polyphony/concurrently'
+require 'logger'
+require 'stringio'
 
 RSpec.describe 'Concurrently on the Polyphony reactor' do
+  # Failing evaluations are logged here rather than on the suite's $stderr.
+  around do |example|
+    @error_log = StringIO.new
+    Concurrently::Proc.error_log_output = @error_log
+    example.run
+  ensure
+    Concurrently::Proc.error_log_output = $stderr
+  end
+
   it 'runs the overview IO example: await_read waits for await_written' do
     r, w = IO.pipe
     concurrently do
@@ -85,17 +96,22 @@ RSpec.describe 'Concurrently on the Polyphony reactor' do
     expect(inner).to be_a(Concurrently::Proc::Evaluation)
   end
 
-  it 're-raises an error in whoever awaits it, and reports it when nobody does' do
+  it 're-raises an error in whoever awaits it, and logs every failure on $stderr by default' do
     failing = concurrently { raise ArgumentError, 'bad' }
     expect { failing.await_result }.to raise_error(ArgumentError, 'bad')
     out, err, status = run_ruby(<<~RUBY)
       require 'polyphony/concurrently'
       concurrently { raise IOError, 'unawaited' }
+      failing = concurrently { raise ArgumentError, 'awaited' }
       wait 0.01
-      puts 'still running'
+      begin
+        failing.await_result
+      rescue ArgumentError
+        puts 'still running'
+      end
     RUBY
     expect(out).to eq("still running\n")
-    expect(err).to include('IOError', 'unawaited')
+    expect(err).to include('defined at -e:2', 'IOError', 'unawaited', 'defined at -e:3', 'ArgumentError', 'awaited')
     expect(status.success?).to be(true)
   end
 
@@ -103,7 +119,8 @@ RSpec.describe 'Concurrently on the Polyphony reactor' do
     r, w = IO.pipe
     expect(w.await_writable).to be(true)
     expect(r.await_readable(within: 0.01, timeout_result: false)).to be(false)
-    expect { r.await_readable(within: 0.01) }.to raise_error(Concurrently::Evaluation::TimeoutError)
+    expect { r.await_readable(within: 0.01) }
+      .to raise_error(Concurrently::Evaluation::TimeoutError, 'evaluation timed out after 0.01 second(s)')
     concurrently { wait 0.01; w << 'x' }
     expect(r.await_readable).to be(true)
     [r, w].each(&:close)
@@ -252,5 +269,260 @@ RSpec.describe 'Concurrently on the Polyphony reactor' do
       expect(out).to eq("#{expected.inspect}\nclosed\n")
       expect(status.success?).to be(true)
     end
+  end
+
+  it 'takes the options of its waits as a Hash or as keywords' do
+    slow = concurrently { wait 30 }
+    expect(slow.await_result({ within: 0.01, timeout_result: :late })).to eq(:late)
+    expect(slow.await_result(within: 0.01, timeout_result: :late)).to eq(:late)
+    expect(await_resume!({ within: 0.01, timeout_result: :nobody })).to eq(:nobody)
+    done = concurrently { :done }
+    wait 0
+    expect(await_fastest(slow, done, { within: 0.01 })).to equal(done)
+    other = concurrently { wait 30 }
+    expect(await_fastest(slow, other, { within: 0.01, timeout_result: :none })).to eq(:none)
+    expect(await_fastest(slow, other, within: 0.01, timeout_result: :none)).to eq(:none)
+    expect { await_fastest(slow, other, { within: 0.01 }) }.to raise_error(Concurrently::Evaluation::TimeoutError)
+    r, w = IO.pipe
+    expect(r.await_readable({ within: 0.01, timeout_result: :quiet })).to eq(:quiet)
+    expect(w.await_writable({ within: 1 })).to be(true)
+    expect(concurrently { :later }.await_result({ within: nil })).to eq(:later) # no limit
+    expect { slow.await_result(timeout: 1) }.to raise_error(ArgumentError, 'unknown keyword: :timeout')
+    expect { await_resume!(1) }.to raise_error(TypeError, 'no implicit conversion of Integer into Hash')
+    expect { await_fastest }.to raise_error(ArgumentError)
+    [slow, other].each { |evaluation| evaluation.conclude_to(nil) }
+    [r, w].each(&:close)
+  end
+
+  it 'makes evaluations of a custom class: concurrent_proc(EvaluationClass), Proc.new(EvaluationClass)' do
+    job_class = Class.new(Concurrently::Proc::Evaluation) do
+      def label
+        "job #{self[:name]}"
+      end
+    end
+    current = concurrent_proc(job_class) { Concurrently::Evaluation.current }
+    job = current.call_detached
+    expect(job).to be_a(job_class)
+    job[:name] = 'cleanup'
+    expect(job.await_result).to equal(job)
+    expect(job.label).to eq('job cleanup')
+    expect(Concurrently::Proc.new(job_class) { wait 0.01 }.call_nonblock).to be_a(job_class)
+    expect(concurrent_proc(job_class) { :done }.call).to eq(:done)
+    expect(concurrent_proc { Concurrently::Evaluation.current }.call.class).to be(Concurrently::Proc::Evaluation)
+    expect { concurrent_proc(String) { nil } }.to raise_error(TypeError, /expected Concurrently::Proc::Evaluation/)
+    expect { Concurrently::Proc.new(Concurrently::Evaluation) { nil } }.to raise_error(TypeError)
+  end
+
+  it 'triggers the :error event of every failing evaluation: class callbacks first, then the proc\'s' do
+    seen = []
+    all = Concurrently::Proc.on(:error) { |error| seen << [:all, self, error.message] }
+    failing = concurrent_proc { |message| raise message }
+    mine = failing.on(:error) { |error| seen << [:mine, error.message] }
+    expect(failing.on?(:error)).to be(true)
+    expect { failing.call('call') }.to raise_error(RuntimeError, 'call')
+    expect { failing.call_nonblock('call_nonblock') }.to raise_error(RuntimeError, 'call_nonblock')
+    detached = failing.call_detached('call_detached')
+    failing.call_and_forget('call_and_forget')
+    concurrently { raise 'concurrently' }
+    wait 0.01
+    expect { detached.await_result }.to raise_error(RuntimeError, 'call_detached')
+    expect(seen).to eq(
+      [[:all, failing, 'call'], [:mine, 'call'], [:all, failing, 'call_nonblock'], [:mine, 'call_nonblock'],
+       [:all, failing, 'call_detached'], [:mine, 'call_detached'],
+       [:all, failing, 'call_and_forget'], [:mine, 'call_and_forget']] + [seen.last]
+    )
+    expect(seen.last).to match([:all, an_instance_of(Concurrently::Proc), 'concurrently'])
+    # An evaluation concluded to an error, or returning one, did not fail.
+    seen.clear
+    concurrently { RuntimeError.new('returned') }
+    concluded = concurrently { wait 30 }
+    wait 0.01
+    concluded.conclude_to(RuntimeError.new('concluded'))
+    expect(seen).to eq([])
+    expect(mine.cancel).to be(true)
+    expect(mine.cancelled?).to be(true)
+    expect { mine.cancel }.to raise_error(Concurrently::Error, 'already cancelled')
+    expect { failing.call('again') }.to raise_error(RuntimeError, 'again')
+    expect(seen).to eq([[:all, failing, 'again']])
+  ensure
+    all&.cancel
+  end
+
+  it 'has the callbacks-attachable interface: on, once_on, on?, trigger' do
+    pr = concurrent_proc { nil }
+    other = concurrent_proc { nil }
+    calls = []
+    expect(pr.on?(:ping)).to be(false)
+    pr.on(:ping, :pong) { |*args| calls << [:each, *args] }
+    pr.once_on(:ping) { |arg| calls << [:once, arg] }
+    shared = Concurrently::Proc.once_on(:ping) { |arg| calls << [:class_once, self, arg] }
+    expect(Concurrently::Proc.on?(:ping)).to be(true)
+    expect(pr.on?(:pong)).to be(true)
+    expect(other.on?(:ping)).to be(true) # through the class
+    expect(pr.trigger(:ping, 1)).to be_nil
+    pr.trigger(:ping, 2)
+    pr.trigger(:pong, 3, 4)
+    other.trigger(:ping, 5)
+    expect(calls).to eq([[:class_once, pr, 1], [:each, 1], [:once, 1], [:each, 2], [:each, 3, 4]])
+    expect(shared.cancelled?).to be(true)
+    expect(Concurrently::Proc.on?(:ping)).to be(false)
+    expect { pr.on(:ping) }.to raise_error(ArgumentError)
+    expect { pr.on { nil } }.to raise_error(ArgumentError)
+  end
+
+  it 'logs failures where error_log_output= says, naming the proc\'s source location' do
+    line = __LINE__ + 1
+    failing = concurrent_proc { raise IOError, 'lost' }
+    failing.call_and_forget
+    wait 0.01
+    expect(@error_log.string).to include("defined at #{__FILE__}:#{line}", 'lost', 'IOError')
+    log = StringIO.new
+    Concurrently::Proc.error_log_output = Logger.new(log)
+    failing.call_and_forget
+    wait 0.01
+    expect(log.string).to include('ERROR', "#{__FILE__}:#{line}", 'lost')
+    r, w = IO.pipe
+    Concurrently::Proc.error_log_output = w
+    failing.call_and_forget
+    wait 0.01
+    expect(r.read_nonblock(4096)).to include("#{__FILE__}:#{line}", 'lost')
+    [nil, false].each do |off|
+      Concurrently::Proc.error_log_output = off
+      failing.call_and_forget
+      wait 0.01
+    end
+    expect(r.read_nonblock(4096, exception: false)).to eq(:wait_readable)
+    expect { Concurrently::Proc.error_log_output = 42 }.to raise_error(Concurrently::Error, /\Aoutput no logger or IO/)
+    [r, w].each(&:close)
+  end
+
+  it 'attaches data to an evaluation: [], []=, key?, keys' do
+    evaluation = concurrently { :result }
+    expect(evaluation[:key]).to be_nil
+    expect(evaluation.key?(:key)).to be(false)
+    expect(evaluation.keys).to eq([])
+    expect(evaluation[:key1] = :value1).to eq(:value1)
+    evaluation[:key2] = :value2
+    expect(evaluation[:key1]).to eq(:value1)
+    expect(evaluation.key?(:key1)).to be(true)
+    expect(evaluation.key?(:another_key)).to be(false)
+    expect(evaluation.keys).to eq(%i[key1 key2])
+    expect(evaluation.await_result).to eq(:result)
+  end
+
+  it 'passes the result, or the error, through the block of await_result', gc: true do
+    expect(concurrently { :result }.await_result { |result| "transformed_#{result}" }).to eq('transformed_result')
+    failing = concurrently { raise ArgumentError, 'bad' }
+    expect(failing.await_result { |error| error.is_a?(ArgumentError) ? :recovered : error }).to eq(:recovered)
+    expect { concurrently { :invalid }.await_result { |result| raise "#{result} result" if result != :valid } }
+      .to raise_error(RuntimeError, 'invalid result')
+    expect { concurrently { :invalid }.await_result { |result| RuntimeError.new("returned #{result}") } }
+      .to raise_error(RuntimeError, 'returned invalid')
+    slow = concurrently { wait 30 }
+    expect(slow.await_result(within: 0.01) { |error| error.class }).to be(Concurrently::Evaluation::TimeoutError)
+    expect(slow.await_result(within: 0.01, timeout_result: :late) { |result| [result] }).to eq([:late])
+    slow.conclude_to(nil)
+  end
+
+  it 'raises a result that is an Exception: returned, or concluded to' do
+    returning = concurrently { RuntimeError.new('self destruct!') }
+    expect { returning.await_result }.to raise_error(RuntimeError, 'self destruct!')
+    slow = concurrently { wait 30 }
+    slow.conclude_to(RuntimeError.new('concluded'))
+    expect { slow.await_result }.to raise_error(RuntimeError, 'concluded')
+    expect { concurrent_proc { IOError.new('at once') }.call_nonblock }.to raise_error(IOError, 'at once')
+    expect(@error_log.string).to eq('') # none of them failed
+  end
+
+  it 'resumes an evaluation once, and only while it waits in await_resume!' do
+    waiter = concurrently { await_resume! }
+    expect { waiter.resume! }.to raise_error(Concurrently::Evaluation::Error, 'not waiting')
+    wait 0
+    expect(waiter.waiting?).to be(true)
+    expect(waiter.resume!(:first)).to eq(:resumed)
+    expect(waiter.waiting?).to be(false)
+    expect { waiter.resume!(:second) }.to raise_error(Concurrently::Evaluation::Error, 'already scheduled to resume')
+    expect(waiter.await_result).to eq(:first)
+    expect { waiter.resume! }.to raise_error(Concurrently::Evaluation::Error, 'not waiting')
+    concluded = concurrently { await_resume! }
+    wait 0
+    concluded.conclude_to(:concluded)
+    expect(concluded.waiting?).to be(false)
+    expect { concluded.resume! }.to raise_error(Concurrently::Evaluation::Error, 'not waiting')
+    expect { concluded.conclude_to(:again) }.to raise_error(Concurrently::Evaluation::Error, 'already concluded')
+    expect(concluded.await_result).to eq(:concluded)
+    root = Concurrently::Evaluation.current
+    concurrently { root.resume!(:to_the_root) }
+    expect(await_resume!).to eq(:to_the_root)
+    expect(Concurrently::Evaluation::TimeoutError.superclass).to be(Concurrently::Evaluation::Error)
+    expect(Concurrently::Evaluation::Error.superclass).to be(Concurrently::Error)
+  end
+
+  it 'waits for ever with wait(Float::INFINITY), until stopped' do
+    forever = concurrently { wait Float::INFINITY }
+    wait 0.02
+    expect(forever.concluded?).to be(false)
+    forever.conclude_to(:stopped)
+    expect(forever.await_result).to eq(:stopped)
+    expect(move_on_after(0.02, with_value: :moved_on) { wait Float::INFINITY }).to eq(:moved_on)
+    expect { wait(-1) }.to raise_error(ArgumentError)
+    expect { wait('1') }.to raise_error(TypeError)
+  end
+
+  it 'reads and writes in evaluations of their own: IO#concurrently_read, #concurrently_write' do
+    r, w = IO.pipe
+    writing = w.concurrently_write('Hello!')
+    expect(writing).to be_a(Concurrently::Proc::Evaluation)
+    expect(writing.await_result).to eq(6)
+    reading = r.concurrently_read(1024)
+    expect(reading).to be_a(Concurrently::Proc::Evaluation)
+    expect(reading.await_result).to eq('Hello!')
+    buffer = +''
+    later = r.concurrently_read(1024, buffer)
+    wait 0.01
+    expect(later.concluded?).to be(false) # waits for something to read
+    w << 'again'
+    expect(later.await_result).to equal(buffer)
+    expect(buffer).to eq('again')
+    [r, w].each(&:close)
+  end
+
+  it 'has an event loop per thread, with its lifetime: EventLoop.current, #lifetime, #reinitialize!' do
+    event_loop = Concurrently::EventLoop.current
+    expect(Concurrently::EventLoop.current).to equal(event_loop)
+    expect(Thread.new { Concurrently::EventLoop.current }.value).not_to equal(event_loop)
+    before = event_loop.lifetime
+    wait 0.02
+    expect(event_loop.lifetime - before).to be >= 0.02
+    expect(event_loop.reinitialize!).to equal(event_loop)
+    expect(event_loop.lifetime).to be < before + 0.02
+    expect(event_loop.lifetime).to be >= 0
+  end
+
+  it 'runs evaluations started with call_detached in a pass before the wait 0s of that pass' do
+    order = []
+    concurrently { wait 0; order << :waited }
+    concurrently { order << :starter; concurrently { order << :detached } }
+    wait 0.01
+    expect(order).to eq(%i[starter detached waited])
+    order.clear
+    waiting = concurrently { order << :a1; wait 0; order << :a2 }
+    wait 0 # the root's wait 0 is due in the pass that starts waiting
+    concurrently { order << :b }
+    wait 0.01
+    expect(order).to eq(%i[a1 b a2])
+    expect(waiting.concluded?).to be(true)
+    order.clear
+    resumed = concurrently { await_resume!; order << :resumed }
+    concurrently { wait 0; order << :waited }
+    concurrently { order << :resumer; resumed.resume! }
+    wait 0.01
+    expect(order).to eq(%i[resumer resumed waited])
+  end
+
+  it 'calls a concurrent proc with [] as with call' do
+    add = concurrent_proc { |a, b| a + b }
+    expect(add[1, 2]).to eq(3)
+    expect(concurrent_proc { Concurrently::Evaluation.current }[]).to be_a(Concurrently::Proc::Evaluation)
   end
 end

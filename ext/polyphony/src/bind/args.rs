@@ -100,6 +100,12 @@ pub fn keyword(options: VALUE, key: &str) -> Result<Option<VALUE>, Jump> {
     Ok((value != undef).then_some(value))
 }
 
+/// Whether `value` is `Float::INFINITY`.
+pub fn is_infinity(value: VALUE) -> bool {
+    // SAFETY: a type check of any value, then the value of a Float; neither raises.
+    unsafe { rb_sys::RB_FLOAT_TYPE_P(value) && rb_sys::rb_float_value(value) == f64::INFINITY }
+}
+
 /// Converts a duration as core `sleep` does (TypeError, ArgumentError if negative).
 pub fn duration(duration: VALUE) -> Result<Duration, Jump> {
     let mut interval = rb_sys::timeval {

@@ -71,11 +71,21 @@ unsafe extern "C" fn receive_all_pending(_self: VALUE) -> VALUE {
     entry(|| mailbox::receive_all_pending(reactor::current()?))
 }
 
-/// Concurrently's `wait(seconds)`: `sleep` that returns true.
+/// Concurrently's `wait(seconds)`: `sleep` that returns true. As in Concurrently, `wait 0`
+/// lets run what was queued so far and what that queues in turn (evaluations started by
+/// `call_detached`, resumed ones), and `Float::INFINITY` waits for ever.
 unsafe extern "C" fn wait(_self: VALUE, seconds: VALUE) -> VALUE {
     entry(|| {
-        let duration = args::duration(seconds)?;
-        raise_if_exception(reactor::current()?.sleep(Some(duration)))?;
+        let reactor = reactor::current()?;
+        let received = if args::is_infinity(seconds) {
+            reactor.sleep(None)
+        } else {
+            match args::duration(seconds)? {
+                duration if duration.is_zero() => reactor.wait_next_pass(),
+                duration => reactor.sleep(Some(duration)),
+            }
+        };
+        raise_if_exception(received)?;
         Ok(TRUE)
     })
 }

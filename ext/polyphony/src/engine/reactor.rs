@@ -283,6 +283,26 @@ impl Reactor {
         received
     }
 
+    /// Concurrently's `wait 0`: suspends the current fiber until the next pass of the run
+    /// queue, behind the fibers queued during this one; returns the value it is resumed with.
+    pub fn wait_next_pass(&self) -> Result<VALUE, Jump> {
+        let current = current_fiber();
+        {
+            let mut state = self.state();
+            if state.runqueue.is_empty() {
+                // Nothing to let run first: as `sleep 0`, at a lower cost.
+                state.runqueue.push(current, NIL, false, false);
+                drop(state);
+                return self.switchpoint();
+            }
+            state.runqueue.push_next_pass(current, NIL);
+        }
+        let received = self.switchpoint();
+        // Resumed before its turn (an exception, `Fiber#schedule`): its turn is void.
+        self.state().runqueue.leave_next_pass(current);
+        received
+    }
+
     /// Cancels a timer (no effect if it already fired).
     pub fn cancel_timer(&self, key: TimerKey) {
         self.state().timers.cancel(key);

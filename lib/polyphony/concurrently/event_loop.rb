@@ -1,0 +1,54 @@
+# frozen_string_literal: true
+
+module Concurrently
+  # A thread's event loop, as Concurrently presents it. Here it is Polyphony's reactor, which
+  # each thread has of its own: it runs the evaluations, their `wait`s and `await_*`s, and
+  # the fibers spun with Polyphony's API, all in one run queue. The loop works on its own;
+  # this object tells how long it has run.
+  #
+  # The run queue is served in passes, as Concurrently's: the evaluations that
+  # `call_detached` started or `resume!` resumed during a pass, and those whose `wait 0`
+  # was due then, run in the next pass, in that order.
+  #
+  # @example
+  #   Concurrently::EventLoop.current.lifetime # => 2.3364
+  class EventLoop
+    # The current thread's event loop (each thread has its own).
+    #
+    # @return [Concurrently::EventLoop]
+    def self.current
+      thread = Thread.current
+      thread.thread_variable_get(:concurrently_event_loop) ||
+        thread.thread_variable_set(:concurrently_event_loop, new)
+    end
+
+    # A thread's event loop: see {.current}.
+    #
+    # @api private
+    def initialize
+      reinitialize!
+    end
+
+    # Starts the loop's {#lifetime} over. Concurrently's own loop needed this in a forked
+    # child to drop its parent's state; Polyphony's reactor rebuilds itself in a forked
+    # child, so calling it there (or anywhere) only resets the lifetime.
+    #
+    # @return [Concurrently::EventLoop] self
+    # @example
+    #   fork do
+    #     Concurrently::EventLoop.current.reinitialize!
+    #     # ...
+    #   end
+    def reinitialize!
+      @started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      self
+    end
+
+    # Seconds since the loop was created (or reinitialized).
+    #
+    # @return [Float]
+    def lifetime
+      Process.clock_gettime(Process::CLOCK_MONOTONIC) - @started
+    end
+  end
+end
