@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require 'tmpdir'
 require_relative 'spec_helper'
 require 'polyphony/concurrently'
 require 'logger'
