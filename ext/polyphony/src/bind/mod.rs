@@ -12,9 +12,11 @@ mod core_waits;
 mod fiber;
 mod io;
 mod kernel;
+mod pipe;
 mod polyphony;
 mod reactor;
 mod socket;
+mod splice;
 mod tcp_server;
 mod thread;
 
@@ -158,6 +160,8 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     basic_socket::init();
     socket::init();
     tcp_server::init();
+    pipe::init();
+    splice::init();
     thread::init();
     reactor::init();
     core_waits::init();
