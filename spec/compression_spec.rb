@@ -19,6 +19,15 @@ RSpec.describe Polyphony::Compression do
     track(*IO.pipe)
   end
 
+  def socket_pair(kind)
+    return UNIXSocket.pair if kind == :unix
+
+    server = TCPServer.new('127.0.0.1', 0)
+    pair = [TCPSocket.new('127.0.0.1', server.local_address.ip_port), server.accept]
+    server.close
+    pair
+  end
+
   def data(size = 100_000)
     Random.new(size).bytes(size / 2) + ('text ' * (size / 10))[0, size - (size / 2)]
   end
@@ -68,19 +77,21 @@ RSpec.describe Polyphony::Compression do
       expect(Zlib.gunzip(compressed).b).to eq(payload)
     end
 
-    it 'compresses a file to a socket' do
-      path = File.join(Dir.tmpdir, "polyphony-gzip-#{Process.pid}")
-      File.binwrite(path, data)
-      file = track(File.open(path, 'rb')).first
-      a, b = track(*UNIXSocket.pair)
-      sender = spin do
-        IO.gzip(file, a)
-        a.close_write
+    %i[unix tcp].each do |kind|
+      it "compresses a file to a #{kind} socket" do
+        path = File.join(Dir.tmpdir, "polyphony-gzip-#{Process.pid}")
+        File.binwrite(path, data)
+        file = track(File.open(path, 'rb')).first
+        a, b = track(*socket_pair(kind))
+        sender = spin do
+          IO.gzip(file, a)
+          a.close_write
+        end
+        expect(Zlib.gunzip(b.read).b).to eq(data)
+        sender.await
+      ensure
+        File.delete(path) if path && File.exist?(path)
       end
-      expect(Zlib.gunzip(b.read).b).to eq(data)
-      sender.await
-    ensure
-      File.delete(path) if path && File.exist?(path)
     end
   end
 
@@ -165,5 +176,13 @@ RSpec.describe Polyphony::Compression do
     expect(move_on_after(0.05, with_value: :timed_out) { IO.gzip(r, out) }).to eq(:timed_out)
     w << 'more'
     expect(r.readpartial(100)).to eq('more')
+  end
+
+  it 'raises IOError in the waiting fiber when its source is closed' do
+    r, = pipe
+    compressor = spin { IO.gunzip(r, +'') }
+    snooze
+    r.close
+    expect { compressor.await }.to raise_error(IOError, 'stream closed in another fiber')
   end
 end

@@ -463,6 +463,31 @@ RSpec.describe 'IO in fibers' do
       expect(sizes).to eq([1, 1])
     end
 
+    it 'feeds from TCP sockets and files, and raises IOError when the IO is closed while it waits' do
+      server = TCPServer.new('127.0.0.1', 0)
+      client = TCPSocket.new('127.0.0.1', server.local_address.ip_port)
+      connection = server.accept
+      server.close
+      line_writer(client, "tcp\n", "lines\n")
+      lines = []
+      connection.feed_loop(parser, :feed_each) { |line| lines << line }
+      expect(lines).to eq(%W[tcp\n lines\n])
+      connection.close
+      Tempfile.create('feed_loop') do |file|
+        file.write("from\na file\n")
+        file.rewind
+        file_lines = []
+        file.feed_loop(parser, 'feed_each') { |line| file_lines << line }
+        expect(file_lines).to eq(%W[from\n a\sfile\n])
+      end
+      r, = pipe
+      feeder = spin { r.feed_loop(parser, :feed_each) { nil } }
+      snooze
+      r.close
+      expect { feeder.await }.to raise_error(IOError, 'stream closed in another fiber')
+      expect { r.feed_loop(parser, 1) }.to raise_error(TypeError)
+    end
+
     it 'feeds without a block, waiting in the reactor for each chunk' do
       r, w = pipe
       line_writer(w, 'p', 'q', 'r')

@@ -175,6 +175,21 @@ RSpec.describe Polyphony::Splicing do
       expect { IO.splice(r, w, 10) }.to raise_error(IOError, 'closed stream')
     end
 
+    it 'splices to a standard stream, left blocking, after what core buffered for it' do
+      path = File.join(dir, 'text')
+      File.write(path, 'from a file')
+      out, err, status = run_ruby(<<~RUBY)
+        require 'polyphony'
+        r, w = IO.pipe
+        spin { sleep 0.02; w << 'spliced, '; w.close }
+        print 'printed, '
+        IO.splice(r, $stdout, -4096)
+        IO.double_splice(File.open(#{path.inspect}), $stdout)
+      RUBY
+      expect([err, status.success?]).to eq(['', true])
+      expect(out).to eq('printed, spliced, from a file')
+    end
+
     it 'raises IOError in the waiting fiber when its source is closed' do
       r1, = pipe
       _, w2 = pipe
@@ -245,28 +260,39 @@ RSpec.describe Polyphony::Splicing do
       expect(sender.await).to eq(99_990)
     end
 
-    it 'stops mid-transfer when timed out or stopped, leaving no descriptor behind and both IOs usable' do
-      a, b = unix_pair
-      devnull = track(File.open(File::NULL, 'w')).first
-      producer = spin do
-        loop do
-          a << ('x' * 65_536)
-          sleep 0.001
+    {
+      'IO.double_splice' => ->(src, dest) { IO.double_splice(src, dest) },
+      'IO.splice, until end of file' => ->(src, dest) { IO.splice(src, dest, -65_536) },
+      'IO.http1_splice_chunked' => ->(src, dest) { IO.http1_splice_chunked(src, dest, 65_536) }
+    }.each do |name, transfer|
+      it "stops #{name} mid-transfer when timed out or stopped, leaving no descriptor behind and the IOs usable" do
+        a, b = unix_pair
+        r, w = pipe
+        producer = spin do
+          loop do
+            a << ('x' * 65_536)
+            sleep 0.001
+          end
         end
+        drained = 0
+        drainer = spin { r.read_loop(1 << 20) { |data| drained += data.bytesize } }
+        before = open_descriptors
+        moved_on = move_on_after(0.1, with_value: :timed_out) { transfer.call(b, w) }
+        expect(moved_on).to eq(:timed_out)
+        expect(drained).to be > 0
+        stopped = spin { transfer.call(b, w) }
+        sleep 0.05
+        stopped.stop
+        expect(stopped.await).to be_nil
+        producer.stop
+        producer.await
+        expect(open_descriptors).to eq(before)
+        a << 'the end'
+        a.close_write
+        expect(transfer.call(b, w)).to be >= 7
+        w.close
+        drainer.await
       end
-      before = open_descriptors
-      moved_on = move_on_after(0.1, with_value: :timed_out) { IO.double_splice(b, devnull) }
-      expect(moved_on).to eq(:timed_out)
-      stopped = spin { IO.double_splice(b, devnull) }
-      sleep 0.05
-      stopped.stop
-      expect(stopped.await).to be_nil
-      producer.stop
-      producer.await
-      expect(open_descriptors).to eq(before)
-      a << 'the end'
-      a.close_write
-      expect(IO.double_splice(b, devnull)).to be >= 7
     end
 
     it 'waits in the reactor: other fibers run while it waits for each chunk' do
@@ -322,6 +348,30 @@ RSpec.describe Polyphony::Splicing do
   end
 
   describe 'IO.http1_splice_chunked' do
+    it 'moves a file to a TCP socket in chunks' do
+      file = data_file(150_000)
+      a, b = tcp_pair
+      sender = spin do
+        count = IO.http1_splice_chunked(file, a, 65_536)
+        a.close_write
+        count
+      end
+      body = b.read.b
+      expect(sender.await).to eq(150_000)
+      data = File.binread(file.path)
+      expect(body).to eq("10000\r\n#{data[0, 65_536]}\r\n10000\r\n#{data[65_536, 65_536]}\r\n" \
+                         "49f0\r\n#{data[131_072..]}\r\n0\r\n\r\n")
+    end
+
+    it 'raises IOError in the waiting fiber when its destination is closed' do
+      r, = pipe
+      a, = unix_pair
+      sender = spin { IO.http1_splice_chunked(r, a, 100) }
+      snooze
+      r.close
+      expect { sender.await }.to raise_error(IOError, 'stream closed in another fiber')
+    end
+
     it 'moves a body in HTTP/1 chunked encoding', gc: true do
       r, w = pipe
       a, b = unix_pair

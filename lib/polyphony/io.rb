@@ -185,31 +185,20 @@ module Polyphony
     #   @param args [Array<Object>] as core's: another IO, or a path and a mode
     #   @return [IO] self
 
-    # Reads chunks until end of file and feeds each to `receiver.public_send(method, chunk)`,
-    # for parsers: a method that yields (a MessagePack unpacker's `feed_each`) gets the
-    # block, which receives each value it yields; a method that does not yield has what it
-    # returns for each chunk given to the block, unless that is nil (a parser waiting for
-    # more).
-    #
-    # @param receiver [Object] the parser
-    # @param method [Symbol] the method fed each chunk
-    # @yieldparam value [Object] what the method yields, or returns
-    # @return [IO] self, at end of file
-    # @example
-    #   unpacker = MessagePack::Unpacker.new
-    #   socket.feed_loop(unpacker, :feed_each) { |message| handle(message) }
-    def feed_loop(receiver, method = :call)
-      return read_loop { |chunk| receiver.public_send(method, chunk) } unless block_given?
-
-      read_loop do |chunk|
-        yielded = false
-        result = receiver.public_send(method, chunk) do |*values|
-          yielded = true
-          yield(*values)
-        end
-        yield result unless yielded || result.nil?
-      end
-    end
+    # @!method feed_loop(receiver, method = :call)
+    #   Reads chunks until end of file and feeds each to `receiver.method(chunk)`, for
+    #   parsers: the method gets a block, which passes on each value it yields (a MessagePack
+    #   unpacker's `feed_each`); what a method that did not yield returns for a chunk goes to
+    #   the block instead, unless it is nil (a parser waiting for more). The loop is the
+    #   engine's, over 8 KiB chunks.
+    #   @param receiver [Object] the parser
+    #   @param method [Symbol, String] the method fed each chunk
+    #   @yieldparam value [Object] what the method yields, or returns
+    #   @return [IO] self, at end of file
+    #   @raise [TypeError] for a method name that is not a Symbol or a String
+    #   @example
+    #     unpacker = MessagePack::Unpacker.new
+    #     socket.feed_loop(unpacker, :feed_each) { |message| handle(message) }
 
     # Core's `IO#each_char`: yields each character until end of file, waiting for each.
     #

@@ -7,7 +7,7 @@ use super::Func::{Fixed, One, Variadic};
 use super::{define, entry, module_under, On};
 use crate::core::fdtable::Interest;
 use crate::engine::io::{syscall_result, OpenIo, ReadKind};
-use crate::engine::io_ops::{self, closed_error, open_fd, open_fds, CHUNK_SIZE, GATHERED_STRINGS};
+use crate::engine::io_ops::{self, closed_error, open_fd, open_fds, GATHERED_STRINGS};
 use crate::engine::lines::{self, LineArgs};
 use crate::engine::reactor;
 use crate::ruby::names::classes;
@@ -331,25 +331,6 @@ unsafe extern "C" fn io_eof(io: VALUE) -> VALUE {
     })
 }
 
-/// `IO#read_loop(maxlen = 8192) { |data| }` (and `BasicSocket#recv_loop`).
-pub unsafe extern "C" fn io_read_loop(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
-    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
-    let args = unsafe { slice(argc, argv) };
-    entry(|| {
-        let max = match args::count(args, 0, 1)?.first() {
-            None => CHUNK_SIZE,
-            Some(&max) => args::length(max)?.max(1),
-        };
-        args::require_block()?;
-        let mut open = OpenIo::for_reading(io, ReadKind::Bytes)?;
-        let reactor = reactor::current()?;
-        while let Some(bytes) = io_ops::read_partial(&mut open, reactor, max)? {
-            ruby::yield_value(ruby::new_string(&bytes, null_mut())?)?;
-        }
-        Ok(io)
-    })
-}
-
 fn is_string(value: VALUE) -> bool {
     // SAFETY: a type test on a live value.
     unsafe { rb_sys::RB_TYPE_P(value, rb_sys::ruby_value_type::RUBY_T_STRING) }
@@ -507,7 +488,6 @@ pub fn init() {
     define(io, &[c"getc"], Fixed(io_getc));
     define(io, &[c"getbyte"], Fixed(io_getbyte));
     define(io, &[c"eof?", c"eof"], Fixed(io_eof));
-    define(io, &[c"read_loop"], Variadic(io_read_loop));
     define(io, &[c"write"], Variadic(io_write));
     define(io, &[c"syswrite"], One(io_syswrite));
     define(io, &[c"wait_readable"], Variadic(io_wait_readable));

@@ -11,6 +11,7 @@ mod cancel_scope;
 mod core_waits;
 mod fiber;
 mod io;
+mod io_loops;
 mod kernel;
 mod pipe;
 mod polyphony;
@@ -157,6 +158,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     polyphony::init();
     cancel_scope::init();
     io::init();
+    io_loops::init();
     basic_socket::init();
     socket::init();
     tcp_server::init();

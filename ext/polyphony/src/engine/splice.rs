@@ -82,7 +82,7 @@ impl<'a> Transfer<'a> {
     fn once(&self, reactor: &Reactor, len: usize) -> Result<usize, Jump> {
         let mut waited = false;
         if self.wait_first {
-            while !self.wait_ready(reactor)? {}
+            while self.wait_missing(reactor)? {}
             waited = true;
         }
         loop {
@@ -95,7 +95,7 @@ impl<'a> Transfer<'a> {
                     return Ok(count);
                 }
                 Err(libc::EAGAIN) => {
-                    if self.wait_ready(reactor)? {
+                    if !self.wait_missing(reactor)? {
                         // Both ends report ready, yet the call would block: let the other
                         // fibers run before trying again.
                         raise_if_exception(reactor.sleep(Some(Duration::ZERO)))?;
@@ -108,27 +108,23 @@ impl<'a> Transfer<'a> {
         }
     }
 
-    /// Waits until the source has data (or its end) if it has none, else until the
-    /// destination has room if it has none; returns whether both were ready already.
-    fn wait_ready(&self, reactor: &Reactor) -> Result<bool, Jump> {
+    /// Waits for the first thing missing, data at the source or room at the destination;
+    /// returns whether something was. When one end is the engine's own pipe, which
+    /// transfers leave empty (a destination) or holding data (a source), what is missing
+    /// after a call that would block can only be at the other end. (Ends left blocking are
+    /// always asked: nothing may be missing before a call.)
+    fn wait_missing(&self, reactor: &Reactor) -> Result<bool, Jump> {
         let (src, dest) = (self.src.fd()?, self.dest.fd()?);
-        let poll = |fd, events| libc::pollfd {
-            fd,
-            events,
-            revents: 0,
+        let missing = match (self.src, self.dest) {
+            _ if self.wait_first => missing(src, dest),
+            (End::Fd(_), End::Io(_)) => Some((dest, Interest::WRITABLE)),
+            (End::Io(_), End::Fd(_)) => Some((src, Interest::READABLE)),
+            _ => missing(src, dest),
         };
-        let mut fds = [poll(src, libc::POLLIN), poll(dest, libc::POLLOUT)];
-        // SAFETY: `fds` holds 2 pollfd structures; a zero timeout never blocks.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, 0) } < 0 {
-            // The next attempt reports what is wrong.
-            return Ok(true);
-        }
-        for (fd, interest) in fds.iter().zip([Interest::READABLE, Interest::WRITABLE]) {
-            if fd.revents == 0 {
-                reactor.wait_io(fd.fd, interest, None)?;
-                return Ok(false);
-            }
-        }
+        let Some((fd, interest)) = missing else {
+            return Ok(false);
+        };
+        reactor.wait_io(fd, interest, None)?;
         Ok(true)
     }
 
@@ -174,6 +170,26 @@ impl<'a> Transfer<'a> {
         }
         Ok(())
     }
+}
+
+/// What `src` and `dest` lack, asked without waiting: data at the source (or its end), else
+/// room at the destination; `None` if neither (or if they cannot be asked: the next call
+/// reports what is wrong).
+fn missing(src: RawFd, dest: RawFd) -> Option<(RawFd, Interest)> {
+    let poll = |fd, events| libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let mut fds = [poll(src, libc::POLLIN), poll(dest, libc::POLLOUT)];
+    // SAFETY: `fds` holds 2 pollfd structures; a zero timeout never blocks.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 2, 0) } < 0 {
+        return None;
+    }
+    fds.iter()
+        .zip([Interest::READABLE, Interest::WRITABLE])
+        .find(|(fd, _)| fd.revents == 0)
+        .map(|(fd, interest)| (fd.fd, interest))
 }
 
 /// Whether `fd` is a pipe (or FIFO).
