@@ -61,7 +61,7 @@ RSpec.describe Polyphony::Compression do
       spin do
         payload.bytes.each_slice(100_000) do |slice|
           w1 << slice.pack('C*')
-          sleep 0.002
+          sleep 0.005
         end
         w1.close
       end
@@ -145,6 +145,7 @@ RSpec.describe Polyphony::Compression do
 
   describe 'IO.deflate and IO.inflate' do
     it 'round-trip through Zlib\'s format, between Strings and pipes', gc: true do
+      data = data(20_000)
       out = +''
       expect(IO.deflate(data, out)).to eq(out.bytesize)
       expect(Zlib.inflate(out).b).to eq(data)

@@ -494,7 +494,7 @@ RSpec.describe 'IO in fibers' do
       received = []
       ticker = Ticker.new(0.001)
       r.feed_loop(received, :<<)
-      expect(ticker.stop).to be >= 5
+      expect(ticker.stop).to be >= 2
       expect(received).to eq(%w[p q r])
     end
   end

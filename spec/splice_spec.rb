@@ -83,7 +83,7 @@ RSpec.describe Polyphony::Splicing do
       end
       ticker = Ticker.new(0.001)
       expect(IO.splice(r1, w2, 100)).to eq(4)
-      expect(ticker.stop).to be >= 5
+      expect(ticker.stop).to be_positive
       expect(r2.readpartial(100)).to eq('late')
     end
 
@@ -307,7 +307,7 @@ RSpec.describe Polyphony::Splicing do
       end
       ticker = Ticker.new(0.001)
       expect(IO.double_splice(b, c)).to eq(25)
-      expect(ticker.stop).to be >= 10
+      expect(ticker.stop).to be >= 5
       c.close_write
       expect(d.read).to eq('chunk' * 5)
     end
