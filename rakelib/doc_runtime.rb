@@ -24,6 +24,7 @@ require 'json'
 require 'socket'
 require 'timeout'
 require 'monitor'
+require 'zlib'
 
 # The name of `mod` if it is reachable by that name (anonymous and singleton classes have
 # none; some classes report a name that no constant holds).

@@ -30,6 +30,45 @@ RSpec.describe 'a program using polyphony' do
   end
 end
 
+RSpec.describe 'The TCP proxy example' do
+  it 'relays each connection both ways to the upstream server, large transfers included' do
+    upstream = TCPServer.new('127.0.0.1', 0)
+    echo = spin do
+      upstream.accept_loop do |connection|
+        spin do
+          connection.read_loop { |data| connection.write(data) }
+        ensure
+          connection.close
+        end
+      end
+    end
+    proxy, port = start_example_server('examples/tcp_proxy.rb', "127.0.0.1:#{upstream.local_address.ip_port}")
+    payloads = 3.times.map { |i| Random.new(i).bytes(2_000_000) }
+    clients = payloads.map do |payload|
+      spin do
+        socket = TCPSocket.new('127.0.0.1', 1234)
+        spin do
+          socket << payload
+          socket.close_write
+        end
+        echoed = socket.read.b
+        socket.close
+        echoed
+      end
+    end
+    line = TCPSocket.new('127.0.0.1', 1234)
+    line.puts 'hello'
+    expect(line.gets).to eq("hello\n")
+    line.close
+    expect(clients.map(&:await)).to eq(payloads)
+  ensure
+    stop_example_server(proxy, port) if proxy
+    echo&.stop
+    echo&.await
+    upstream&.close
+  end
+end
+
 RSpec.describe 'The guide resettable timeouts' do
   def inactivity_server(style, timeout)
     server = TCPServer.new('127.0.0.1', 0)

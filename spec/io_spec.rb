@@ -354,6 +354,149 @@ RSpec.describe 'IO in fibers' do
       r.read_loop { |chunk| chunks << chunk }
       expect(chunks).to eq(%w[a b c])
     end
+
+    it 'yields chunks of at most maxlen with read_loop, from pipes and files' do
+      r, w = pipe
+      w << ('x' * 10)
+      w.close
+      chunks = []
+      expect(r.read_loop(4) { |chunk| chunks << chunk }).to equal(r)
+      expect(chunks).to eq(%w[xxxx xxxx xx])
+      Tempfile.create('read_loop') do |file|
+        file.write('abcdefg')
+        file.rewind
+        file.gets('c') # read ahead into the buffer: served first
+        sizes = []
+        file.read_loop(2) { |chunk| sizes << chunk }
+        expect(sizes).to eq(%w[de fg])
+      end
+    end
+  end
+
+  describe "Polyphony 1.x's buffer positions" do
+    it 'reads into a buffer after its first buffer_pos bytes, -1 appending', gc: true do
+      r, w = pipe
+      w << 'abcdefghij'
+      buffer = +'0123456789'
+      expect(r.read(2, buffer, 3)).to equal(buffer)
+      expect(buffer).to eq('012ab')
+      expect(buffer.encoding).to eq(Encoding::BINARY)
+      expect(r.read(2, buffer, -1)).to eq('012abcd')
+      expect(r.read(1, buffer, 100)).to eq('012abcde')
+      expect(r.read(1, buffer, 0)).to eq('f')
+      expect(r.read(0, buffer, -1)).to eq('f')
+      w.close
+      expect(r.read(nil, buffer, -1)).to eq('fghij')
+      expect(r.read(1, buffer, 2)).to be_nil
+      expect(buffer).to eq('fg') # what an end of file leaves: the kept bytes
+    end
+
+    it 'reads partially into a buffer at buffer_pos, returning nil at end of file if asked', gc: true do
+      r, w = pipe
+      w << 'hello'
+      buffer = +'> '
+      expect(r.readpartial(100, buffer, -1)).to eq('> hello')
+      w << 'again'
+      expect(r.readpartial(3, buffer, 2, false)).to eq('> aga')
+      w.close
+      expect(r.readpartial(100, buffer, -1, false)).to eq('> again')
+      expect(r.readpartial(100, buffer, -1, false)).to be_nil
+      expect(buffer).to eq('> again')
+      expect { r.readpartial(100, buffer, -1, true) }.to raise_error(EOFError)
+      expect { r.readpartial(1, nil, 0, false, 5) }.to raise_error(ArgumentError)
+      expect { r.read(1, buffer, 'x') }.to raise_error(TypeError)
+    end
+  end
+
+  describe 'feed_loop' do
+    # A line parser in the style of MessagePack's unpacker: `feed_each` yields each whole
+    # line; `feed` returns the whole lines so far (nil while there is none).
+    let(:parser) do
+      Class.new do
+        def initialize
+          @buffer = +''
+        end
+
+        def feed_each(chunk)
+          @buffer << chunk
+          while (index = @buffer.index("\n"))
+            yield @buffer.slice!(0, index + 1)
+          end
+        end
+
+        def feed(chunk)
+          @buffer << chunk
+          index = @buffer.rindex("\n") or return
+          @buffer.slice!(0, index + 1).lines
+        end
+      end.new
+    end
+
+    def line_writer(w, *pieces)
+      spin do
+        pieces.each do |piece|
+          w << piece
+          sleep 0.005
+        end
+        w.close
+      end
+    end
+
+    it 'feeds each chunk to a method that yields, passing on what it yields', gc: true do
+      r, w = pipe
+      line_writer(w, "one\ntw", "o\nthree\n", 'four')
+      lines = []
+      expect(r.feed_loop(parser, :feed_each) { |line| lines << line }).to equal(r)
+      expect(lines).to eq(%W[one\n two\n three\n])
+    end
+
+    it 'yields what a method that does not yield returns, unless nil, and calls procs by default' do
+      r, w = pipe
+      line_writer(w, 'a', "b\nc", "\n")
+      results = []
+      r.feed_loop(parser, :feed) { |lines| results << lines }
+      expect(results).to eq([%W[ab\n], %W[c\n]])
+      r2, w2 = pipe
+      line_writer(w2, 'x', 'y')
+      sizes = []
+      r2.feed_loop(->(chunk) { chunk.size }) { |size| sizes << size }
+      expect(sizes).to eq([1, 1])
+    end
+
+    it 'feeds from TCP sockets and files, and raises IOError when the IO is closed while it waits' do
+      server = TCPServer.new('127.0.0.1', 0)
+      client = TCPSocket.new('127.0.0.1', server.local_address.ip_port)
+      connection = server.accept
+      server.close
+      line_writer(client, "tcp\n", "lines\n")
+      lines = []
+      connection.feed_loop(parser, :feed_each) { |line| lines << line }
+      expect(lines).to eq(%W[tcp\n lines\n])
+      connection.close
+      Tempfile.create('feed_loop') do |file|
+        file.write("from\na file\n")
+        file.rewind
+        file_lines = []
+        file.feed_loop(parser, 'feed_each') { |line| file_lines << line }
+        expect(file_lines).to eq(%W[from\n a\sfile\n])
+      end
+      r, = pipe
+      feeder = spin { r.feed_loop(parser, :feed_each) { nil } }
+      snooze
+      r.close
+      expect { feeder.await }.to raise_error(IOError, 'stream closed in another fiber')
+      expect { r.feed_loop(parser, 1) }.to raise_error(TypeError)
+    end
+
+    it 'feeds without a block, waiting in the reactor for each chunk' do
+      r, w = pipe
+      line_writer(w, 'p', 'q', 'r')
+      received = []
+      ticker = Ticker.new(0.001)
+      r.feed_loop(received, :<<)
+      expect(ticker.stop).to be >= 2
+      expect(received).to eq(%w[p q r])
+    end
   end
 
   describe 'closing' do

@@ -212,4 +212,70 @@ RSpec.describe 'Sockets in fibers' do
     Fiber.current.terminate_all_children
     expect(Dir.children('/proc/self/fd').size).to be <= fds_before + 1
   end
+
+  it 'receives in chunks of at most maxlen with recv_loop over TCP' do
+    client = TCPSocket.new('127.0.0.1', port)
+    connection = server.accept
+    spin do
+      client << ('z' * 10_000)
+      client.close
+    end
+    sizes = []
+    expect(connection.recv_loop(3000) { |data| sizes << data.bytesize }).to equal(connection)
+    expect(sizes.sum).to eq(10_000)
+    expect(sizes.max).to be <= 3000
+    connection.close
+  end
+
+  it 'yields each UDP datagram with its sender with recvfrom_loop, in the reactor', gc: true do
+    receiver = UDPSocket.new
+    receiver.bind('127.0.0.1', 0)
+    sender = UDPSocket.new
+    sender.bind('127.0.0.1', 0)
+    received = []
+    looper = spin do
+      receiver.recvfrom_loop(5) do |data, addrinfo|
+        received << [data, addrinfo.ip_port]
+        receiver.send(data.upcase, 0, addrinfo)
+      end
+    end
+    ticker = Ticker.new(0.001)
+    sleep 0.01
+    sender.send('hello world', 0, '127.0.0.1', receiver.local_address.ip_port)
+    expect(sender.recvfrom(100).first).to eq('HELLO') # cut at maxlen
+    sender.send('two', 0, '127.0.0.1', receiver.local_address.ip_port)
+    expect(sender.recvfrom(100).first).to eq('TWO')
+    expect(ticker.stop).to be_positive
+    expect(received).to eq([['hello', sender.local_address.ip_port], ['two', sender.local_address.ip_port]])
+    receiver.close
+    expect { looper.await }.to raise_error(IOError, 'stream closed in another fiber')
+    sender.close
+  end
+
+  it 'ends recvfrom_loop at the end of a stream, and gives an Enumerator without a block' do
+    a, b = UNIXSocket.pair
+    spin do
+      a << 'one'
+      a.close
+    end
+    expect(b.recvfrom_loop.first.first).to eq('one')
+    expect(b.recvfrom_loop { raise 'nothing left' }).to equal(b)
+    b.close
+  end
+
+  it 'gives an Enumerator of connections from accept_loop without a block' do
+    connections = server.accept_loop
+    expect(connections).to be_a(Enumerator)
+    clients = 2.times.map { TCPSocket.new('127.0.0.1', port) }
+    accepted = connections.take(2)
+    expect(accepted).to all(be_a(TCPSocket))
+    raw = Socket.new(:INET, :STREAM)
+    raw.bind(Addrinfo.tcp('127.0.0.1', 0))
+    raw.listen(5)
+    client = Socket.tcp('127.0.0.1', raw.local_address.ip_port)
+    socket, addrinfo = raw.accept_loop.first
+    expect(socket).to be_a(Socket)
+    expect(addrinfo.ip_port).to eq(client.local_address.ip_port)
+    (clients + accepted + [raw, client, socket]).each(&:close)
+  end
 end

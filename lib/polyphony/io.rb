@@ -38,23 +38,35 @@ module Polyphony
   #   w.close
   #   reader.await # => "hello"
   module IOExtensions
-    # @!method read(length = nil, outbuf = nil)
-    #   Core's `IO#read`; only the calling fiber waits for the data.
+    # @!method read(length = nil, outbuf = nil, buffer_pos = 0)
+    #   Core's `IO#read`; only the calling fiber waits for the data. With `buffer_pos`, as
+    #   Polyphony 1.x's: the data goes into `outbuf` after its first `buffer_pos` bytes
+    #   (negative, or past its end: appended), for parsers that accumulate input.
     #   @param length [Integer, nil] at most this many bytes (binary); nil: everything up to
     #     end of file (in the IO's encoding)
     #   @param outbuf [String, nil] a String to fill and return instead of a new one
+    #   @param buffer_pos [Integer] how many bytes of `outbuf` to keep before the data; -1
+    #     appends
     #   @return [String, nil] the data; nil at end of file when a length was given, "" when
     #     none was
     #   @raise [IOError] when the IO is not open for reading, or is closed while the fiber
     #     waits
     #   @raise [ArgumentError] for a negative length
+    #   @example Appending to a buffer
+    #     buffer = +'head:'
+    #     io.read(4, buffer, -1) # => "head:body"
 
-    # @!method readpartial(maxlen, outbuf = nil)
+    # @!method readpartial(maxlen, outbuf = nil, buffer_pos = 0, raise_on_eof = true)
     #   Core's `IO#readpartial`: the bytes available, at most `maxlen`, waiting for some
-    #   only when none are (buffered bytes are served first, without a system call).
+    #   only when none are (buffered bytes are served first, without a system call). The
+    #   last two arguments are Polyphony 1.x's.
     #   @param maxlen [Integer]
     #   @param outbuf [String, nil] a String to fill and return instead of a new one
-    #   @return [String] the bytes read (binary)
+    #   @param buffer_pos [Integer] how many bytes of `outbuf` to keep before the data; -1
+    #     appends
+    #   @param raise_on_eof [Boolean] false: return nil at end of file
+    #   @return [String, nil] the bytes read (binary); nil at end of file when
+    #     `raise_on_eof` is false
     #   @raise [EOFError] at end of file
     #   @raise [IOError] when the IO is not open for reading, or is closed while the fiber
     #     waits
@@ -173,6 +185,21 @@ module Polyphony
     #   @param args [Array<Object>] as core's: another IO, or a path and a mode
     #   @return [IO] self
 
+    # @!method feed_loop(receiver, method = :call)
+    #   Reads chunks until end of file and feeds each to `receiver.method(chunk)`, for
+    #   parsers: the method gets a block, which passes on each value it yields (a MessagePack
+    #   unpacker's `feed_each`); what a method that did not yield returns for a chunk goes to
+    #   the block instead, unless it is nil (a parser waiting for more). The loop is the
+    #   engine's, over 8 KiB chunks.
+    #   @param receiver [Object] the parser
+    #   @param method [Symbol, String] the method fed each chunk
+    #   @yieldparam value [Object] what the method yields, or returns
+    #   @return [IO] self, at end of file
+    #   @raise [TypeError] for a method name that is not a Symbol or a String
+    #   @example
+    #     unpacker = MessagePack::Unpacker.new
+    #     socket.feed_loop(unpacker, :feed_each) { |message| handle(message) }
+
     # Core's `IO#each_char`: yields each character until end of file, waiting for each.
     #
     # @yieldparam char [String]
@@ -236,6 +263,8 @@ module Polyphony
   #   @yieldparam data [String] the chunk (binary)
   #   @return [BasicSocket] self, at end of stream
   #   @raise [ArgumentError] without a block
+  #   @example
+  #     socket.recv_loop(65_536) { |data| parser << data }
   #
   # @!method send(mesg, flags, dest_sockaddr = nil)
   #   Core's `BasicSocket#send`: one send, waiting until the socket takes some bytes.
@@ -255,6 +284,29 @@ module Polyphony
   #   descriptor, the fibers waiting on it get IOError, as with {IOExtensions#close}.
   #   @return [nil]
   module SocketExtensions
+    # Yields each message received with its sender's address (`recvmsg`), forever for a
+    # datagram socket (UDP), until end of stream for a stream socket.
+    #
+    # @param maxlen [Integer] the most one message holds (a longer datagram is cut)
+    # @param flags [Integer] `Socket::MSG_*` flags, or-ed
+    # @yieldparam data [String] the message (binary)
+    # @yieldparam addrinfo [Addrinfo] the sender's address (reply with
+    #   `socket.send(reply, 0, addrinfo)`)
+    # @return [BasicSocket, Enumerator] self, at end of stream; an Enumerator without a
+    #   block
+    # @example A UDP echo server
+    #   socket.recvfrom_loop { |data, sender| socket.send(data, 0, sender) }
+    def recvfrom_loop(maxlen = 8192, flags = 0)
+      return enum_for(:recvfrom_loop, maxlen, flags) unless block_given?
+
+      stream = getsockopt(Socket::SOL_SOCKET, Socket::SO_TYPE).int == Socket::SOCK_STREAM
+      loop do
+        data, addrinfo = recvmsg(maxlen, flags)
+        return self if stream && data.empty?
+
+        yield data, addrinfo
+      end
+    end
   end
 
   # Accepting connections without blocking the thread (`ext/polyphony/src/bind/tcp_server.rs`),
@@ -277,7 +329,7 @@ module Polyphony
   # @!method accept_loop
   #   Yields each connection as it is accepted, forever (until the block breaks or raises).
   #   @yieldparam socket [TCPSocket, UNIXSocket] the connection
-  #   @return [void]
+  #   @return [void, Enumerator] an Enumerator of the connections without a block
   module ServerExtensions
   end
 
@@ -292,7 +344,7 @@ module Polyphony
   #   Yields each connection as it is accepted, forever (until the block breaks or raises).
   #   @yieldparam socket [Socket] the connection
   #   @yieldparam addrinfo [Addrinfo] the peer's address
-  #   @return [void]
+  #   @return [void, Enumerator] an Enumerator of `[socket, addrinfo]` pairs without a block
   #
   # @!method connect(address)
   #   Core's `Socket#connect`: connects without blocking the thread; the fiber waits until

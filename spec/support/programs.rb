@@ -52,15 +52,15 @@ module Programs
     end
   end
 
-  # Starts the example program at `path`, a server on the documents' port 1234 (taken in turn
-  # with suites running beside this one, once no other program holds it), and waits until it
-  # accepts connections. Its output goes to a pipe, so Ruby buffers it until the program ends:
-  # readiness is the open port. Returns the program's IO (its output) and the port's lock, for
-  # `stop_example_server`.
-  def start_example_server(path)
+  # Starts the example program at `path` (with `args` on its command line), a server on the
+  # documents' port 1234 (taken in turn with suites running beside this one, once no other
+  # program holds it), and waits until it accepts connections. Its output goes to a pipe, so
+  # Ruby buffers it until the program ends: readiness is the open port. Returns the program's
+  # IO (its output) and the port's lock, for `stop_example_server`.
+  def start_example_server(path, *args)
     port = PortLock.claim(1234)
     Programs.wait_for_free_port(1234)
-    server = IO.popen([RbConfig.ruby, "-I#{LIB}", path], chdir: ROOT)
+    server = IO.popen([RbConfig.ruby, "-I#{LIB}", path, *args], chdir: ROOT)
     deadline = now + 10
     begin
       TCPSocket.new('127.0.0.1', 1234).close

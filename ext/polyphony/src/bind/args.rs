@@ -181,3 +181,13 @@ pub fn buffer(args: &[VALUE], index: usize) -> Result<VALUE, Jump> {
         }
     }
 }
+
+/// How many bytes of the output buffer a read keeps before what it reads (`buffer_pos`, the
+/// argument at `index`): 0 when absent or nil; a negative position, or one past the buffer's
+/// end, keeps them all (the read appends).
+pub fn buffer_pos(args: &[VALUE], index: usize) -> Result<usize, Jump> {
+    match args.get(index) {
+        None | Some(&NIL) => Ok(0),
+        Some(&pos) => Ok(usize::try_from(long(pos)?).unwrap_or(usize::MAX)),
+    }
+}

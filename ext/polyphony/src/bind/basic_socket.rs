@@ -2,7 +2,8 @@
 //! `lib/polyphony/io.rb`): `recv`, `recv_loop`, `send`, and the half closes.
 
 use super::args::{self, slice};
-use super::io::{binary_result, io_close_half, io_read_loop};
+use super::io::{binary_result, io_close_half};
+use super::io_loops::io_read_loop;
 use super::Func::Variadic;
 use super::{define, entry, module_under, On};
 use crate::engine::io::{syscall_result, OpenIo, ReadKind};

@@ -7,7 +7,7 @@ use super::Func::{Fixed, One, Variadic};
 use super::{define, entry, module_under, On};
 use crate::core::fdtable::Interest;
 use crate::engine::io::{syscall_result, OpenIo, ReadKind};
-use crate::engine::io_ops::{self, closed_error, open_fd, CHUNK_SIZE, GATHERED_STRINGS};
+use crate::engine::io_ops::{self, closed_error, open_fd, open_fds, GATHERED_STRINGS};
 use crate::engine::lines::{self, LineArgs};
 use crate::engine::reactor;
 use crate::ruby::names::classes;
@@ -18,45 +18,53 @@ use std::ptr::null_mut;
 
 /// The result of a binary read: a new String, or the caller's buffer refilled.
 pub fn binary_result(bytes: &[u8], buffer: VALUE) -> Result<VALUE, Jump> {
+    binary_result_at(bytes, buffer, 0)
+}
+
+/// The result of a binary read: a new String, or the caller's buffer with `bytes` after its
+/// first `keep` bytes.
+fn binary_result_at(bytes: &[u8], buffer: VALUE, keep: usize) -> Result<VALUE, Jump> {
     if buffer == NIL {
         ruby::new_string(bytes, null_mut())
     } else {
-        ruby::fill_buffer(buffer, bytes)
+        ruby::fill_buffer_at(buffer, keep, bytes)
     }
 }
 
-/// `IO#read(length = nil, outbuf = nil)`.
+/// `IO#read(length = nil, outbuf = nil, buffer_pos = 0)`.
 unsafe extern "C" fn io_read(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
     let args = unsafe { slice(argc, argv) };
     entry(|| {
-        let args = args::count(args, 0, 2)?;
+        let all = args::count(args, 0, 3)?;
+        let args = &all[..all.len().min(2)];
         let length = match args.first() {
             None | Some(&NIL) => None,
             Some(&length) => Some(args::length(length)?),
         };
         let buffer = args::buffer(args, 1)?;
+        let keep = args::buffer_pos(all, 2)?;
         let kind = if length.is_some() {
             ReadKind::Bytes
         } else {
             ReadKind::Chars
         };
         let mut open = OpenIo::for_reading(io, kind)?;
-        if length.is_none() && open.converts_on_read() {
+        if length.is_none() && all.len() < 3 && open.converts_on_read() {
             return ruby::call_super(args);
         }
         let reactor = reactor::current()?;
         match length {
-            Some(0) => binary_result(&[], buffer),
+            Some(0) => binary_result_at(&[], buffer, keep),
             Some(length) => {
                 let bytes = io_ops::read_until(&mut open, reactor, Vec::new(), Some(length))?;
                 if bytes.is_empty() {
                     if buffer != NIL {
-                        ruby::fill_buffer(buffer, &[])?;
+                        ruby::fill_buffer_at(buffer, keep, &[])?;
                     }
                     return Ok(NIL);
                 }
-                binary_result(&bytes, buffer)
+                binary_result_at(&bytes, buffer, keep)
             }
             None => {
                 let bytes = io_ops::read_until(&mut open, reactor, Vec::new(), None)?;
@@ -64,7 +72,7 @@ unsafe extern "C" fn io_read(argc: c_int, argv: *const VALUE, io: VALUE) -> VALU
                 if buffer == NIL {
                     return ruby::new_string(&bytes, enc);
                 }
-                ruby::fill_buffer(buffer, &bytes)?;
+                ruby::fill_buffer_at(buffer, keep, &bytes)?;
                 // SAFETY: `buffer` is a String and `enc` one of Ruby's encodings; the call
                 // may raise, under `protect`.
                 protect(|| unsafe { rb_sys::rb_enc_associate(buffer, enc) })
@@ -79,19 +87,33 @@ fn maxlen_and_buffer(args: &[VALUE]) -> Result<(usize, VALUE), Jump> {
     Ok((args::length(args[0])?, args::buffer(args, 1)?))
 }
 
-/// `IO#readpartial(maxlen, outbuf = nil)`.
+/// `IO#readpartial(maxlen, outbuf = nil, buffer_pos = 0, raise_on_eof = true)`.
 unsafe extern "C" fn io_readpartial(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
     let args = unsafe { slice(argc, argv) };
     entry(|| {
-        let (max, buffer) = maxlen_and_buffer(args)?;
+        let all = args::count(args, 1, 4)?;
+        let (max, buffer) = maxlen_and_buffer(&all[..all.len().min(2)])?;
+        let keep = args::buffer_pos(all, 2)?;
+        let raise_on_eof = all
+            .get(3)
+            .is_none_or(|&raise| raise != NIL && raise != FALSE);
         let mut open = OpenIo::for_reading(io, ReadKind::Bytes)?;
         if max == 0 {
-            return binary_result(&[], buffer);
+            return binary_result_at(&[], buffer, keep);
         }
         match io_ops::read_partial(&mut open, reactor::current()?, max)? {
-            Some(bytes) => binary_result(&bytes, buffer),
-            None => Err(errors::eof()),
+            Some(bytes) => binary_result_at(&bytes, buffer, keep),
+            None => {
+                if buffer != NIL {
+                    ruby::fill_buffer_at(buffer, keep, &[])?;
+                }
+                if raise_on_eof {
+                    Err(errors::eof())
+                } else {
+                    Ok(NIL)
+                }
+            }
         }
     })
 }
@@ -213,7 +235,7 @@ unsafe extern "C" fn io_readline(argc: c_int, argv: *const VALUE, io: VALUE) -> 
 }
 
 /// An Enumerator over the method being run, with its arguments.
-fn enumerator(receiver: VALUE, args: &[VALUE]) -> Result<VALUE, Jump> {
+pub fn enumerator(receiver: VALUE, args: &[VALUE]) -> Result<VALUE, Jump> {
     let (argc, argv) = (args.len() as c_int, args.as_ptr());
     // SAFETY: called from a method Ruby is running (so it has a name), with its arguments;
     // may raise, under `protect`.
@@ -306,25 +328,6 @@ unsafe extern "C" fn io_eof(io: VALUE) -> VALUE {
             return Ok(FALSE);
         }
         Ok(ruby::boolean(open.fill(reactor::current()?)? == 0))
-    })
-}
-
-/// `IO#read_loop(maxlen = 8192) { |data| }` (and `BasicSocket#recv_loop`).
-pub unsafe extern "C" fn io_read_loop(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
-    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
-    let args = unsafe { slice(argc, argv) };
-    entry(|| {
-        let max = match args::count(args, 0, 1)?.first() {
-            None => CHUNK_SIZE,
-            Some(&max) => args::length(max)?.max(1),
-        };
-        args::require_block()?;
-        let mut open = OpenIo::for_reading(io, ReadKind::Bytes)?;
-        let reactor = reactor::current()?;
-        while let Some(bytes) = io_ops::read_partial(&mut open, reactor, max)? {
-            ruby::yield_value(ruby::new_string(&bytes, null_mut())?)?;
-        }
-        Ok(io)
     })
 }
 
@@ -453,15 +456,20 @@ unsafe extern "C" fn io_reopen(argc: c_int, argv: *const VALUE, io: VALUE) -> VA
     })
 }
 
-/// `close_read`/`close_write`: as core; if that closed the descriptor, the reactor forgets it.
+/// `close_read`/`close_write`: as core; the reactor forgets the descriptors that closed (a
+/// duplex IO's write half, for `close_write`).
 pub unsafe extern "C" fn io_close_half(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
     let args = unsafe { slice(argc, argv) };
     entry(|| {
-        let fd = open_fd(io);
+        let before = open_fds(io);
         let result = ruby::call_super(args)?;
-        if let (Some(fd), None) = (fd, open_fd(io)) {
-            reactor::current()?.forget_fd(fd, closed_error);
+        let after = open_fds(io);
+        let reactor = reactor::current()?;
+        for fd in before.into_iter().flatten() {
+            if !after.contains(&Some(fd)) {
+                reactor.forget_fd(fd, closed_error);
+            }
         }
         Ok(result)
     })
@@ -480,7 +488,6 @@ pub fn init() {
     define(io, &[c"getc"], Fixed(io_getc));
     define(io, &[c"getbyte"], Fixed(io_getbyte));
     define(io, &[c"eof?", c"eof"], Fixed(io_eof));
-    define(io, &[c"read_loop"], Variadic(io_read_loop));
     define(io, &[c"write"], Variadic(io_write));
     define(io, &[c"syswrite"], One(io_syswrite));
     define(io, &[c"wait_readable"], Variadic(io_wait_readable));

@@ -11,10 +11,13 @@ mod cancel_scope;
 mod core_waits;
 mod fiber;
 mod io;
+mod io_loops;
 mod kernel;
+mod pipe;
 mod polyphony;
 mod reactor;
 mod socket;
+mod splice;
 mod tcp_server;
 mod thread;
 
@@ -155,9 +158,12 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     polyphony::init();
     cancel_scope::init();
     io::init();
+    io_loops::init();
     basic_socket::init();
     socket::init();
     tcp_server::init();
+    pipe::init();
+    splice::init();
     thread::init();
     reactor::init();
     core_waits::init();

@@ -2,6 +2,7 @@
 //! `lib/polyphony/io.rb`): `accept`, `accept_loop` and `connect`.
 
 use super::args;
+use super::io::enumerator;
 use super::Func::{Fixed, One};
 use super::{define, entry, module_under, On};
 use crate::engine::{reactor, sockets};
@@ -14,10 +15,12 @@ unsafe extern "C" fn socket_accept(server: VALUE) -> VALUE {
     entry(|| sockets::accept_pair(server))
 }
 
-/// `Socket#accept_loop { |socket, addrinfo| }`.
+/// `Socket#accept_loop { |socket, addrinfo| }` (an Enumerator without a block).
 unsafe extern "C" fn socket_accept_loop(server: VALUE) -> VALUE {
     entry(|| {
-        args::require_block()?;
+        if !args::block_given() {
+            return enumerator(server, &[]);
+        }
         loop {
             ruby::yield_value(sockets::accept_pair(server)?)?;
         }

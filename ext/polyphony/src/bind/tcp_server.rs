@@ -2,6 +2,7 @@
 //! `lib/polyphony/io.rb`): `accept` and `accept_loop`.
 
 use super::args;
+use super::io::enumerator;
 use super::Func::Fixed;
 use super::{define, entry, module_under, On};
 use crate::engine::sockets;
@@ -17,10 +18,13 @@ unsafe extern "C" fn server_accept(server: VALUE) -> VALUE {
     })
 }
 
-/// `TCPServer#accept_loop { |socket| }`, `UNIXServer#accept_loop`.
+/// `TCPServer#accept_loop { |socket| }`, `UNIXServer#accept_loop` (an Enumerator without a
+/// block).
 unsafe extern "C" fn server_accept_loop(server: VALUE) -> VALUE {
     entry(|| {
-        args::require_block()?;
+        if !args::block_given() {
+            return enumerator(server, &[]);
+        }
         let class = sockets::accepted_class(server);
         loop {
             let (fd, _) = sockets::accept(server)?;

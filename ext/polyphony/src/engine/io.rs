@@ -190,6 +190,18 @@ impl OpenIo {
         }
     }
 
+    /// Flushes core's write buffer (the earlier writes of a buffered IO, `sync = false`), so
+    /// that bytes written to the descriptor behind core's back come after them.
+    pub fn flush_core_writes(&self) -> Result<(), Jump> {
+        // SAFETY: `fptr` is the rb_io_t of the live IO `io`.
+        if unsafe { rb_io::core_buffers_bytes(self.fptr, self.mode(), true) } {
+            let io = self.io;
+            // SAFETY: flushing may raise (a write error), under `protect`.
+            protect(|| unsafe { rb_sys::rb_io_flush(io) })?;
+        }
+        Ok(())
+    }
+
     /// Whether reads need core's character conversion (an internal encoding, text mode):
     /// those are left to core.
     pub fn converts_on_read(&self) -> bool {
@@ -434,7 +446,7 @@ fn is_plain_encoding(enc: *const rb_sys::rb_encoding) -> bool {
 }
 
 /// Runs pending Ruby interrupts (signal handlers) after a system call was interrupted.
-fn check_interrupts() -> Result<(), Jump> {
+pub fn check_interrupts() -> Result<(), Jump> {
     // SAFETY: runs signal handlers and thread interrupts, which may raise, under `protect`.
     protect(|| unsafe {
         rb_sys::rb_thread_check_ints();

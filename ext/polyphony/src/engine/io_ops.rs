@@ -183,3 +183,16 @@ pub fn open_fd(io: VALUE) -> Option<RawFd> {
     // SAFETY: `io` is a T_FILE; its rb_io_t is null or that of the live IO.
     is_io(io).then(|| unsafe { rb_io::open_descriptor(rb_io::fptr(io)) })?
 }
+
+/// The open descriptors of `io` and of its write half (a duplex IO's: `IO.popen(cmd, "r+")`,
+/// `Polyphony::Pipe`), without raising.
+pub fn open_fds(io: VALUE) -> [Option<RawFd>; 2] {
+    // SAFETY: `io` is a T_FILE; its rb_io_t is null or that of the live IO, which is
+    // initialized when non-null.
+    let write_io = is_io(io) && unsafe { !rb_io::fptr(io).is_null() };
+    // SAFETY: see above.
+    match write_io.then(|| unsafe { rb_io::write_io(io) }) {
+        Some(write_io) if write_io != io => [open_fd(io), open_fd(write_io)],
+        _ => [open_fd(io), None],
+    }
+}

@@ -7,7 +7,8 @@
 //!   waiting for fibers to end; [`mailbox`]: messages between fibers; [`stacks`]: getting ended fibers' stacks back;
 //! - [`cancel`]: cancel scopes and timeouts;
 //! - [`io`]: IO without blocking the thread, over Ruby's read buffer; [`io_ops`]: reads and
-//!   writes; [`lines`]: lines and characters; [`sockets`]: accept and connect.
+//!   writes; [`lines`]: lines and characters; [`sockets`]: accept and connect; [`splice`]:
+//!   moving bytes between descriptors inside the kernel.
 
 pub mod awaiting;
 pub mod cancel;
@@ -23,5 +24,6 @@ pub mod poller;
 pub mod reactor;
 pub mod remote;
 pub mod sockets;
+pub mod splice;
 pub mod stacks;
 pub mod state;

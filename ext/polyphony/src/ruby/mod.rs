@@ -272,14 +272,16 @@ pub fn new_string(bytes: &[u8], encoding: *mut rb_sys::rb_encoding) -> Result<VA
     })
 }
 
-/// Replaces the contents of `buffer` (a caller's String) with `bytes`, in binary encoding.
-pub fn fill_buffer(buffer: VALUE, bytes: &[u8]) -> Result<VALUE, Jump> {
+/// Keeps the first `keep` bytes of `buffer` (a caller's String; all of them if it holds
+/// fewer), puts `bytes` after them, and makes it binary.
+pub fn fill_buffer_at(buffer: VALUE, keep: usize, bytes: &[u8]) -> Result<VALUE, Jump> {
     let (ptr, len) = (bytes.as_ptr(), bytes.len() as c_long);
     // SAFETY: `buffer` is a String; Ruby copies `len` bytes from `ptr`; each call may raise
     // (FrozenError, NoMemoryError), under `protect`.
     protect(|| unsafe {
         rb_sys::rb_str_modify(buffer);
-        rb_sys::rb_str_resize(buffer, 0);
+        let kept = (rb_sys::RSTRING_LEN(buffer) as usize).min(keep);
+        rb_sys::rb_str_resize(buffer, kept as c_long);
         rb_sys::rb_str_cat(buffer, ptr.cast(), len);
         rb_sys::rb_enc_associate(buffer, rb_sys::rb_ascii8bit_encoding());
         buffer
