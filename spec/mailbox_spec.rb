@@ -101,11 +101,14 @@ RSpec.describe 'Fiber#mailbox' do
     expect(receiver.await).to eq([0, 1, 2])
   end
 
-  it 'refuses bad capacities, and fibers this thread does not run' do
+  it 'refuses bad capacities, fibers that ended and fibers this thread does not run' do
     mailbox = spin { sleep }.mailbox
     expect { mailbox.cap(-1) }.to raise_error(ArgumentError, 'negative mailbox capacity -1')
     expect { mailbox.cap('2') }.to raise_error(TypeError, 'no implicit conversion of String into Integer')
     expect { Fiber.new { nil }.mailbox.size }
-      .to raise_error(FiberError, "can't reach the mailbox of a fiber this thread's reactor does not run")
+      .to raise_error(FiberError, "can't reach the mailbox of a fiber that Polyphony does not run")
+    ended = spin { nil }.tap(&:await)
+    expect { ended.mailbox.cap(1) }.to raise_error(FiberError, "can't reach the mailbox of a fiber that ended")
+    expect(ended.mailbox << :dropped).to be_a(Polyphony::Mailbox)
   end
 end

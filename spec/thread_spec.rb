@@ -225,6 +225,7 @@ RSpec.describe 'fibers of another thread' do
       -> { worker.restart } => "can't restart a fiber of another thread",
       -> { root.terminate_all_children } => "can't stop the children of a fiber of another thread",
       -> { root.await_all_children } => "can't await the children of a fiber of another thread",
+      -> { worker.mailbox.size } => "can't reach the mailbox of a fiber of another thread",
       -> { worker.interject { nil } } => "can't interject in a fiber this thread's reactor does not run",
       -> { worker.spin { nil } } => "can't spin a child of a fiber this thread's reactor does not run"
     }.each { |call, message| expect(&call).to raise_error(FiberError, message) }

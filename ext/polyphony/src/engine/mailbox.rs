@@ -2,8 +2,10 @@
 //! `Fiber#<<` fills and `receive` empties, oldest first. A mailbox can be capped
 //! (`Fiber#mailbox.cap`): a fiber of the thread that sends to a full one waits for room.
 
+use super::fiber::is_live;
 use super::fiber_record::Cap;
 use super::reactor::Reactor;
+use super::remote;
 use super::state::State;
 use crate::ruby::{self, current_fiber, errors, is_exception, Jump, NIL};
 use rb_sys::VALUE;
@@ -95,7 +97,8 @@ fn make_room(state: &mut State, fiber: VALUE) {
 pub fn set_cap(reactor: &Reactor, fiber: VALUE, capacity: usize) -> Result<(), Jump> {
     let mut state = reactor.state();
     let Some(record) = state.record_mut(fiber) else {
-        return Err(not_here());
+        drop(state);
+        return Err(not_here(fiber));
     };
     let senders = record
         .cap
@@ -114,26 +117,34 @@ pub fn set_cap(reactor: &Reactor, fiber: VALUE, capacity: usize) -> Result<(), J
 
 /// How many messages wait in `fiber`'s mailbox, and its cap (0: none).
 pub fn size_and_cap(reactor: &Reactor, fiber: VALUE) -> Result<(usize, usize), Jump> {
-    let state = reactor.state();
-    let record = state.record(fiber).ok_or_else(not_here)?;
-    let capacity = record.cap.as_ref().map_or(0, |cap| cap.capacity);
-    Ok((record.mailbox.len(), capacity))
+    let known = reactor.state().record(fiber).map(|record| {
+        let capacity = record.cap.as_ref().map_or(0, |cap| cap.capacity);
+        (record.mailbox.len(), capacity)
+    });
+    known.ok_or_else(|| not_here(fiber))
 }
 
 /// Drops every message waiting in `fiber`'s mailbox.
 pub fn clear(reactor: &Reactor, fiber: VALUE) -> Result<(), Jump> {
     let mut state = reactor.state();
-    state
-        .record_mut(fiber)
-        .ok_or_else(not_here)?
-        .mailbox
-        .clear();
+    match state.record_mut(fiber) {
+        Some(record) => record.mailbox.clear(),
+        None => {
+            drop(state);
+            return Err(not_here(fiber));
+        }
+    }
     make_room(&mut state, fiber);
     Ok(())
 }
 
-fn not_here() -> Jump {
-    errors::fiber("can't reach the mailbox of a fiber this thread's reactor does not run")
+/// The FiberError for the mailbox of a fiber this thread's reactor does not run.
+fn not_here(fiber: VALUE) -> Jump {
+    if is_live(fiber) {
+        remote::not_here(fiber, "reach the mailbox of")
+    } else {
+        errors::fiber("can't reach the mailbox of a fiber that ended")
+    }
 }
 
 /// Waits for the current fiber's next message and returns it; an exception the fiber is
