@@ -192,6 +192,10 @@ fn install_scheduler(reactor: VALUE) -> Result<(), Jump> {
     Ok(())
 }
 
+// Never inlined: the reactor is built on this function's stack frame, which would otherwise
+// be part of `lookup`'s, i.e. of every fiber's stack at every `reactor::current()`.
+#[cold]
+#[inline(never)]
 fn create() -> Result<Obj<Reactor>, Jump> {
     let poller = Poller::new().map_err(errors::os)?;
     // Timeouts of this thread's waits end on time: Linux lets them run up to 50 µs late by
