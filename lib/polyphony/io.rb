@@ -302,7 +302,8 @@ module Polyphony
       stream = getsockopt(Socket::SOL_SOCKET, Socket::SO_TYPE).int == Socket::SOCK_STREAM
       loop do
         data, addrinfo = recvmsg(maxlen, flags)
-        return self if stream && data.empty?
+        # At a stream's end core's recvmsg gives "" (nil from Ruby 3.3).
+        return self if data.nil? || (stream && data.empty?)
 
         yield data, addrinfo
       end
