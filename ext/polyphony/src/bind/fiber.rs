@@ -282,19 +282,17 @@ unsafe extern "C" fn fiber_restart(fiber: VALUE) -> VALUE {
 unsafe extern "C" fn fiber_send(fiber: VALUE, message: VALUE) -> VALUE {
     entry(|| {
         let fiber = ruby::initialized_fiber(fiber)?;
-        let reactor = reactor::current()?;
-        if !reactor.runs(fiber) {
-            if let Some((_, owner)) = remote::foreign_owner(fiber)? {
-                owner.remote().deliver(Delivery::Message(fiber, message));
-                return Ok(fiber);
-            }
-            if fiber::is_live(fiber) {
-                return Err(errors::fiber(
-                    "can't send a message to a fiber that Polyphony does not run",
-                ));
-            }
+        if mailbox::send(reactor::current()?, fiber, message)? {
+            return Ok(fiber);
         }
-        mailbox::send(reactor, fiber, message)?;
+        if let Some((_, owner)) = remote::foreign_owner(fiber)? {
+            owner.remote().deliver(Delivery::Message(fiber, message));
+        } else if fiber::is_live(fiber) {
+            return Err(errors::fiber(
+                "can't send a message to a fiber that Polyphony does not run",
+            ));
+        }
+        // A message to a fiber that ended is dropped.
         Ok(fiber)
     })
 }

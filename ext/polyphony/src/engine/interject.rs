@@ -54,7 +54,14 @@ impl Reactor {
     /// ending the wait.
     #[inline]
     pub(crate) fn interjected(&self, current: VALUE, value: VALUE) -> Result<Option<VALUE>, Jump> {
-        let switches = self.state().switches;
+        // Every resume comes through here: with no interjection anywhere, one look suffices.
+        let switches = {
+            let state = self.state();
+            if state.interjections.is_empty() && value != interjection_marker() {
+                return Ok(Some(value));
+            }
+            state.switches
+        };
         loop {
             let block = {
                 let mut state = self.state();

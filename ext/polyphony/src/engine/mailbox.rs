@@ -27,14 +27,15 @@ pub fn send_message(reactor: &Reactor, fiber: VALUE, message: VALUE) {
 /// `Fiber#<<` in a fiber of the reactor's thread: queues `message` in `fiber`'s mailbox, first
 /// waiting while it is capped and full. A message to a fiber that ended (before or while the
 /// sender waits) is dropped; an exception the sender is resumed with while it waits is raised,
-/// and its message is not sent.
-pub fn send(reactor: &Reactor, fiber: VALUE, message: VALUE) -> Result<(), Jump> {
+/// and its message is not sent. Returns false when the reactor does not run `fiber` (any
+/// more): the caller tells a fiber of another thread from one that ended.
+pub fn send(reactor: &Reactor, fiber: VALUE, message: VALUE) -> Result<bool, Jump> {
     let sender = current_fiber();
     loop {
         {
             let mut state = reactor.state();
             let Some(record) = state.record_mut(fiber) else {
-                return Ok(());
+                return Ok(false);
             };
             match &mut record.cap {
                 Some(cap) if record.mailbox.len() >= cap.capacity => {
@@ -47,9 +48,11 @@ pub fn send(reactor: &Reactor, fiber: VALUE, message: VALUE) -> Result<(), Jump>
                     state.sleepers += 1;
                 }
                 _ => {
-                    drop(state);
-                    send_message(reactor, fiber, message);
-                    return Ok(());
+                    record.mailbox.push_back(message);
+                    if record.receiving {
+                        state.schedule(fiber, NIL, false);
+                    }
+                    return Ok(true);
                 }
             }
         }
