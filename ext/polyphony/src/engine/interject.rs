@@ -16,7 +16,8 @@ use crate::ruby::{current_fiber, errors, protect, Jump, NIL};
 use rb_sys::VALUE;
 use std::sync::OnceLock;
 
-/// The value a fiber is queued with to run interjections only.
+/// The value a fiber is queued with to run interjections only (made when the first reactor
+/// is, before any state is borrowed: see `reactor::create`).
 pub fn interjection_marker() -> VALUE {
     static INTERJECTION: OnceLock<usize> = OnceLock::new();
     marker(&INTERJECTION)

@@ -202,6 +202,9 @@ fn create() -> Result<Obj<Reactor>, Jump> {
     // default (the timer slack), which sub-millisecond timers cannot afford.
     // SAFETY: PR_SET_TIMERSLACK takes one integer and changes only this thread's slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    // Made now, while no state is borrowed: the first call allocates it, and the state's
+    // `schedule` compares with it.
+    super::interject::interjection_marker();
     let root = current_fiber();
     // SAFETY: plain reads of the current and main threads; they raise nothing.
     let main_thread = unsafe { rb_sys::rb_thread_current() == rb_sys::rb_thread_main() };
