@@ -53,6 +53,7 @@ unsafe extern "C" fn start_afresh(_self: VALUE) -> VALUE {
         // SAFETY: reading the current thread raises nothing.
         let thread = unsafe { rb_sys::rb_thread_current() };
         ruby::ivar_set(thread, ids().reactor, NIL)?;
+        reactor::forget_cached();
         reactor::current()?;
         Ok(ruby::ivar_get(thread, ids().reactor))
     })

@@ -4,9 +4,9 @@
 //! returned stays a value, and a raise meant for the awaiter is never taken for it.
 
 use super::fiber::is_live;
+use super::outcome::Outcome;
 use super::reactor::Reactor;
 use super::remote;
-use crate::ruby::names::ids;
 use crate::ruby::{self, current_fiber, errors, is_exception, Jump, NIL};
 use rb_sys::VALUE;
 
@@ -47,18 +47,17 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
 /// object it returned included), or the exception it raised, as an error. A frozen fiber
 /// could not keep them: then `woken_with`, the value its end woke the awaiter with, tells.
 fn ended_outcome(fiber: VALUE, woken_with: Option<VALUE>) -> Result<VALUE, Jump> {
-    let error = ruby::ivar_get(fiber, ids().error);
-    if error != NIL {
-        return Err(Jump::raise(error));
-    }
-    let result = ruby::ivar_get(fiber, ids().result);
-    match woken_with {
+    match (Outcome::of(fiber), woken_with) {
+        (
+            Some(Outcome {
+                error: NIL, result, ..
+            }),
+            _,
+        ) => Ok(result),
+        (Some(Outcome { error, .. }), _) => Err(Jump::raise(error)),
         // Nothing kept: a frozen fiber, whose end is known only by the value it woke with.
-        // SAFETY: a flag test on a live object; raises nothing.
-        Some(value) if result == NIL && unsafe { rb_sys::rb_obj_frozen_p(fiber) } == ruby::TRUE => {
-            ruby::raise_if_exception(Ok(value))
-        }
-        _ => Ok(result),
+        (None, Some(value)) => ruby::raise_if_exception(Ok(value)),
+        (None, None) => Ok(NIL),
     }
 }
 
@@ -66,11 +65,10 @@ fn ended_outcome(fiber: VALUE, woken_with: Option<VALUE>) -> Result<VALUE, Jump>
 /// for the awaiter (a raise, a stop) rather than what one of them ended with (the error it
 /// raised, or an exception object it returned).
 fn is_raise_for_awaiter(received: VALUE, fibers: &[VALUE]) -> bool {
-    let ids = ids();
     is_exception(received)
         && !fibers.iter().any(|&fiber| {
-            ruby::ivar_get(fiber, ids.error) == received
-                || ruby::ivar_get(fiber, ids.result) == received
+            Outcome::of(fiber)
+                .is_some_and(|outcome| outcome.error == received || outcome.result == received)
         })
 }
 

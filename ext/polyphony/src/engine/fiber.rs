@@ -6,6 +6,7 @@
 //! really ends: Ruby returns control to the thread's root fiber, whose switchpoint carries on
 //! with the next runnable fiber (see `Reactor::switchpoint`).
 
+use super::outcome::Outcome;
 use super::reactor::{self, Reactor};
 use super::remote::{self, Delivery};
 use super::stacks;
@@ -65,20 +66,19 @@ unsafe extern "C" fn fiber_body(
     // The body Proc is reachable from Ruby (ObjectSpace): called anywhere but at the start
     // of a fiber spun by `spin`, it does nothing. A spun fiber that Polyphony ended before
     // it could start (`end_unstarted`), entered after all, ends at once as fibers end.
-    let Some(block) = start() else {
-        return match reactor::current() {
-            Ok(reactor) if !is_live(current_fiber()) => reactor.ended(),
-            _ => NIL,
-        };
+    let Ok(reactor) = reactor::current() else {
+        return NIL;
+    };
+    let fiber = current_fiber();
+    let Some(block) = start(reactor, fiber) else {
+        return if is_live(fiber) { NIL } else { reactor.ended() };
+    };
+    // Interjections made before it started run first; one that raises ends the fiber.
+    let first = match reactor.interjected(fiber, first) {
+        Ok(value) => value.unwrap_or(first),
+        Err(jump) => jump.exception().unwrap_or(first),
     };
     let mut first = first;
-    // Interjections made before it started run first; one that raises ends the fiber.
-    if let Ok(reactor) = reactor::current() {
-        match reactor.interjected(current_fiber(), first) {
-            Ok(value) => first = value.unwrap_or(first),
-            Err(jump) => first = jump.exception().unwrap_or(first),
-        }
-    }
     let outcome = loop {
         let outcome = if is_exception(first) {
             // Stopped before it started: the block never runs.
@@ -97,27 +97,24 @@ unsafe extern "C" fn fiber_body(
                 // Restarted: the children of the run that ends are stopped, the messages
                 // sent meanwhile are kept for the new run.
                 // A stop or an error arriving meanwhile ends the fiber instead.
-                if let Ok(reactor) = reactor::current() {
-                    match stop_children(reactor, current_fiber()) {
-                        Ok(Awaited {
-                            child_error: Some(error),
-                            ..
-                        })
-                        | Ok(Awaited {
-                            stop: Some(error), ..
-                        }) if !is_kind_of(error, classes().restart) => {
-                            break Err(Jump::raise(error))
-                        }
-                        Ok(_) => {}
-                        Err(jump) => break Err(jump),
-                    }
+                match stop_children(reactor, fiber) {
+                    Ok(Awaited {
+                        child_error: Some(error),
+                        ..
+                    })
+                    | Ok(Awaited {
+                        stop: Some(error), ..
+                    }) if !is_kind_of(error, classes().restart) => break Err(Jump::raise(error)),
+                    Ok(_) => {}
+                    Err(jump) => break Err(jump),
                 }
                 first = NIL;
             }
             _ => break outcome,
         }
     };
-    let jump = match catch_unwind(AssertUnwindSafe(|| end(outcome))) {
+    let ended = || finish(reactor, fiber, outcome).map(|()| reactor.ended());
+    let jump = match catch_unwind(AssertUnwindSafe(ended)) {
         Ok(Ok(ended)) => return ended,
         Ok(Err(jump)) => jump,
         Err(_) => {
@@ -130,11 +127,9 @@ unsafe extern "C" fn fiber_body(
     unsafe { jump.resume() }
 }
 
-/// Marks the current fiber as started and returns its block, if it is a spun fiber that
-/// has not started yet.
-fn start() -> Option<VALUE> {
-    let fiber = current_fiber();
-    let reactor = reactor::current().ok()?;
+/// Marks `fiber`, the current fiber, as started and returns its block, if it is a spun fiber
+/// that has not started yet.
+fn start(reactor: &Reactor, fiber: VALUE) -> Option<VALUE> {
     let mut state = reactor.state();
     let record = state.record_mut(fiber)?;
     if record.started || record.block == NIL {
@@ -142,13 +137,6 @@ fn start() -> Option<VALUE> {
     }
     record.started = true;
     Some(record.block)
-}
-
-/// Ends the current fiber given how its block finished; returns the value to end with.
-fn end(outcome: Result<VALUE, Jump>) -> Result<VALUE, Jump> {
-    let reactor = reactor::current()?;
-    finish(reactor, current_fiber(), outcome)?;
-    Ok(reactor.ended())
 }
 
 /// The beginnings of the messages of the FiberErrors Ruby's fiber pool raises when it finds
@@ -293,8 +281,8 @@ fn is_stop(exception: VALUE) -> bool {
 /// ended.
 pub fn stop_children(reactor: &Reactor, fiber: VALUE) -> Result<Awaited, Jump> {
     let children: Vec<VALUE> = match reactor.state().record(fiber) {
-        Some(record) => record.children.values().copied().collect(),
-        None => return Ok(Awaited::default()),
+        Some(record) if !record.children.is_empty() => record.children.values().copied().collect(),
+        _ => return Ok(Awaited::default()),
     };
     for child in children {
         let stop = errors::stop(classes().terminate, NIL)?;
@@ -352,35 +340,25 @@ fn set_awaiting_children(reactor: &Reactor, fiber: VALUE, awaiting: bool) -> boo
 
 /// Keeps what `await`, `parent` and `tag` report once the fiber is gone from the reactor.
 fn record_outcome(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) {
-    let ids = ids();
-    let (parent, tag, caller) = match reactor.state().record(fiber) {
-        Some(record) => (record.parent, record.tag, record.caller),
+    let outcome = match reactor.state().record(fiber) {
+        Some(record) => Outcome {
+            block: record.block,
+            parent: record.parent,
+            result,
+            error: error.unwrap_or(NIL),
+            tag: record.tag,
+            caller: record.caller,
+        },
         None => return,
     };
-    let block = reactor
-        .state()
-        .record(fiber)
-        .map_or(NIL, |record| record.block);
-    // A frozen fiber cannot keep them; it then reports nil.
-    let _ = ruby::ivar_set(fiber, ids.block, block);
-    let _ = match error {
-        Some(error) => ruby::ivar_set(fiber, ids.error, error),
-        None => ruby::ivar_set(fiber, ids.result, result),
-    };
-    let _ = ruby::ivar_set(fiber, ids.parent, parent);
-    if tag != NIL {
-        let _ = ruby::ivar_set(fiber, ids.tag, tag);
-    }
-    if caller != NIL {
-        let _ = ruby::ivar_set(fiber, ids.caller, caller);
-    }
+    // A frozen fiber cannot keep it; it then reports nil.
+    let _ = outcome.keep(fiber);
 }
 
 /// Where the fiber was spun from: the backtrace given to `Fiber#spin`, or else the fiber's
 /// block (whose source location is the `spin` call's for `spin { }`); `nil` for a fiber
 /// Polyphony did not spin.
 pub fn spun_from(reactor: &Reactor, fiber: VALUE) -> VALUE {
-    let ids = ids();
     let known = reactor
         .state()
         .record(fiber)
@@ -388,9 +366,12 @@ pub fn spun_from(reactor: &Reactor, fiber: VALUE) -> VALUE {
             NIL => record.block,
             caller => caller,
         });
-    known.unwrap_or_else(|| match ruby::ivar_get(fiber, ids.caller) {
-        NIL => ruby::ivar_get(fiber, ids.block),
-        caller => caller,
+    known.unwrap_or_else(|| match Outcome::of(fiber) {
+        Some(Outcome {
+            caller: NIL, block, ..
+        }) => block,
+        Some(outcome) => outcome.caller,
+        None => NIL,
     })
 }
 
@@ -418,13 +399,16 @@ fn retire(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) 
 /// The fiber's parent (`nil` for a root fiber or a fiber Polyphony does not run).
 pub fn parent(reactor: &Reactor, fiber: VALUE) -> VALUE {
     let known = reactor.state().record(fiber).map(|record| record.parent);
-    known.unwrap_or_else(|| ruby::ivar_get(fiber, ids().parent))
+    known.unwrap_or_else(|| Outcome::of(fiber).map_or(NIL, |outcome| outcome.parent))
 }
 
 /// The fiber's tag, given to `spin`.
 pub fn tag(reactor: &Reactor, fiber: VALUE) -> VALUE {
     let known = reactor.state().record(fiber).map(|record| record.tag);
-    known.unwrap_or_else(|| ruby::ivar_get(fiber, ids().tag))
+    known.unwrap_or_else(|| match Outcome::of(fiber) {
+        Some(outcome) => outcome.tag,
+        None => ruby::ivar_get(fiber, ids().tag),
+    })
 }
 
 /// Sets the fiber's tag (a frozen fiber that ended cannot keep it: FrozenError).
@@ -432,6 +416,9 @@ pub fn set_tag(reactor: &Reactor, fiber: VALUE, tag: VALUE) -> Result<(), Jump> 
     if let Some(record) = reactor.state().record_mut(fiber) {
         record.tag = tag;
         return Ok(());
+    }
+    if Outcome::is_kept(fiber) {
+        return Outcome::set_tag(fiber, tag);
     }
     ruby::ivar_set(fiber, ids().tag, tag).map(|_| ())
 }
@@ -491,7 +478,7 @@ pub enum FiberState {
 /// Whether `fiber` has not ended: Ruby's `alive?`, except for a spun fiber that Ruby could
 /// not give a stack (see `end_unstarted`), which Polyphony has ended though Ruby never ran it.
 pub fn is_live(fiber: VALUE) -> bool {
-    fiber_alive(fiber) && ruby::ivar_get(fiber, ids().block) == NIL
+    fiber_alive(fiber) && !Outcome::is_kept(fiber)
 }
 
 /// The state of `fiber`.
@@ -542,10 +529,9 @@ pub fn restart(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
             raise_in(reactor, fiber, restart)
         }
         None => {
-            let block = ruby::ivar_get(fiber, ids().block);
-            if block == NIL {
+            let Some(Outcome { block, .. }) = Outcome::of(fiber) else {
                 return Err(remote::not_here(fiber, "restart"));
-            }
+            };
             spin(reactor, current_fiber(), tag(reactor, fiber), block)
         }
     }

@@ -20,6 +20,7 @@ pub mod io_ops;
 pub mod io_waits;
 pub mod lines;
 pub mod mailbox;
+pub mod outcome;
 pub mod poller;
 pub mod reactor;
 pub mod remote;

@@ -74,8 +74,10 @@ impl Drop for Reactor {
 /// Counts freed reactors, so a thread's cached reactor pointer is never used after a free.
 static REACTORS_FREED: AtomicU64 = AtomicU64::new(0);
 
-/// The current thread's reactor, cached: (Ruby thread, reactor object and its data,
-/// `REACTORS_FREED` when cached).
+/// The current thread's reactor, cached while it is the thread's `Fiber.scheduler`: (Ruby
+/// thread, reactor object and its data, `REACTORS_FREED` when cached). Checking the
+/// scheduler, a field of the thread, costs a fraction of reading the thread's hidden
+/// variable, a hash table look-up.
 #[derive(Clone, Copy)]
 struct Cached {
     thread: VALUE,
@@ -145,16 +147,23 @@ pub fn of_thread(thread: VALUE) -> Option<&'static Reactor> {
 }
 
 fn lookup(create_missing: bool) -> Result<Option<&'static Reactor>, Jump> {
-    // SAFETY: a Ruby thread always has a current Thread; raises nothing.
-    let thread = unsafe { rb_sys::rb_thread_current() };
+    // SAFETY: plain reads of the current thread and its scheduler; they raise nothing.
+    let (thread, scheduler) = unsafe {
+        (
+            rb_sys::rb_thread_current(),
+            rb_sys::rb_fiber_scheduler_get(),
+        )
+    };
     let frees = REACTORS_FREED.load(Ordering::Relaxed);
     let cached = CACHED.get();
-    let ivar = ruby::ivar_get(thread, ids().reactor);
-    if cached.thread == thread && cached.object == ivar && cached.frees == frees {
-        // SAFETY: the thread holds this very reactor object, and no reactor was freed since
-        // it was cached (a dead thread's slot can be reused before its reactor is swept).
+    if cached.thread == thread && cached.object == scheduler && cached.frees == frees {
+        // SAFETY: the thread's scheduler is this very reactor object, alive (the thread marks
+        // it), and no reactor was freed since it was cached, so the object at that address is
+        // still the one cached (a dead thread's slot can be reused before its reactor is
+        // swept; a freed reactor's slot, once swept, only after `frees` has moved).
         return Ok(Some(unsafe { &*cached.reactor }));
     }
+    let ivar = ruby::ivar_get(thread, ids().reactor);
     let obj = if ivar == NIL {
         if !create_missing {
             return Ok(None);
@@ -169,15 +178,31 @@ fn lookup(create_missing: bool) -> Result<Option<&'static Reactor>, Jump> {
         Obj::<Reactor>::try_convert(value).expect("the hidden reactor variable holds a reactor")
     };
     let reactor: *const Reactor = &*obj;
-    CACHED.set(Cached {
-        thread,
-        object: obj.as_raw(),
-        reactor,
-        frees,
-    });
-    // SAFETY: the reactor object stays alive while its thread holds it, which it does for
-    // the thread's life; the cache above is checked against frees before any later use.
+    // Cached only while the reactor is the thread's scheduler, which is what the fast path
+    // above checks: a program that set a scheduler of its own is served from the variable.
+    forget_cached();
+    // SAFETY: as above.
+    if unsafe { rb_sys::rb_fiber_scheduler_get() } == obj.as_raw() {
+        CACHED.set(Cached {
+            thread,
+            object: obj.as_raw(),
+            reactor,
+            frees,
+        });
+    }
+    // SAFETY: the reactor object stays alive while its thread holds it, which it does until
+    // `Polyphony.__start_afresh` replaces it (see `forget_cached`).
     Ok(Some(unsafe { &*reactor }))
+}
+
+/// Forgets the current thread's cached reactor: called when the thread's reactor changes.
+pub fn forget_cached() {
+    CACHED.set(Cached {
+        thread: 0,
+        object: 0,
+        reactor: std::ptr::null(),
+        frees: 0,
+    });
 }
 
 /// Makes a new reactor its thread's `Fiber.scheduler` (see `scheduler`), unless the thread

@@ -67,13 +67,9 @@ pub struct Ids {
     pub value: ID,
     /// On a Thread: its reactor.
     pub reactor: ID,
-    /// On an ended fiber: its block, result, error, parent and tag, and the backtrace it
-    /// was spun with, when one was given.
-    pub block: ID,
-    pub caller: ID,
-    pub result: ID,
-    pub error: ID,
-    pub parent: ID,
+    /// On an ended spun fiber: what it keeps (see `engine::outcome`).
+    pub outcome: ID,
+    /// On a fiber Polyphony does not run: its tag.
     pub tag: ID,
     /// `Polyphony.__fiber_failed`, told of an exception that ends a spun fiber.
     pub fiber_failed: ID,
@@ -157,11 +153,7 @@ pub fn init() {
         mon_owned_p: intern("mon_owned?"),
         value: intern("@value"),
         reactor: intern("__polyphony_reactor"),
-        block: intern("__polyphony_block"),
-        caller: intern("__polyphony_caller"),
-        result: intern("__polyphony_result"),
-        error: intern("__polyphony_error"),
-        parent: intern("__polyphony_parent"),
+        outcome: intern("__polyphony_outcome"),
         tag: intern("__polyphony_tag"),
         fiber_failed: intern("__fiber_failed"),
         main: intern("__polyphony_main"),
