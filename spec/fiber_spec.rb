@@ -838,6 +838,22 @@ RSpec.describe 'Fiber#tag=, #main?, #result, #running?, #inspect' do
     expect(fiber.tag).to eq(:ended)
   end
 
+  it 'keeps the outcome of a frozen fiber only for its awaiters, and refuses a new tag' do
+    raiser = spin { raise 'boom' }.freeze
+    expect { raiser.await }.to raise_error(RuntimeError, 'boom')
+    returner = spin(:returner) { :returned }.freeze
+    expect(returner.await).to eq(:returned)
+    expect([returner.result, returner.tag, returner.parent]).to eq([nil, nil, nil])
+    expect { returner.tag = :other }.to raise_error(FrozenError)
+  end
+
+  it 'tags a fiber Polyphony does not run' do
+    plain = Fiber.new { :done }
+    plain.tag = :plain
+    plain.resume
+    expect(plain.tag).to eq(:plain)
+  end
+
   it 'gives the result of a fiber that ended, its error as a value, and nil before' do
     sleeper = spin { sleep 0.01; :slept }
     expect([sleeper.result, sleeper.running?]).to eq([nil, true])
