@@ -32,7 +32,7 @@ pub fn await_fiber(reactor: &Reactor, fiber: VALUE) -> Result<VALUE, Jump> {
     }
     let received = reactor.switchpoint();
     if let Some(record) = reactor.state().record_mut(fiber) {
-        record.awaiters.retain(|&awaiter| awaiter != current);
+        record.awaiters.remove(current);
     }
     let received = received?;
     if reactor.state().record(fiber).is_some() || is_raise_for_awaiter(received, &[fiber]) {
@@ -100,7 +100,7 @@ pub fn await_first(reactor: &Reactor, fibers: &[VALUE]) -> Result<VALUE, Jump> {
         let received = reactor.switchpoint();
         for &fiber in fibers {
             if let Some(record) = reactor.state().record_mut(fiber) {
-                record.awaiters.retain(|&awaiter| awaiter != current);
+                record.awaiters.remove(current);
             }
         }
         let received = received?;

@@ -18,7 +18,7 @@ pub struct FiberRecord {
     /// This fiber's key in its parent's `children`.
     pub child_key: u64,
     /// Fibers waiting in `Fiber#await` for this one to end.
-    pub awaiters: Vec<VALUE>,
+    pub awaiters: Awaiters,
     /// Set once the fiber's body has begun, so the body never runs twice.
     pub started: bool,
     /// Messages sent to the fiber (`Fiber#<<`) and not received yet, oldest first.
@@ -46,7 +46,7 @@ impl FiberRecord {
             caller: NIL,
             children: BTreeMap::new(),
             child_key,
-            awaiters: Vec::new(),
+            awaiters: Awaiters::default(),
             started: false,
             mailbox: VecDeque::new(),
             receiving: false,
@@ -62,7 +62,7 @@ impl FiberRecord {
         ruby::mark(self.tag);
         ruby::mark(self.caller);
         self.children.values().copied().for_each(ruby::mark);
-        self.awaiters.iter().copied().for_each(ruby::mark);
+        self.awaiters.iter().for_each(ruby::mark);
         self.mailbox.iter().copied().for_each(ruby::mark);
         self.pending.iter().copied().for_each(ruby::mark);
         if let Some(cap) = &self.cap {
@@ -76,4 +76,55 @@ pub struct Cap {
     pub capacity: usize,
     /// Fibers waiting in `Fiber#<<` for room, oldest first.
     pub senders: VecDeque<VALUE>,
+}
+
+/// The fibers waiting in `Fiber#await` for one fiber, oldest first. Most fibers have at most
+/// one, which is kept inline: awaiting a fiber allocates nothing.
+pub struct Awaiters {
+    /// The oldest awaiter (`NIL`: none).
+    first: VALUE,
+    later: Vec<VALUE>,
+}
+
+impl Default for Awaiters {
+    fn default() -> Self {
+        Self {
+            first: NIL,
+            later: Vec::new(),
+        }
+    }
+}
+
+impl Awaiters {
+    pub fn push(&mut self, fiber: VALUE) {
+        if self.first == NIL {
+            self.first = fiber;
+        } else {
+            self.later.push(fiber);
+        }
+    }
+
+    /// Forgets every entry of `fiber`.
+    pub fn remove(&mut self, fiber: VALUE) {
+        self.later.retain(|&awaiter| awaiter != fiber);
+        if self.first == fiber {
+            self.first = if self.later.is_empty() {
+                NIL
+            } else {
+                self.later.remove(0)
+            };
+        }
+    }
+
+    pub fn contains(&self, fiber: VALUE) -> bool {
+        self.iter().any(|awaiter| awaiter == fiber)
+    }
+
+    /// The awaiters, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = VALUE> + '_ {
+        (self.first != NIL)
+            .then_some(self.first)
+            .into_iter()
+            .chain(self.later.iter().copied())
+    }
 }

@@ -219,7 +219,7 @@ impl State {
         for &sender in record.cap.iter().flat_map(|cap| &cap.senders) {
             self.schedule(sender, NIL, false);
         }
-        for &awaiter in &record.awaiters {
+        for awaiter in record.awaiters.iter() {
             self.schedule(awaiter, outcome, false);
         }
         let children_awaiters = match self.fibers.get_mut(&record.parent) {
@@ -237,7 +237,7 @@ impl State {
             self.schedule(awaiter, NIL, false);
         }
         if let Some(error) = error {
-            if record.parent != NIL && !record.awaiters.contains(&record.parent) {
+            if record.parent != NIL && !record.awaiters.contains(record.parent) {
                 self.schedule(record.parent, error, true);
             }
         }
