@@ -34,13 +34,15 @@ module Report
   # @param unit [String] the figure's unit, e.g. "ns", "µs", "round trips/s"
   # @param floor [Numeric, String, nil] the floor's figure, in the same unit
   # @param floor_name [String, nil] what the floor is
-  # @param ratio [Numeric, nil] figure / floor unless given (nil when the figure is a difference)
+  # @param ratio [Numeric, nil] figure / floor unless given (nil when the figure is a difference);
+  #   a figure, floor or ratio that is not finite (a floor of 0) is left out
   # @param target [String, nil] see {Report}
   # @param note [String, nil] shown beside the target
   # @return [Hash] the row
   # @raise [ArgumentError] for a target that cannot be read, or in another unit than the row's
   def row(group:, name:, figure:, unit:, floor: nil, floor_name: nil,
           ratio: (figure.fdiv(floor) if figure.is_a?(Numeric) && floor.is_a?(Numeric)), target: nil, note: nil)
+    figure, floor, ratio = [figure, floor, ratio].map { |value| value unless value.is_a?(Float) && !value.finite? }
     row = { group: group, name: name, figure: figure, unit: unit, floor: floor, floor_name: floor_name,
             ratio: ratio, target: target, note: note, met: met?(target, figure, unit, ratio) }
     puts line(row)
@@ -87,7 +89,7 @@ module Report
 
   # The row as one line of text.
   def line(row)
-    floor = ("#{row[:floor_name]}: #{with_unit(row[:floor], row[:unit])}" if row[:floor])
+    floor = ("#{row[:floor_name] || 'floor'}: #{with_unit(row[:floor], row[:unit])}" if row[:floor])
     ratio = (format('%.2fx of', row[:ratio]) if row[:ratio])
     target = ("target #{target_text(row)}" if target_text(row))
     verdict = { true => 'met', false => 'MISSED' }[row[:met]]

@@ -58,8 +58,9 @@ def tenth(total, step)
   [total / 10 / step * step, step].max
 end
 
+# How far apart the samples are, in percent of the lowest (nil without samples).
 def spread(samples)
-  (samples.max / samples.min - 1) * 100
+  (samples.max / samples.min - 1) * 100 unless samples.empty?
 end
 
 def fiber_samples(total, ending)
