@@ -6,8 +6,8 @@
 #
 # fibers       SOAK_FIBERS fibers (default 1,000,000), in rounds of 1,000: each round spins
 #              1,000 fibers that wait, stops them and awaits them. Printed every tenth of
-#              them (100,000 by default) beside the floor: the same rounds ended by `schedule` (fibers that finish).
-#              Each run is a process of its own.
+#              them (100,000 by default) beside the floor: the same rounds ended by
+#              `schedule` (fibers that finish). Each run is a process of its own.
 # connections  SOAK_CONNECTIONS connections (default 100,000) opened and closed through the
 #              tutorial's echo server with its 10 s idle timeout (examples/
 #              echo_server_with_timeout.rb): SOAK_CLIENTS clients at a time (default 10,000)
