@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
-# Cancellation and messaging benchmarks: each figure is printed beside its floor, measured in
-# the same run.
+# Cancellation and messaging benchmarks: each figure is reported beside its floor, measured in
+# the same run (bench/report.rb).
 #
 #   ruby -Ilib bench/cancellation.rb
 #
@@ -9,6 +9,7 @@
 # Fiber#transfer switches between plain fibers (what a message round trip needs at least),
 # and the timeout itself for `cancel_after`.
 require 'polyphony'
+require_relative 'report'
 require_relative 'timing'
 
 def call_block
@@ -59,11 +60,11 @@ plain, guarded = per_iteration(
 transfer, message = per_iteration(200_000, method(:transfer_round_trips), method(:message_round_trips))
 latency = Array.new(5) { cancel_latency(201) }.min
 
-puts format('%-50s %9.0f ns', 'floor: a block called through a method', plain * 1e9)
-puts format('%-50s %9.0f ns  overhead %5.0f ns   target < 1,000 ns', 'move_on_after(1) { } (not needed)',
-            guarded * 1e9, (guarded - plain) * 1e9)
-puts format('%-50s %9.3f ms                     target <= 0.15 ms (C original: 1.1 epoll, 0.16 io_uring)',
-            'cancel_after(0.0001) { sleep 1 }, median', latency * 1e3)
-puts format('%-50s %9.0f ns', 'floor: 2 Fiber#transfer switches (plain fibers)', transfer * 1e9)
-puts format('%-50s %9.0f ns  %5.2fx the floor   target < 600 ns (C original: 870)',
-            'message ping-pong between 2 fibers', message * 1e9, message / transfer)
+Report.row(group: 'cancellation', name: 'move_on_after(1) { } overhead (timeout not needed)',
+           figure: (guarded - plain) * 1e9, unit: 'ns', floor: plain * 1e9,
+           floor_name: 'a block called through a method', ratio: nil, target: '< 1,000 ns')
+Report.row(group: 'cancellation', name: 'cancel_after(0.0001) { sleep 1 }, median of 201', figure: latency * 1e3,
+           unit: 'ms', floor: 0.1, floor_name: 'the timeout', target: '<= 0.15 ms', note: 'C: 1.1 epoll, 0.16 io_uring')
+Report.row(group: 'cancellation', name: 'message ping-pong between 2 fibers (per round trip)', figure: message * 1e9,
+           unit: 'ns', floor: transfer * 1e9, floor_name: '2 Fiber#transfer switches', target: '< 600 ns',
+           note: 'C: 870 ns')

@@ -2,7 +2,8 @@
 
 # IO.gzip and IO.gunzip (Ruby's zlib, 16 KiB chunks, each read and write a wait in the
 # reactor) against zlib doing the same work in one call, in the same run: MB of
-# uncompressed data per second, best of ROUNDS interleaved rounds.
+# uncompressed data per second, best of ROUNDS interleaved rounds, reported through
+# bench/report.rb.
 #   Zlib.gzip / Zlib.gunzip   one call over the whole String: zlib's own speed (the floor)
 #   GzipWriter / GzipReader   Ruby's streaming classes, 16 KiB at a time, String to String
 #   IO.gzip String -> String  the same work through Polyphony::ZlibStream
@@ -12,6 +13,7 @@
 #   ruby -Ilib bench/compression.rb [megabytes]
 
 require 'polyphony'
+require_relative 'report'
 require 'stringio'
 
 MB = Integer(ARGV.fetch(0, 32))
@@ -86,8 +88,10 @@ CASES.each do |title, cases|
       best[name] = rate if best[name].nil? || rate > best[name]
     end
   end
-  floor = best.values.first
-  puts
-  puts format('%-28s %8s %9s', title, 'MB/s', 'of floor')
-  best.each { |name, rate| puts format('%-28s %8.1f %8.2fx', name, rate, rate / floor) }
+  floor_name, floor = best.shift
+  puts "\n#{title}"
+  best.each do |name, rate|
+    Report.row(group: 'compression', name: name, figure: rate, unit: 'MB/s', floor: floor,
+               floor_name: floor_name.delete_suffix(' (floor)'))
+  end
 end

@@ -1,11 +1,13 @@
 # frozen_string_literal: true
 
-# Concurrently's API against the closest Polyphony operation, measured in the same run.
+# Concurrently's API against the closest Polyphony operation, measured in the same run and
+# reported through bench/report.rb.
 #
 #   ruby -Ilib bench/concurrently.rb
 #
 # Target: each within 1.3x of its Polyphony counterpart.
 require 'polyphony/concurrently'
+require_relative 'report'
 require_relative 'timing'
 
 # Runs the block `count` times in batches of 1,000, letting what they start run after each.
@@ -51,6 +53,6 @@ puts "Ruby #{RUBY_VERSION}, #{`nproc`.strip} cores; best of 5 rounds each, inter
 CASES.each do |name, job, floor_name, floor|
   count = name.start_with?('wait', 'await_readable') ? 500_000 : 50_000
   figure, base = per_iteration(count, job, floor)
-  puts format('%-38s %7.0f ns   %-32s %7.0f ns   %5.2fx  target <= 1.3x',
-              name, figure * 1e9, floor_name, base * 1e9, figure / base)
+  Report.row(group: 'concurrently', name: name, figure: figure * 1e9, unit: 'ns', floor: base * 1e9,
+             floor_name: floor_name, target: '<= 1.3x')
 end

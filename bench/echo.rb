@@ -2,7 +2,10 @@
 
 # Echo server benchmark: drives the tutorial echo server (Polyphony), a
 # thread-per-client Ruby server and a single-threaded Rust server (the
-# ceiling) with bench/loadgen, and prints a table per connection count.
+# ceiling) with bench/loadgen, and prints a table per connection count, then reports each
+# figure beside the ceiling's through bench/report.rb: rates, latencies, whether every round
+# trip was answered, and fairness (each connection's completed round trips when half of all
+# were done, as the lowest and highest relative to the mean: 1..1 is perfectly fair).
 #
 # Usage: ruby bench/echo.rb
 #
@@ -19,12 +22,21 @@ require 'open3'
 require 'rbconfig'
 require 'socket'
 require_relative '../spec/support/port_lock'
+require_relative 'report'
 
 ROOT = File.expand_path('..', __dir__)
 PORT = 1234
 RUBY = RbConfig.ruby
 LOADGEN = File.join(ROOT, 'bench/target/release/loadgen')
 POLYPHONY_SERVER = File.join(ROOT, 'examples/echo_server.rb')
+
+# Targets by connection count: the rate's ratio to the ceiling's, the slowest reply, the p99's
+# ratio to the ceiling's p99.
+TARGETS = {
+  10 => { rate: '>= 0.9x' },
+  1000 => { rate: '>= 0.8x', max: '<= 50 ms' },
+  10_000 => { rate: '>= 0.65x', p99: '<= 2x' }
+}.freeze
 
 SERVERS = {
   'ceiling' => [File.join(ROOT, 'bench/target/release/echo_ceiling'), PORT.to_s],
@@ -141,18 +153,60 @@ def benchmark(servers, connections, round_trips, repeat)
       ensure
         stop_server(server)
       end
-      r = results[name] ||= { best: nil, errors: 0, timeouts: 0 }
+      r = results[name] ||= { best: nil, errors: 0, timeouts: 0, answered: Float::INFINITY }
       r[:errors] += summary['errors'].to_i
+      r[:answered] = [r[:answered], summary['round_trips'].to_i].min
       r[:timeouts] += 1 if summary['timeout']
       r[:best] = summary if r[:best].nil? || summary['rate'].to_f > r[:best]['rate'].to_f
     end
   end
   print_table(connections, round_trips, results, repeat)
+  report(connections, round_trips, results)
+end
+
+# Each connection's completed round trips when half were done, lowest and highest relative to
+# the mean ("0.85..1.12"), or nil when loadgen did not get that far.
+def fairness(summary)
+  mean = summary['fair_mean'].to_f
+  return unless mean.positive?
+
+  format('%.2f..%.2f', summary['fair_min'].to_f / mean, summary['fair_max'].to_f / mean)
+end
+
+# Reports each server's figures beside the ceiling's: the polyphony server's with their
+# targets, then every server's fairness (the ceiling's too).
+def report(connections, round_trips, results)
+  targets = TARGETS.fetch(connections, {})
+  title = "#{Report.number(connections)} x #{Report.number(round_trips)}"
+  ceiling = results.dig('ceiling', :best) || {}
+  ceiling_ms = ->(key) { ceiling[key] && ceiling[key].to_i / 1000.0 }
+  row = lambda do |name, figure, unit, floor, target = nil, floor_name: 'ceiling'|
+    Report.row(group: 'echo', name: "#{title}: #{name}", figure: figure, unit: unit, floor: floor,
+               floor_name: floor_name, target: target)
+  end
+  results.each do |name, r|
+    next if name == 'ceiling'
+
+    best = r[:best]
+    ours = targets if name == 'polyphony'
+    row.call("#{name}, rate", best['rate'].to_f, 'round trips/s', ceiling['rate']&.to_f, ours&.[](:rate))
+    row.call("#{name}, p99", best['p99_us'].to_i / 1000.0, 'ms', ceiling_ms['p99_us'], ours&.[](:p99))
+    row.call("#{name}, slowest reply", best['max_us'].to_i / 1000.0, 'ms', ceiling_ms['max_us'], ours&.[](:max))
+    next unless ours
+
+    row.call("#{name}, answered (worst run)", r[:answered], 'round trips', connections * round_trips, '>= 1x',
+             floor_name: 'sent')
+  end
+  results.each do |name, r|
+    row.call("#{name}, fairness", fairness(r[:best]) || 'n/a', 'x the mean',
+             name == 'ceiling' ? nil : fairness(ceiling))
+  end
 end
 
 # Server RSS growth per idle connection, measured while loadgen holds
 # `connections` connections open after one round trip each.
 def memory(servers, connections)
+  per_connection = {}
   puts
   puts "== memory: #{connections} idle connections =="
   servers.each do |name|
@@ -171,12 +225,24 @@ def memory(servers, connections)
         per_conn = (after - before) / connections
         puts format('%-10s %8d bytes/connection (RSS %d -> %d KiB)', name, per_conn,
                     before / 1024, after / 1024)
+        per_connection[name] = per_conn
       else
         puts format('%-10s loadgen did not reach the hold phase', name)
       end
     ensure
       stop_server(server)
     end
+  end
+  report_memory(connections, per_connection)
+end
+
+def report_memory(connections, per_connection)
+  per_connection.each do |name, bytes|
+    next if name == 'ceiling'
+
+    target = name == 'polyphony' ? { target: '< 20,480 B', note: '20 KiB' } : {}
+    Report.row(group: 'echo', name: "memory per idle connection (#{Report.number(connections)} held), #{name}",
+               figure: bytes, unit: 'B', floor: per_connection['ceiling'], floor_name: 'ceiling', **target)
   end
 end
 

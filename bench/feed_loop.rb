@@ -2,7 +2,7 @@
 
 # IO#feed_loop with a line parser against IO#gets: LINES lines of 40 bytes through a UNIX
 # socket pair, written by a fiber in 64 KiB chunks, read by another; lines per second,
-# printed beside the floor of the same run (read_loop, which reads the same bytes and
+# reported beside the floor of the same run (bench/report.rb) (read_loop, which reads the same bytes and
 # parses nothing). The parsers yield each line, as a MessagePack unpacker's feed_each yields
 # each message: one in Ruby (String#index and byteslice), fed by feed_loop and by hand
 # (read_loop calling it), and one splitting chunks with core's String#each_line. Best of
@@ -11,6 +11,7 @@
 #   ruby -Ilib bench/feed_loop.rb [lines]
 
 require 'polyphony'
+require_relative 'report'
 
 LINES = Integer(ARGV.fetch(0, 2_000_000))
 ROUNDS = 5
@@ -90,10 +91,11 @@ ROUNDS.times do
     best[name] = [count / elapsed, count] if best[name].nil? || count / elapsed > best[name][0]
   end
 end
-floor = best['read_loop (floor)'][0]
-gets_rate = best['gets'][0]
+floor = best.delete('read_loop (floor)').first
 puts "#{best['gets'][1]} lines of #{LINE.bytesize} bytes, best of #{ROUNDS}"
-puts format('%-30s %12s %9s %9s', 'reader', 'lines/s', 'of floor', 'of gets')
 best.each do |name, (rate, _)|
-  puts format('%-30s %12d %8.2fx %8.2fx', name, rate, rate / floor, rate / gets_rate)
+  Report.row(group: 'feed_loop', name: name, figure: rate, unit: 'lines/s', floor: floor,
+             floor_name: 'read_loop, no parsing')
 end
+Report.row(group: 'feed_loop', name: 'feed_loop', figure: best['feed_loop'].first, unit: 'lines/s',
+           floor: best['gets'].first, floor_name: 'gets')

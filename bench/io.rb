@@ -1,7 +1,8 @@
 # frozen_string_literal: true
 
 # IO benchmarks: 1-byte ping-pong between two Polyphony fibers over a pipe pair and over a
-# UNIX socket pair, each figure printed beside its floors, measured in the same run.
+# UNIX socket pair, each figure reported beside its floors, measured in the same run
+# (bench/report.rb).
 #
 #   ruby -Ilib bench/io.rb
 #
@@ -71,6 +72,7 @@ if (floor = ENV.fetch('POLYPHONY_BENCH_FLOOR', nil))
 end
 
 require 'polyphony'
+require_relative 'report'
 
 # One round of a floor in a fresh plain `ruby` (the child times itself: no start-up cost).
 def floor_job(kind, what, pin: false)
@@ -88,19 +90,16 @@ def per_round_trip(jobs)
   end.transpose.map(&:min)
 end
 
-def row(name, seconds, floor = nil)
-  ratio = floor ? format('%7.2f µs %7.2fx', floor * 1e6, seconds / floor) : ''
-  puts format('  %-36s %8.2f µs %s', name, seconds * 1e6, ratio).rstrip
-end
+NAMES = { 'pipe' => 'pipe', 'socket' => 'UNIX socket pair' }.freeze
 
-TITLES = {
-  'pipe' => 'pipe ping-pong (target < 3 µs; C original: 3.4 on io_uring, 5.6 on epoll)',
-  'socket' => 'UNIX socketpair ping-pong'
-}.freeze
+# Reports µs per round trip (given in seconds).
+def row(name, seconds, floor, floor_name, **target)
+  Report.row(group: 'io', name: name, figure: seconds * 1e6, unit: 'µs', floor: floor * 1e6, floor_name: floor_name,
+             **target)
+end
 
 puts "Ruby #{RUBY_VERSION}, #{`nproc`.strip} cores; #{ROUND_TRIPS} round trips of 1 byte, " \
      "best of #{ROUNDS} rounds each"
-puts format('  %-36s %11s %10s %8s', 'benchmark (µs per round trip)', 'figure', 'floor', 'ratio')
 %w[pipe socket].each do |kind|
   timed(ROUND_TRIPS / 10, ->(n) { ping_pong(kind, n, FIBERS) }) # warm-up
   fibers, threads, pinned, calls = per_round_trip(
@@ -109,10 +108,9 @@ puts format('  %-36s %11s %10s %8s', 'benchmark (µs per round trip)', 'figure',
      [false, floor_job(kind, 'threads', pin: true)],
      [false, floor_job(kind, 'syscalls')]]
   )
-  puts TITLES[kind]
-  row('2 plain Ruby threads, unpinned', threads)
-  row("floor (a): 2 threads, #{PIN ? 'one core' : 'unpinned (no taskset)'}", pinned)
-  row('floor (b): 4 syscalls, one thread', calls)
-  row('polyphony fibers vs (a) threads', fibers, pinned)
-  row('polyphony fibers vs (b) syscalls', fibers, calls)
+  threads_floor = "2 threads, #{PIN ? 'one core' : 'unpinned (no taskset)'}"
+  target = kind == 'pipe' ? { target: '< 3 µs', note: 'C: 3.4 io_uring, 5.6 epoll' } : {}
+  row("#{NAMES[kind]} ping-pong between 2 fibers", fibers, pinned, threads_floor, **target)
+  row("#{NAMES[kind]} ping-pong between 2 fibers", fibers, calls, '4 bare system calls, one thread')
+  row("#{NAMES[kind]} ping-pong between 2 threads, unpinned", threads, pinned, threads_floor)
 end

@@ -1,9 +1,10 @@
 # frozen_string_literal: true
 
 # TCP proxy benchmark: bench/blast sends BYTES through each of CONNECTIONS connections to a
-# proxy, which relays them to blast's sink; printed for each proxy, beside each other: the
+# proxy, which relays them to blast's sink; reported for each proxy (bench/report.rb): the
 # throughput, and the proxy process's CPU time per GB moved (user + system, from
-# /proc/PID/stat). Proxies, one process each, in interleaved rounds (best round kept):
+# /proc/PID/stat), beside the ceiling's. Proxies, one process each, in interleaved rounds (best
+# round kept):
 #   ceiling-splice  bench/proxy_ceiling splice: Rust, a thread per direction, blocking
 #                   splice(2) through a pipe (the ceiling)
 #   ceiling-copy    bench/proxy_ceiling copy: the same with read(2)/write(2) and a buffer
@@ -19,6 +20,7 @@
 require 'open3'
 require 'rbconfig'
 require 'socket'
+require_relative 'report'
 
 ROOT = File.expand_path('..', __dir__)
 TARGET = File.join(ROOT, 'bench/target/release')
@@ -36,6 +38,13 @@ PROXIES = {
   'copy' => [RUBY, '-Ilib', 'bench/proxy_server.rb', 'copy']
 }.freeze
 ONLY = ENV['PROXY_ONLY']&.split(',') || PROXIES.keys
+TITLES = {
+  'ceiling-splice' => 'Rust, splice(2) (the ceiling)',
+  'ceiling-copy' => 'Rust, read/write',
+  'double_splice' => 'IO.double_splice',
+  'splice' => 'IO.splice through a Polyphony::Pipe',
+  'copy' => 'read_loop + write'
+}.freeze
 
 def free_port
   server = TCPServer.new('127.0.0.1', 0)
@@ -94,13 +103,13 @@ CONNECTIONS.each do |connections|
       best[name] = [rate, cpu] if best[name].nil? || rate > best[name][0]
     end
   end
-  ceiling = best['ceiling-splice']&.first
+  ceiling_rate, ceiling_cpu = best.delete('ceiling-splice')
   puts
   puts "== #{connections} connection#{'s' if connections > 1} =="
-  puts format('%-16s %10s %10s %14s', 'proxy', 'GB/s', 'of ceiling', 'CPU s per GB')
   best.each do |name, (rate, cpu)|
-    ratio = ceiling ? format('%.2fx', rate / ceiling) : '-'
-    puts format('%-16s %10.2f %10s %14.2f', name, rate, ratio, cpu)
+    name = "#{TITLES.fetch(name)}, #{connections} connection#{'s' if connections > 1}"
+    Report.row(group: 'proxy', name: name, figure: rate, unit: 'GB/s', floor: ceiling_rate, floor_name: 'the ceiling')
+    Report.row(group: 'proxy', name: "#{name}: CPU", figure: cpu, unit: 'CPU s per GB', floor: ceiling_cpu,
+               floor_name: 'the ceiling')
   end
-  $stdout.flush
 end

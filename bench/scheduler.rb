@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
 # Fiber::Scheduler benchmarks: core's waiting operations in spun fibers, which Ruby hands to
-# the reactor's hooks (`block`/`unblock`, `io_wait`), each figure printed beside its floors,
-# measured in the same run.
+# the reactor's hooks (`block`/`unblock`, `io_wait`), each figure reported beside its floors,
+# measured in the same run (bench/report.rb).
 #
 #   ruby -Ilib bench/scheduler.rb [queue] [mutex] [io] [pg]     (no argument: all four)
 #
@@ -30,6 +30,7 @@
 # Each figure is the best of ROUNDS rounds, the rounds of a section's jobs interleaved
 # (in-process ones and subprocess ones alike) so that every job meets the same machine state.
 require 'rbconfig'
+require_relative 'report'
 require_relative 'timing'
 
 ROUNDS = 5
@@ -123,11 +124,9 @@ def heading(title)
   puts title
 end
 
-# A figure (already in `unit`) and, optionally, its ratio to a floor.
-def row(name, value, unit, ratio = nil, ratio_name = nil)
-  shown = format(unit == 'µs' ? '%9.2f' : '%9.0f', value)
-  ratio = ratio ? format('%6.2fx %s', ratio, ratio_name) : ''
-  puts format('  %-58s %s %-3s %s', name, shown, unit, ratio).rstrip
+# Reports a figure (already in `unit`), optionally beside a floor in the same unit.
+def row(name, value, unit, floor = nil, floor_name = nil)
+  Report.row(group: 'scheduler', name: name, figure: value, unit: unit, floor: floor, floor_name: floor_name)
 end
 
 def queue_section
@@ -143,11 +142,11 @@ def queue_section
      floor_job('queue_threads'), floor_job('queue_threads', pin: true)]
   )
   heading "Queue ping-pong, µs per round trip (#{ROUND_TRIPS} round trips, best of #{ROUNDS})"
-  row('floor (a): Polyphony messages between 2 spun fibers', message * 1e6, 'µs')
-  row('2 plain Ruby threads over 2 Queues, unpinned', threads * 1e6, 'µs')
-  row("floor (b): the same 2 threads, #{PIN ? 'one core' : 'unpinned (no taskset)'}", pinned * 1e6, 'µs')
-  row('core Queue between 2 spun fibers (block/unblock) vs (a)', queue * 1e6, 'µs', queue / message, 'of messages')
-  row('core Queue between 2 spun fibers (block/unblock) vs (b)', queue * 1e6, 'µs', queue / pinned, 'of threads')
+  threads_floor = "2 plain Ruby threads over 2 Queues, #{PIN ? 'one core' : 'unpinned (no taskset)'}"
+  name = 'core Queue ping-pong between 2 spun fibers (block/unblock)'
+  row(name, queue * 1e6, 'µs', message * 1e6, 'Polyphony messages between 2 spun fibers')
+  row(name, queue * 1e6, 'µs', pinned * 1e6, threads_floor)
+  row('2 plain Ruby threads over 2 Queues, unpinned', threads * 1e6, 'µs', pinned * 1e6, threads_floor)
 end
 
 def mutex_section
@@ -161,13 +160,13 @@ def mutex_section
      floor_job('mutex_main'), floor_job('mutex_fiber')]
   )
   heading "Uncontended Mutex#synchronize { }, ns per call (#{MUTEX_CALLS} calls in a loop, best of #{ROUNDS})"
+  floor = 'core method, main fiber of a plain ruby'
   row('the loop alone, main fiber', bare_loop * 1e9, 'ns')
   row('the loop alone, spun fiber', spun_bare_loop * 1e9, 'ns')
-  row('floor: main fiber, plain ruby (core method)', core_main * 1e9, 'ns')
-  row('floor: Fiber.new fiber, plain ruby (core method)', core_fiber * 1e9, 'ns', core_fiber / core_main, 'of the floor')
-  row('spun fiber (prepended check, then core)', in_spun * 1e9, 'ns', in_spun / core_main, 'of the floor')
-  row('Fiber.new fiber (prepended check, then core)', fiber * 1e9, 'ns', fiber / core_main, 'of the floor')
-  row('main fiber (blocking: the prepended check, then core)', main * 1e9, 'ns', main / core_main, 'of the floor')
+  row('Mutex#synchronize { }, Fiber.new fiber of a plain ruby', core_fiber * 1e9, 'ns', core_main * 1e9, floor)
+  row('Mutex#synchronize { }, spun fiber', in_spun * 1e9, 'ns', core_main * 1e9, floor)
+  row('Mutex#synchronize { }, Fiber.new fiber', fiber * 1e9, 'ns', core_main * 1e9, floor)
+  row('Mutex#synchronize { }, main fiber (blocking)', main * 1e9, 'ns', core_main * 1e9, floor)
 end
 
 # `count` 1-byte round trips over two pipes between two spun fibers; `wait` waits for an IO
@@ -189,8 +188,8 @@ def io_section
   timed(ROUND_TRIPS / 10, hook) # warm-up
   through_hook, own = best_of_rounds([[ROUND_TRIPS, hook], [ROUND_TRIPS, direct]])
   heading "Pipe ping-pong between 2 spun fibers, µs per round trip (#{ROUND_TRIPS} round trips, best of #{ROUNDS})"
-  row("floor: Polyphony's wait_readable", own * 1e6, 'µs')
-  row("core IO#wait(IO::READABLE), through the io_wait hook", through_hook * 1e6, 'µs', through_hook / own, 'of the floor')
+  row('pipe ping-pong, core IO#wait(IO::READABLE) through the io_wait hook', through_hook * 1e6, 'µs', own * 1e6,
+      "Polyphony's wait_readable")
 end
 
 def pg_section
@@ -234,10 +233,10 @@ def pg_section
   end
   pool, each_own, threads = best_of_rounds([in_fibers.call(pooled), in_fibers.call(own), floor_job('pg_threads', env: env)])
   heading "PostgreSQL: #{PG_QUERIES} `select 1` queries, queries/s (best of #{ROUNDS})"
-  row("floor: #{PG_CONNECTIONS} plain Ruby threads, a connection each", 1 / threads, 'q/s')
-  row("#{PG_CONNECTIONS} spun fibers, a connection each", 1 / each_own, 'q/s', threads / each_own, "of the threads' rate")
-  row("#{PG_QUERIES} spun fibers sharing #{PG_CONNECTIONS} connections (Queue pool)", 1 / pool, 'q/s',
-      threads / pool, "of the threads' rate")
+  floor = "#{PG_CONNECTIONS} plain Ruby threads, a connection each"
+  row("pg: #{PG_CONNECTIONS} spun fibers, a connection each", 1 / each_own, 'queries/s', 1 / threads, floor)
+  row("pg: #{PG_QUERIES} spun fibers sharing #{PG_CONNECTIONS} connections (Queue pool)", 1 / pool, 'queries/s',
+      1 / threads, floor)
 end
 
 SECTIONS = %w[queue mutex io pg].freeze

@@ -1,22 +1,16 @@
 # frozen_string_literal: true
 
-# Scheduling benchmarks: each figure is printed beside its floor, measured in the same run.
+# Scheduling benchmarks: each figure is reported beside its floor, measured in the same run
+# (bench/report.rb).
 #
 #   ruby -Ilib bench/scheduling.rb
 #
-# Floors are plain Ruby fibers: one Fiber#transfer switch, and Fiber.new + resume.
+# Floors are plain Ruby fibers: one Fiber#transfer switch, Fiber.new + resume, and 1,000
+# Fiber.new then each resumed.
 require 'polyphony'
+require_relative 'report'
 require_relative 'timing'
 require 'rbconfig'
-
-def ns(seconds)
-  format('%8.0f ns', seconds * 1e9)
-end
-
-def row(name, seconds, floor: nil, floor_name: nil, target: nil)
-  ratio = floor ? format('%5.2fx %-26s', seconds / floor, floor_name) : ' ' * 33
-  puts format('%-44s %s  %s  %s', name, ns(seconds), ratio, target)
-end
 
 # One Fiber#transfer switch between two plain fibers.
 def transfer_switch(count)
@@ -54,6 +48,16 @@ def random_sleeps(fibers: 10_000, sleeps: 10)
   (took - plans.map(&:sum).max) / (fibers * sleeps)
 end
 
+# 1,000 plain fibers made, then each resumed (it ends at once), `count / 1,000` times.
+def bare_batches(count)
+  (count / 1000).times { Array.new(1000) { Fiber.new {} }.each(&:resume) }
+end
+
+# 1,000 fibers spun, then each awaited, `count / 1,000` times.
+def spin_batches(count)
+  (count / 1000).times { Array.new(1000) { spin {} }.each(&:await) }
+end
+
 def resident_kib
   File.read('/proc/self/status')[/VmRSS:\s+(\d+)/, 1].to_i
 end
@@ -88,6 +92,12 @@ if (kind = ENV.fetch('POLYPHONY_BENCH_MEMORY', nil))
 
 end
 
+# Reports a figure in ns against a floor in ns (both given in seconds per iteration).
+def row(name, seconds, floor = nil, floor_name = nil, **target)
+  Report.row(group: 'scheduling', name: name, figure: seconds * 1e9, unit: 'ns', floor: floor && floor * 1e9,
+             floor_name: floor_name, **target)
+end
+
 puts "Ruby #{RUBY_VERSION}, #{`nproc`.strip} cores; best of 5 rounds each"
 switch, snooze2, snooze1000 = per_iteration(
   1_000_000, method(:transfer_switch), method(:snooze_two), ->(n) { snooze_many(n, 1000) }
@@ -95,19 +105,18 @@ switch, snooze2, snooze1000 = per_iteration(
 create, spin_await = per_iteration(
   100_000, ->(n) { n.times { Fiber.new {}.resume } }, ->(n) { n.times { spin {}.await } }
 )
-row('floor: Fiber#transfer, one switch', switch)
-row('floor: Fiber.new + resume', create)
-row('snooze between 2 fibers (one switch)', snooze2,
-    floor: switch, floor_name: 'of a transfer switch', target: 'target <= 3x (C original: 4.6x)')
-row('snooze among 1,000 fibers', snooze1000, floor: switch, floor_name: 'of a transfer switch')
-row('spin { }.await', spin_await,
-    floor: create, floor_name: 'of Fiber.new + resume', target: 'target <= 1.5x (C original: ~5x)')
-row('sleep 0', per_iteration(1_000_000, ->(n) { n.times { sleep 0 } }).first,
-    target: 'target < 1,000 ns (C original: 1 ms on epoll)')
-row('sleep overhead, 10,000 fibers x 10 sleeps', Array.new(3) { random_sleeps }.min,
-    target: 'target < 3,000 ns (C original: 5,900)')
+bare_batch, spin_batch = per_iteration(100_000, method(:bare_batches), method(:spin_batches))
+row('snooze between 2 fibers (one switch)', snooze2, switch, 'Fiber#transfer switch', target: '<= 3x', note: 'C: 4.6x')
+row('snooze among 1,000 fibers', snooze1000, switch, 'Fiber#transfer switch')
+row('spin { }.await', spin_await, create, 'Fiber.new + resume', target: '<= 1.5x', note: 'C: ~5x')
+row('spin 1,000 fibers, then await them all (per fiber)', spin_batch, bare_batch,
+    '1,000 Fiber.new, then resume each', target: '<= 2x')
+sleep0 = per_iteration(1_000_000, ->(n) { n.times { sleep 0 } }).first
+row('sleep 0', sleep0, target: '< 1,000 ns', note: 'C: 1 ms on epoll')
+row('sleep overhead, 10,000 fibers x 10 sleeps (per sleep)', Array.new(3) { random_sleeps }.min,
+    target: '< 2,000 ns', note: 'C: 5,900 ns')
 bare = memory_per_fiber('bare')
 sleeping = memory_per_fiber('sleeping')
-puts format('%-44s %8.0f B', 'floor: resident memory per suspended Fiber', bare)
-puts format('%-44s %8.0f B  %+6.0f B more than a bare Fiber  target <= +512 B (C original: +1.6 KiB)',
-            'resident memory per sleeping fiber', sleeping, sleeping - bare)
+Report.row(group: 'scheduling', name: 'resident memory per sleeping fiber, over a bare Fiber', figure: sleeping - bare,
+           unit: 'B', floor: bare, floor_name: 'bare suspended Fiber', ratio: nil, target: '<= 512 B',
+           note: 'C: +1.6 KiB')

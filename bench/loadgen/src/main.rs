@@ -11,7 +11,9 @@
 //! trips with one line in flight, verifying each reply and recording its
 //! latency. With `--hold`, the connections then stay open for SECS seconds
 //! after a `holding N connections` line. Finally one `key=value` summary line
-//! is printed. Exit code: 0 on success, 1 on errors, 2 on timeout.
+//! is printed. For fairness, when half of all round trips are done, every
+//! connection's count of completed round trips is noted: the summary gives
+//! their minimum, median, maximum and mean (`fair_min` ... `fair_mean`). Exit code: 0 on success, 1 on errors, 2 on timeout.
 
 use polling::{Event, Events, Poller};
 use std::collections::VecDeque;
@@ -239,6 +241,20 @@ struct Load {
     seq: u64,
     /// Latency of every completed round trip, in microseconds.
     latencies: Vec<u32>,
+    /// Completed round trips at which [`Load::fairness`] is noted (0: never).
+    half: usize,
+    /// Each open connection's completed round trips when `half` were done.
+    fairness: Vec<u32>,
+}
+
+impl Load {
+    /// Notes every open connection's completed round trips when, for the
+    /// first time, half of all round trips are done.
+    fn note_fairness(&mut self, conns: &[Option<Conn>]) {
+        if self.half > 0 && self.fairness.is_empty() && self.latencies.len() >= self.half {
+            self.fairness = conns.iter().flatten().map(|c| c.completed).collect();
+        }
+    }
 }
 
 impl Conn {
@@ -406,6 +422,7 @@ fn run_load(
                     active -= 1;
                 }
             }
+            load.note_fairness(&conns);
         }
     }
     Ok((conns, false))
@@ -443,6 +460,8 @@ fn main() -> io::Result<()> {
         line_size: opts.line_size,
         seq: 0,
         latencies: Vec::with_capacity(connected * opts.round_trips as usize),
+        half: connected * opts.round_trips as usize / 2,
+        fairness: Vec::new(),
     };
     let phase2 = Instant::now();
     let mut conns = Vec::new();
@@ -477,6 +496,19 @@ fn main() -> io::Result<()> {
         percentile(lat, 90),
         percentile(lat, 99),
         lat.last().copied().unwrap_or(0),
+    );
+    let fair = &mut load.fairness;
+    fair.sort_unstable();
+    let fair_mean = if fair.is_empty() {
+        0.0
+    } else {
+        fair.iter().map(|&n| f64::from(n)).sum::<f64>() / fair.len() as f64
+    };
+    print!(
+        " fair_min={} fair_med={} fair_max={} fair_mean={fair_mean:.2}",
+        fair.first().copied().unwrap_or(0),
+        fair.get(fair.len() / 2).copied().unwrap_or(0),
+        fair.last().copied().unwrap_or(0),
     );
     println!("{}", if timed_out { " timeout=1" } else { "" });
     io::stdout().flush()?;
