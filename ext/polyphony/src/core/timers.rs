@@ -41,8 +41,15 @@ impl<T> Timers<T> {
     }
 
     /// Cancels a timer, returning its item if it had not fired yet.
+    ///
+    /// Timers fire in key order, so a key below the first pending one has fired (or was
+    /// cancelled): that is known without a search, which matters because most timers
+    /// (`sleep`'s) are cancelled after they fired.
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
-        self.pending.remove(&key)
+        match self.pending.first_key_value() {
+            Some((first, _)) if key >= *first => self.pending.remove(&key),
+            _ => None,
+        }
     }
 
     /// The earliest deadline, if any timer is pending.
@@ -104,6 +111,23 @@ mod tests {
             vec!["c", "d"]
         );
         assert!(timers.is_empty());
+    }
+
+    #[test]
+    fn cancels_pending_timers_and_ignores_fired_ones() {
+        let start = Instant::now();
+        let mut timers = Timers::default();
+        let fired = timers.insert(start, "fired");
+        let later = timers.insert(start + Duration::from_secs(2), "later");
+        let sooner = timers.insert(start + Duration::from_secs(1), "sooner");
+        assert_eq!(due(&mut timers, start), vec!["fired"]);
+        assert_eq!(timers.cancel(fired), None);
+        assert_eq!(timers.cancel(later), Some("later"));
+        assert_eq!(timers.cancel(later), None);
+        assert_eq!(timers.len(), 1);
+        assert_eq!(timers.cancel(sooner), Some("sooner"));
+        assert!(timers.is_empty());
+        assert_eq!(timers.cancel(sooner), None);
     }
 
     #[test]
