@@ -535,8 +535,9 @@ impl Reactor {
     fn poll(&self, blocking: bool) -> Result<(), Jump> {
         // Here rather than where a fiber ends: the finalizers Ruby runs with a collection
         // meet the reactor where they can meet it anyway.
-        if self.state().ended_fibers.take_due() {
-            stacks::collect()?;
+        let due = self.state().ended_fibers.take_due();
+        if let Some(sweep) = due {
+            stacks::collect(sweep)?;
         }
         let (timeout, io_waits) = {
             let mut state = self.state();

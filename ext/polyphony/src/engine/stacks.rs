@@ -13,6 +13,11 @@
 //! the next collection comes cannot be known); once as many have ended since Ruby's last major
 //! collection as [`figures`] allows, it runs one at its next look at the poller (sweeping
 //! lazily, as Ruby's own do), where Ruby may run finalizers anyway.
+//!
+//! Each stack also takes two of the process's memory mappings, which the kernel limits
+//! (`vm.max_map_count`). When the live fibers leave less room under that limit than the usual
+//! allowance, the collection comes sooner and sweeps at once: a lazy sweep gives the stacks
+//! back only as Ruby allocates, while new fibers would already be mapping new ones.
 
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, protect, Jump};
@@ -30,6 +35,9 @@ const FLOOR: usize = 10_240;
 /// (marking 1,024 slots costs a few microseconds, spread over the fiber that ended).
 const SLOTS_PER_ENDED_FIBER: usize = 1024;
 
+/// Memory mappings left to Ruby, its libraries and the program, beside the fibers' stacks.
+const OTHER_MAPPINGS: usize = 8_192;
+
 /// The Ruby values asked for, made once at load time: reading `GC.stat` then allocates
 /// nothing (a garbage collection while the reactor's state is borrowed would abort).
 struct Keys {
@@ -37,6 +45,8 @@ struct Keys {
     heap_live_slots: VALUE,
     /// `{ immediate_sweep: false }`, for `GC.start`.
     lazy_sweep: VALUE,
+    /// How many fibers' stacks the kernel's limit on memory mappings leaves room for.
+    stack_room: usize,
 }
 
 static KEYS: OnceLock<Keys> = OnceLock::new();
@@ -61,10 +71,15 @@ pub fn init() {
     // SAFETY: as above; the first `GC.stat` call makes Ruby's own table of symbols, here
     // rather than later, when a collection would find the reactor's state borrowed.
     unsafe { rb_sys::rb_gc_stat(major_gc_count) };
+    let max_map_count = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|limit| limit.trim().parse::<usize>().ok())
+        .unwrap_or(65_530);
     KEYS.get_or_init(|| Keys {
         major_gc_count,
         heap_live_slots: ruby::symbol("heap_live_slots"),
         lazy_sweep,
+        stack_room: max_map_count.saturating_sub(OTHER_MAPPINGS) / 2,
     });
 }
 
@@ -81,8 +96,25 @@ pub struct EndedFibers {
     since_major: usize,
     /// Ruby's count of major collections at the last check.
     majors: usize,
-    /// Whether a major collection is due.
-    due: bool,
+    /// The major collection due, if one is.
+    due: Option<Sweep>,
+}
+
+/// How a due collection sweeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sweep {
+    /// As Ruby's own collections do, while it allocates.
+    Lazily,
+    /// Before the collection returns: the stacks are back in Ruby's pool at once.
+    AtOnce,
+}
+
+/// What [`figures`] reads: Ruby's count of major collections, how many fibers may end between
+/// two, and how the collection then sweeps.
+pub struct Figures {
+    majors: usize,
+    allowance: usize,
+    sweep: Sweep,
 }
 
 impl EndedFibers {
@@ -93,30 +125,51 @@ impl EndedFibers {
     }
 
     /// Takes in Ruby's figures (`figures`, read with the state not borrowed).
-    pub fn checked(&mut self, (majors, threshold): (usize, usize)) {
-        if majors != self.majors {
-            self.majors = majors;
+    pub fn checked(&mut self, figures: Figures) {
+        if figures.majors != self.majors {
+            self.majors = figures.majors;
             self.since_major = 0;
         }
         self.since_major += std::mem::take(&mut self.unchecked);
-        self.due = self.since_major >= threshold;
+        if self.since_major >= figures.allowance {
+            self.due = match self.due {
+                Some(Sweep::AtOnce) => Some(Sweep::AtOnce),
+                _ => Some(figures.sweep),
+            };
+        }
     }
 
-    /// Whether a major collection is due (once).
-    pub fn take_due(&mut self) -> bool {
-        std::mem::take(&mut self.due)
+    /// The major collection due, if any (once).
+    pub fn take_due(&mut self) -> Option<Sweep> {
+        self.due.take()
     }
 }
 
 /// Ruby's count of major collections, and how many fibers may end, keeping their stacks,
 /// between two of them when `live` fibers run: at most twice as many stacks as the live
-/// fibers need, and at most a few microseconds of marking per ended fiber.
-pub fn figures(live: usize) -> (usize, usize) {
+/// fibers need, and at most a few microseconds of marking per ended fiber; fewer, swept at
+/// once, when the memory mappings the live fibers leave would not hold as many.
+pub fn figures(live: usize) -> Figures {
     let keys = keys();
-    let threshold = FLOOR
+    let usual = FLOOR
         .max(2 * live)
         .max(gc_stat(keys.heap_live_slots) / SLOTS_PER_ENDED_FIBER);
-    (gc_stat(keys.major_gc_count), threshold)
+    // Fibers end between two checks, and start between a check and the collection.
+    let room = keys
+        .stack_room
+        .saturating_sub(live)
+        .saturating_sub(2 * CHECK_EVERY)
+        .max(4 * CHECK_EVERY);
+    let (allowance, sweep) = if room < usual {
+        (room, Sweep::AtOnce)
+    } else {
+        (usual, Sweep::Lazily)
+    };
+    Figures {
+        majors: gc_stat(keys.major_gc_count),
+        allowance,
+        sweep,
+    }
 }
 
 /// One of `GC.stat`'s figures.
@@ -127,10 +180,10 @@ fn gc_stat(key: VALUE) -> usize {
     unsafe { rb_sys::rb_gc_stat(key) as usize }
 }
 
-/// Runs a major collection, its sweep left to be done lazily; none while the program has
-/// disabled the garbage collector (`GC.disable`). Ruby runs the finalizers that are due
-/// before this returns.
-pub fn collect() -> Result<(), Jump> {
+/// Runs a major collection, sweeping as asked; none while the program has disabled the
+/// garbage collector (`GC.disable`). Ruby runs the finalizers that are due before this
+/// returns.
+pub fn collect(sweep: Sweep) -> Result<(), Jump> {
     // SAFETY: this thread holds the GVL, so nothing runs between the two calls: nothing sees
     // the collector disabled for the instant this asks whether it was. Neither raises.
     // SAFETY: toggles the collector's flag, which raises nothing.
@@ -141,10 +194,15 @@ pub fn collect() -> Result<(), Jump> {
     unsafe { rb_sys::rb_gc_enable() };
     let options = keys().lazy_sweep;
     let (gc, start) = (classes().gc, ids().start);
-    // SAFETY: `GC.start` may raise (NoMemoryError, or a finalizer's error): `protect` turns
-    // that into an `Err` before it crosses a Rust frame.
+    // SAFETY: `GC.start` (with `options`, a Hash kept for ever) may raise (NoMemoryError, or a
+    // finalizer's error): `protect` turns that into an `Err` before it crosses a Rust frame.
     protect(|| unsafe {
-        rb_sys::rb_funcallv_kw(gc, start, 1, &options, rb_sys::RB_PASS_KEYWORDS as i32)
+        match sweep {
+            Sweep::Lazily => {
+                rb_sys::rb_funcallv_kw(gc, start, 1, &options, rb_sys::RB_PASS_KEYWORDS as i32)
+            }
+            Sweep::AtOnce => rb_sys::rb_funcallv(gc, start, 0, std::ptr::null()),
+        }
     })
     .map(|_| ())
 }
