@@ -57,11 +57,7 @@ def measure_gc(kind)
   kept
 end
 
-if (kind = ENV.fetch('POLYPHONY_BENCH_GC', nil))
-  measure_gc(kind)
-  $stdout.flush
-  exit!(0) # the fibers need no stopping
-end
+measure_in_child('POLYPHONY_BENCH_GC') { |kind| measure_gc(kind) }
 
 # `count` sleeps whose deadline has passed by the time the fiber looks: run by `syscalls`.
 if (count = ENV.fetch('POLYPHONY_BENCH_SLEEPS', nil))
@@ -81,19 +77,6 @@ def syscalls_per_sleep
     end
   end
   (counts.last - counts.first) / 100_000.0
-end
-
-# Sleep overhead per sleep: `fibers` fibers each sleeping `sleeps` random times up to `longest`
-# seconds, beyond the longest fiber's total sleep time (which the work must outlast for the
-# figure to mean anything).
-def random_sleeps(fibers, sleeps, longest)
-  random = Random.new(42)
-  plans = Array.new(fibers) { Array.new(sleeps) { random.rand * longest } }
-  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  plans.each { |plan| spin { plan.each { |duration| sleep duration } } }
-  Fiber.current.await_all_children
-  took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
-  (took - plans.map(&:sum).max) / (fibers * sleeps)
 end
 
 puts "Ruby #{RUBY_VERSION}, #{`nproc`.strip} cores; best of 5 rounds each"

@@ -36,18 +36,6 @@ def snooze_many(count, fibers)
   Fiber.current.await_all_children
 end
 
-# 10,000 fibers each sleeping ten random sub-millisecond times; returns the overhead per
-# sleep beyond the longest fiber's total sleep time.
-def random_sleeps(fibers: 10_000, sleeps: 10)
-  random = Random.new(42)
-  plans = Array.new(fibers) { Array.new(sleeps) { random.rand * 0.001 } }
-  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  plans.each { |plan| spin { plan.each { |duration| sleep duration } } }
-  Fiber.current.await_all_children
-  took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
-  (took - plans.map(&:sum).max) / (fibers * sleeps)
-end
-
 # 1,000 plain fibers made, then each resumed (it ends at once), `count / 1,000` times.
 def bare_batches(count)
   (count / 1000).times { Array.new(1000) { Fiber.new {} }.each(&:resume) }
@@ -85,12 +73,7 @@ def measure_memory(kind, count)
   [warm, fibers]
 end
 
-if (kind = ENV.fetch('POLYPHONY_BENCH_MEMORY', nil))
-  memory_per_fiber(kind)
-  $stdout.flush
-  exit!(0) # the fibers need no stopping
-
-end
+measure_in_child('POLYPHONY_BENCH_MEMORY') { |kind| memory_per_fiber(kind) }
 
 # Reports a figure in ns against a floor in ns (both given in seconds per iteration).
 def row(name, seconds, floor = nil, floor_name = nil, **target)
@@ -113,7 +96,8 @@ row('spin 1,000 fibers, then await them all (per fiber)', spin_batch, bare_batch
     '1,000 Fiber.new, then resume each', target: '<= 2x')
 sleep0 = per_iteration(1_000_000, ->(n) { n.times { sleep 0 } }).first
 row('sleep 0', sleep0, target: '< 1,000 ns', note: 'C: 1 ms on epoll')
-row('sleep overhead, 10,000 fibers x 10 sleeps (per sleep)', Array.new(3) { random_sleeps }.min,
+row('sleep overhead, 10,000 fibers x 10 sleeps (per sleep)',
+    Array.new(3) { random_sleeps(10_000, 10, 0.001) }.min,
     target: '< 2,000 ns', note: 'C: 5,900 ns')
 bare = memory_per_fiber('bare')
 sleeping = memory_per_fiber('sleeping')

@@ -22,3 +22,27 @@ PIN = if system('taskset', '-p', Process.pid.to_s, out: File::NULL, err: File::N
         cpu = File.read('/proc/self/status')[/Cpus_allowed_list:\s*(\d+)/, 1]
         ['taskset', '-c', cpu]
       end
+
+# Sleep overhead per sleep: `fibers` spun fibers each sleeping `sleeps` random times up to
+# `longest` seconds; the time taken beyond the longest fiber's total sleep time (which the
+# work must outlast for the figure to mean anything), per sleep.
+def random_sleeps(fibers, sleeps, longest)
+  random = Random.new(42)
+  plans = Array.new(fibers) { Array.new(sleeps) { random.rand * longest } }
+  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  plans.each { |plan| spin { plan.each { |duration| sleep duration } } }
+  Fiber.current.await_all_children
+  took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+  (took - plans.map(&:sum).max) / (fibers * sleeps)
+end
+
+# When this script runs as a child process for one of its measures (`ENV[key]` names which),
+# yields that name to the block, which prints the figure, then exits at once: the fibers it
+# made need no stopping.
+def measure_in_child(key)
+  return unless (kind = ENV.fetch(key, nil))
+
+  yield kind
+  $stdout.flush
+  exit!(0)
+end
