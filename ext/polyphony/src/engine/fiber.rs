@@ -74,11 +74,10 @@ unsafe extern "C" fn fiber_body(
         return if is_live(fiber) { NIL } else { reactor.ended() };
     };
     // Interjections made before it started run first; one that raises ends the fiber.
-    let first = match reactor.interjected(fiber, first) {
+    let mut first = match reactor.interjected(fiber, first) {
         Ok(value) => value.unwrap_or(first),
         Err(jump) => jump.exception().unwrap_or(first),
     };
-    let mut first = first;
     let outcome = loop {
         let outcome = if is_exception(first) {
             // Stopped before it started: the block never runs.
