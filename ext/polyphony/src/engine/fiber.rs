@@ -416,8 +416,8 @@ pub fn set_tag(reactor: &Reactor, fiber: VALUE, tag: VALUE) -> Result<(), Jump> 
         record.tag = tag;
         return Ok(());
     }
-    if Outcome::is_kept(fiber) {
-        return Outcome::set_tag(fiber, tag);
+    if Outcome::set_tag(fiber, tag)? {
+        return Ok(());
     }
     ruby::ivar_set(fiber, ids().tag, tag).map(|_| ())
 }

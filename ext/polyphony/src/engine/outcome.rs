@@ -82,12 +82,12 @@ impl Outcome {
         ruby::ivar_get(fiber, ids().outcome) != NIL
     }
 
-    /// Changes the tag an ended fiber keeps (FrozenError for a frozen fiber; nothing for
-    /// a fiber that keeps no outcome).
-    pub fn set_tag(fiber: VALUE, tag: VALUE) -> Result<(), Jump> {
+    /// Changes the tag an ended fiber keeps (FrozenError for a frozen fiber); false, changing
+    /// nothing, for a fiber that keeps no outcome.
+    pub fn set_tag(fiber: VALUE, tag: VALUE) -> Result<bool, Jump> {
         let array = ruby::ivar_get(fiber, ids().outcome);
         if array == NIL {
-            return Ok(());
+            return Ok(false);
         }
         // SAFETY: setting the variable again raises FrozenError for a frozen fiber, before
         // anything changes; the store may raise NoMemoryError. Both under `protect`; `array`
@@ -97,6 +97,6 @@ impl Outcome {
             rb_sys::rb_ary_store(array, TAG as _, tag);
             NIL
         })?;
-        Ok(())
+        Ok(true)
     }
 }
