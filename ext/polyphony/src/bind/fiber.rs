@@ -14,7 +14,21 @@ use std::os::raw::{c_int, c_long};
 
 unsafe extern "C" fn fiber_schedule(argc: c_int, argv: *const VALUE, fiber: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
-    let args = unsafe { slice(argc, argv) };
+    schedule(unsafe { slice(argc, argv) }, fiber, false)
+}
+
+unsafe extern "C" fn fiber_schedule_with_priority(
+    argc: c_int,
+    argv: *const VALUE,
+    fiber: VALUE,
+) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    schedule(unsafe { slice(argc, argv) }, fiber, true)
+}
+
+/// `Fiber#schedule` and `#schedule_with_priority` (`first`: ahead of the other runnable
+/// fibers of its thread; a fiber of another thread is queued as by `schedule`).
+fn schedule(args: &[VALUE], fiber: VALUE, first: bool) -> VALUE {
     entry(|| {
         let value = args::optional(args)?;
         let reactor = reactor::current()?;
@@ -25,7 +39,7 @@ unsafe extern "C" fn fiber_schedule(argc: c_int, argv: *const VALUE, fiber: VALU
             }
         }
         if fiber::is_live(fiber) {
-            reactor.schedule(fiber, value, false);
+            reactor.schedule(fiber, value, first);
         }
         Ok(fiber)
     })
@@ -350,6 +364,11 @@ unsafe extern "C" fn fiber_await_first(_class: VALUE, fibers: VALUE) -> VALUE {
 pub fn init() {
     let fiber = On::Instance(classes().fiber);
     define(fiber, &[c"schedule"], Variadic(fiber_schedule));
+    define(
+        fiber,
+        &[c"schedule_with_priority"],
+        Variadic(fiber_schedule_with_priority),
+    );
     define(fiber, &[c"spin"], Variadic(fiber_spin));
     define(
         On::Singleton(classes().fiber),

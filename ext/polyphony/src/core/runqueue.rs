@@ -50,16 +50,20 @@ impl<F: Copy + Eq + Hash, V: Copy> RunQueue<F, V> {
     /// Queues `fiber` to be resumed with `value`, at the back, or at the front when `first`.
     /// `urgent` marks a value (an exception) that must replace a plain value already queued.
     pub fn push(&mut self, fiber: F, value: V, urgent: bool, first: bool) {
+        let (mut value, mut urgent) = (value, urgent);
         if let Some(&seq) = self.positions.get(&fiber) {
             let slot = &mut self.entries[(seq - self.head_seq) as usize];
             let entry = slot.as_mut().expect("a queued fiber has an entry");
-            if !urgent || entry.urgent {
+            if entry.urgent || !first {
+                if urgent && !entry.urgent {
+                    entry.value = value;
+                    entry.urgent = true;
+                }
                 return;
             }
-            if !first {
-                entry.value = value;
-                entry.urgent = true;
-                return;
+            // Moved to the front, keeping its value unless the new one is urgent.
+            if !urgent {
+                (value, urgent) = (entry.value, entry.urgent);
             }
             *slot = None;
         }
@@ -147,6 +151,13 @@ impl<F: Copy + Eq + Hash, V: Copy> RunQueue<F, V> {
         let seq = self.positions.get(&fiber)?;
         let index = seq.wrapping_sub(self.head_seq) as usize;
         self.entries[index].as_ref().map(|entry| &entry.value)
+    }
+
+    /// The value `fiber` is queued with, to change it in place, if it is queued.
+    pub fn value_of_mut(&mut self, fiber: F) -> Option<&mut V> {
+        let seq = self.positions.get(&fiber)?;
+        let index = seq.wrapping_sub(self.head_seq) as usize;
+        self.entries[index].as_mut().map(|entry| &mut entry.value)
     }
 
     /// Whether `fiber` is queued (or waits for the next pass).
@@ -241,6 +252,20 @@ mod tests {
         queue.push(2, "error", true, true);
         assert_eq!(queue.len(), 2);
         assert_eq!(drain(&mut queue), vec![(2, "error"), (1, "a")]);
+    }
+
+    #[test]
+    fn a_plain_first_push_moves_a_queued_fiber_to_the_front_with_its_value() {
+        let mut queue = RunQueue::default();
+        queue.push(1, "a", false, false);
+        queue.push(2, "queued", false, false);
+        queue.push(2, "later", false, true);
+        queue.push(3, "error", true, false);
+        queue.push(3, "plain", false, true);
+        assert_eq!(
+            drain(&mut queue),
+            vec![(2, "queued"), (1, "a"), (3, "error")]
+        );
     }
 
     #[test]

@@ -269,7 +269,7 @@ impl Awaited {
 
 /// Whether `exception` stops the fiber it is sent to (rather than being a child's error:
 /// children never pass these up).
-fn is_stop(exception: VALUE) -> bool {
+pub(super) fn is_stop(exception: VALUE) -> bool {
     let classes = classes();
     [classes.terminate, classes.move_on, classes.restart]
         .iter()
@@ -285,7 +285,7 @@ pub fn stop_children(reactor: &Reactor, fiber: VALUE) -> Result<Awaited, Jump> {
     };
     for child in children {
         let stop = errors::stop(classes().terminate, NIL)?;
-        reactor.schedule(child, stop, false);
+        reactor.state().stop_orphan(child, stop);
     }
     await_children(reactor, fiber, false)
 }

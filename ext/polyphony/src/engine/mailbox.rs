@@ -154,17 +154,13 @@ fn not_here(fiber: VALUE) -> Jump {
 /// resumed with meanwhile (`Fiber#raise`, a stop) is raised. A message is returned as it is,
 /// an exception object included.
 ///
-/// A spun fiber waiting here is work that keeps the loop waiting (like `sleep` without a
-/// duration): a message may come from another fiber or another thread. The root fiber gets
-/// nil instead when nothing else can run.
+/// A fiber waiting here, the root fiber included, is work that keeps the loop waiting (like
+/// `sleep` without a duration): a message may come from another fiber or another thread.
 pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
     let fiber = current_fiber();
-    let sleeper = usize::from(fiber != reactor.root());
-    let mut waited = false;
     loop {
         {
             let mut state = reactor.state();
-            let idle = state.runqueue.is_empty() && !state.has_pending_work();
             let Some(record) = state.record_mut(fiber) else {
                 drop(state);
                 return Err(errors::fiber(
@@ -177,18 +173,12 @@ pub fn receive(reactor: &Reactor) -> Result<VALUE, Jump> {
                 }
                 return Ok(message);
             }
-            // The root fiber gets control back when nothing else can run: no message will
-            // ever come.
-            if waited && idle && fiber == reactor.root() {
-                return Ok(NIL);
-            }
             record.receiving = true;
-            state.sleepers += sleeper;
+            state.sleepers += 1;
         }
         let received = reactor.switchpoint();
-        waited = true;
         let mut state = reactor.state();
-        state.sleepers -= sleeper;
+        state.sleepers -= 1;
         if let Some(record) = state.record_mut(fiber) {
             record.receiving = false;
         }

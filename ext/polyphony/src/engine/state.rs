@@ -1,6 +1,7 @@
 //! The mutable part of a reactor: its run queue, timers, descriptor table and fiber records,
 //! each marked from [`State::mark`], beside them.
 
+use super::fiber::is_stop;
 use super::fiber_record::FiberRecord;
 use super::interject::interjection_marker;
 use super::stacks::EndedFibers;
@@ -121,6 +122,24 @@ impl State {
             }
         }
         self.runqueue.push(fiber, value, urgent, first);
+    }
+
+    /// Queues `stop` for `fiber`, a child stopped because its parent ended. An error queued
+    /// for it that it has not received yet gives way to the stop: the fiber is stopped, not
+    /// failed. Closing a descriptor in the parent's
+    /// `ensure`, for one, queues an IOError for the child that waits on it; the child, ended
+    /// by that error, would pass it to the parent as the parent's own.
+    pub fn stop_orphan(&mut self, fiber: VALUE, stop: VALUE) {
+        if let Some(queued) = self.runqueue.value_of_mut(fiber) {
+            if is_exception(*queued) && !is_stop(*queued) {
+                *queued = stop;
+                if let Some(record) = self.fibers.get_mut(&fiber) {
+                    record.pending.retain(|&pending| is_stop(pending));
+                }
+                return;
+            }
+        }
+        self.schedule(fiber, stop, false);
     }
 
     /// Queues the next exception waiting its turn for `fiber`, which just received one.
