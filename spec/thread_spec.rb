@@ -267,3 +267,37 @@ RSpec.describe 'Fiber#thread' do
     expect(Fiber.new { nil }.thread).to be_nil
   end
 end
+
+RSpec.describe "a thread's reactor" do
+  def open_descriptors = Dir.children('/proc/self/fd').size
+
+  it 'gives its descriptors back when the thread ends, before the Thread is collected' do
+    GC.disable
+    before = open_descriptors
+    20.times { Thread.new { sleep 0 }.join }
+    20.times { Thread.new { r, w = IO.pipe; spin { w << 'x' }; r.read(1); r.close; w.close }.join }
+    expect(open_descriptors).to eq(before)
+  ensure
+    GC.enable
+  end
+
+  it 'lets 3,000 short threads run under a limit of 256 descriptors' do
+    out, err, status, = run_ruby(<<~RUBY)
+      require 'polyphony'
+      GC.disable
+      Process.setrlimit(:NOFILE, 256)
+      3000.times { Thread.new { sleep 0 }.join }
+      puts :ok
+    RUBY
+    expect([out, err, status.success?]).to eq(["ok\n", '', true])
+  end
+
+  it 'makes its poller again when used after the scheduler was closed' do
+    thread = Thread.new do
+      sleep 0
+      Fiber.set_scheduler(nil)
+      spin { sleep 0.01; :again }.await
+    end
+    expect(thread.value).to eq(:again)
+  end
+end

@@ -164,7 +164,9 @@ module Polyphony
     # run), or when its scheduler is replaced. In the root fiber it ends the fibers the root
     # spun, while their core waits still go through the reactor: with `polyphony/auto_run`
     # (and unless the program ends with an error) it waits for them, then it stops those
-    # still running (their `ensure` blocks run).
+    # still running (their `ensure` blocks run). In a thread other than the main one, it then
+    # closes the reactor's own descriptors (its poller's), which a later wait would open
+    # again.
     #
     # @return [nil]
     def close
@@ -173,6 +175,7 @@ module Polyphony
       root = Fiber.current
       root.await_all_children if Polyphony.auto_run && ($!.nil? || $!.is_a?(SystemExit) && $!.success?)
       root.terminate_all_children
+      __release_poller unless Thread.current == Thread.main
       nil
     end
 

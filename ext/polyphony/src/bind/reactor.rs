@@ -14,7 +14,7 @@
 //! notifies the poller; the reactor's thread schedules it at its next poll.
 
 use super::args::{self, slice};
-use super::Func::{One, Three, Two, Variadic};
+use super::Func::{Fixed, One, Three, Two, Variadic};
 use super::{define, entry, On};
 use crate::core::fdtable::Interest;
 use crate::engine::reactor::{self, Reactor};
@@ -235,6 +235,15 @@ unsafe extern "C" fn wait_for_any(
     })
 }
 
+/// `__release_poller`: closes the poller's descriptors, the thread being about to end (see
+/// `Reactor#close`).
+unsafe extern "C" fn release_poller(object: VALUE) -> VALUE {
+    entry(|| {
+        reactor_of(object)?.release_poller();
+        Ok(NIL)
+    })
+}
+
 /// Defines the hooks on `Polyphony::Reactor` (the others are in
 /// `lib/polyphony/scheduler.rb`).
 pub fn init() {
@@ -245,4 +254,5 @@ pub fn init() {
     define(reactor, &[c"io_wait"], Three(io_wait));
     define(reactor, &[c"wait_for_exit"], One(wait_for_exit));
     define(reactor, &[c"wait_for_any"], Three(wait_for_any));
+    define(reactor, &[c"__release_poller"], Fixed(release_poller));
 }

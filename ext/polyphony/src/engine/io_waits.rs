@@ -9,7 +9,6 @@ use crate::ruby::{current_fiber, errors, raise_if_exception, Jump, NIL};
 use rb_sys::VALUE;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How many IO operations a fiber may complete without waiting before it lets the other
@@ -86,7 +85,7 @@ impl Reactor {
             }
         };
         {
-            let poller = self.poller.borrow();
+            let poller = self.poller()?;
             let mut state = self.state();
             for (index, &(fd, interest)) in waits.iter().enumerate() {
                 let slot = fd as usize;
@@ -146,7 +145,9 @@ impl Reactor {
         let (waiters, registered) = self.state().fds.close(fd as usize);
         if registered {
             // Failure means the descriptor is already gone, and its registration with it.
-            let _ = self.poller.borrow().delete(fd);
+            if let Some(poller) = &*self.poller.borrow() {
+                let _ = poller.delete(fd);
+            }
         }
         if waiters.is_empty() {
             return;
@@ -161,10 +162,8 @@ impl Reactor {
     /// Gives the reactor a poller of its own, in a child process just forked, and registers
     /// the descriptors its fibers wait on with it.
     pub fn after_fork(&self) -> Result<(), Jump> {
-        let poller = Arc::new(Poller::new().map_err(errors::os)?);
-        self.remote.set_poller(Arc::clone(&poller));
-        *self.poller.borrow_mut() = poller;
-        let poller = self.poller.borrow();
+        self.renew_poller()?;
+        let poller = self.poller()?;
         let mut state = self.state();
         for (fd, arm) in state.fds.rearm_all() {
             arm_or_wake_all(&poller, &mut state, fd as RawFd, arm);

@@ -19,7 +19,7 @@ use crate::ruby::{self, current_fiber, errors, fiber_alive, is_exception, transf
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::{gc::Marker, typed_data::Obj, DataTypeFunctions, Ruby, TryConvert, TypedData, Value};
 use rb_sys::VALUE;
-use std::cell::{Cell, RefCell, RefMut};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -36,8 +36,9 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 #[magnus(class = "Polyphony::Reactor", free_immediately, mark)]
 pub struct Reactor {
     pub(super) state: RefCell<State>,
-    /// Replaced in a forked child, which must not share the parent's epoll and timer fds.
-    pub(super) poller: RefCell<Arc<Poller>>,
+    /// Replaced in a forked child, which must not share the parent's epoll and timer fds;
+    /// `None` once released, when its thread ends (made again if the reactor is used again).
+    pub(super) poller: RefCell<Option<Arc<Poller>>>,
     /// The poller's event buffer, taken out while a wait uses it.
     pub(super) events: Cell<Option<Events>>,
     /// The thread's root fiber: fibers that end return here, and it gets control when
@@ -245,7 +246,7 @@ fn create() -> Result<Obj<Reactor>, Jump> {
     let reactor = Reactor {
         state: RefCell::new(state),
         remote: Arc::new(Remote::new(Arc::clone(&poller))),
-        poller: RefCell::new(poller),
+        poller: RefCell::new(Some(poller)),
         events: Cell::new(Some(Events::default())),
         root,
         ended: ended_marker(),
@@ -256,6 +257,32 @@ fn create() -> Result<Obj<Reactor>, Jump> {
 }
 
 impl Reactor {
+    /// The poller, made again if it was released ([`Reactor::release_poller`]): its
+    /// descriptors are registered anew as they are waited on.
+    pub(super) fn poller(&self) -> Result<Ref<'_, Arc<Poller>>, Jump> {
+        if self.poller.borrow().is_none() {
+            self.renew_poller()?;
+        }
+        Ok(Ref::map(self.poller.borrow(), |poller| {
+            poller.as_ref().expect("the poller was just made")
+        }))
+    }
+
+    /// Gives the reactor a new poller, which other threads notify from now on.
+    pub(super) fn renew_poller(&self) -> Result<(), Jump> {
+        let poller = Arc::new(Poller::new().map_err(errors::os)?);
+        self.remote.set_poller(Some(Arc::clone(&poller)));
+        *self.poller.borrow_mut() = Some(poller);
+        Ok(())
+    }
+
+    /// Closes the poller's descriptors (its thread is ending); a later wait makes it again.
+    /// Nothing waits on a descriptor then: the thread's fibers have ended.
+    pub fn release_poller(&self) {
+        self.remote.set_poller(None);
+        self.poller.borrow_mut().take();
+    }
+
     /// Mutable access to the state. Never hold it across Ruby calls or switches.
     pub fn state(&self) -> RefMut<'_, State> {
         self.state.borrow_mut()
@@ -554,7 +581,7 @@ impl Reactor {
             };
             (timeout, io_waits)
         };
-        let poller = Arc::clone(&self.poller.borrow());
+        let poller = Arc::clone(&*self.poller()?);
         // A signal handler may wait again while this wait ends: it gets a buffer of its own.
         let mut events = self.events.take().unwrap_or_default();
         let outcome = match timeout {

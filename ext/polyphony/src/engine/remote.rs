@@ -47,8 +47,9 @@ pub struct Remote {
     /// Set while `deliveries` holds some, so that a poll looks at the lock only then.
     pending: AtomicBool,
     deliveries: Mutex<Vec<Delivery>>,
-    /// The reactor's poller, to end its wait (replaced in a forked child).
-    poller: Mutex<Arc<Poller>>,
+    /// The reactor's poller, to end its wait (replaced in a forked child; none once its
+    /// thread ended).
+    poller: Mutex<Option<Arc<Poller>>>,
 }
 
 impl Remote {
@@ -56,7 +57,7 @@ impl Remote {
         Self {
             pending: AtomicBool::new(false),
             deliveries: Mutex::new(Vec::new()),
-            poller: Mutex::new(poller),
+            poller: Mutex::new(Some(poller)),
         }
     }
 
@@ -72,8 +73,10 @@ impl Remote {
             .unwrap_or_else(PoisonError::into_inner)
             .push(delivery);
         self.pending.store(true, Ordering::Release);
-        let poller = Arc::clone(&self.poller.lock().unwrap_or_else(PoisonError::into_inner));
-        let _ = poller.notify();
+        let poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(poller) = &*poller {
+            let _ = poller.notify();
+        }
     }
 
     /// What other threads left since the last call.
@@ -98,8 +101,8 @@ impl Remote {
         }
     }
 
-    /// Points notifications at a new poller (a forked child's own).
-    pub fn set_poller(&self, poller: Arc<Poller>) {
+    /// Points notifications at a new poller (a forked child's own), or at none.
+    pub fn set_poller(&self, poller: Option<Arc<Poller>>) {
         *self.poller.lock().unwrap_or_else(PoisonError::into_inner) = poller;
     }
 }
