@@ -3,22 +3,7 @@
 require_relative 'spec_helper'
 require_relative 'support/services'
 require_relative 'support/scheduler_harness'
-
-# Clients on real servers (started by spec/support/services.rb), run with the scheduler
-# specs' harness: 20 fibers, each running a 0.2 s operation, beside a fiber ticking every 10 ms.
-module ClientSpecs
-
-  # Requires `feature`, or skips the example group, saying why, when this Ruby cannot load it
-  # (Debian builds a native client only for its default Ruby).
-  def require_client(feature, package)
-    require feature
-  rescue LoadError => e
-    installed = system('dpkg', '-s', package, out: File::NULL, err: File::NULL)
-    ruby = RUBY_VERSION[/\A\d+\.\d+/]
-    reason = installed ? "Debian's #{package} is not built for Ruby #{ruby}" : "#{package} is not installed"
-    skip("#{reason} (#{e.message})")
-  end
-end
+require_relative 'support/clients'
 
 # Database and network clients on real servers: their waits must let the other fibers run.
 RSpec.describe 'clients on real servers' do

@@ -1,12 +1,12 @@
-//! `Polyphony`'s own methods: `stats`, `start_new_fibers`, `backend_wait_io` and
-//! `after_fork`.
+//! `Polyphony`'s own methods: `stats`, `start_new_fibers`, `backend_wait_io`, `after_fork`,
+//! and the watchdog's `__tick` and `__tick_signal`.
 
 use super::args::{self, slice};
 use super::Func::{Fixed, Variadic};
 use super::{define, entry, On};
 use crate::core::fdtable::Interest;
 use crate::engine::io::OpenIo;
-use crate::engine::reactor;
+use crate::engine::{reactor, watchdog};
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, errors, protect, FALSE, NIL};
 use rb_sys::VALUE;
@@ -33,6 +33,21 @@ unsafe extern "C" fn stats(_self: VALUE) -> VALUE {
         }
         Ok(hash)
     })
+}
+
+/// `Polyphony.__tick`: the handler of the watchdog's signal (see `engine::watchdog`).
+unsafe extern "C" fn tick(_self: VALUE) -> VALUE {
+    entry(|| {
+        if let Some(reactor) = reactor::existing() {
+            reactor.tick()?;
+        }
+        Ok(NIL)
+    })
+}
+
+/// `Polyphony.__tick_signal`: the number of the watchdog's signal.
+unsafe extern "C" fn tick_signal(_self: VALUE) -> VALUE {
+    entry(|| Ok(ruby::fixnum(watchdog::signal() as c_long)))
 }
 
 /// Gives the current thread's reactor its own poller in a forked child (called from
@@ -92,6 +107,8 @@ pub fn init() {
     define(polyphony, &[c"stats"], Fixed(stats));
     define(polyphony, &[c"start_new_fibers"], Fixed(start_new_fibers));
     define(polyphony, &[c"after_fork"], Fixed(after_fork));
+    define(polyphony, &[c"__tick"], Fixed(tick));
+    define(polyphony, &[c"__tick_signal"], Fixed(tick_signal));
     define(polyphony, &[c"__start_afresh"], Fixed(start_afresh));
     define(polyphony, &[c"backend_wait_io"], Variadic(backend_wait_io));
 }

@@ -52,6 +52,9 @@ pub fn spin(reactor: &Reactor, parent: VALUE, tag: VALUE, block: VALUE) -> Resul
     let mut state = reactor.state();
     state.adopt(parent, reactor.root(), fiber, tag, block);
     state.schedule(fiber, NIL, false);
+    if reactor.is_main() {
+        super::watchdog::note_runnable();
+    }
     Ok(fiber)
 }
 

@@ -5,7 +5,8 @@
 //!   [`io_waits`]: fibers waiting on descriptors; [`remote`]: wake-ups from other threads;
 //! - [`fiber`]: the life of a spun fiber, and what other fibers do to it; [`awaiting`]:
 //!   waiting for fibers to end; [`mailbox`]: messages between fibers; [`stacks`]: getting ended fibers' stacks back;
-//! - [`cancel`]: cancel scopes and timeouts;
+//! - [`cancel`]: cancel scopes and timeouts; [`watchdog`]: the other fibers run while the main
+//!   fiber waits inside a library;
 //! - [`io`]: IO without blocking the thread, over Ruby's read buffer; [`io_ops`]: reads and
 //!   writes; [`lines`]: lines and characters; [`sockets`]: accept and connect; [`splice`]:
 //!   moving bytes between descriptors inside the kernel.
@@ -28,3 +29,4 @@ pub mod sockets;
 pub mod splice;
 pub mod stacks;
 pub mod state;
+pub mod watchdog;

@@ -151,6 +151,11 @@ impl Poller {
         }
     }
 
+    /// The epoll descriptor, which is readable while events are ready.
+    pub fn raw_fd(&self) -> RawFd {
+        self.poller.as_raw_fd()
+    }
+
     /// Ends a wait in progress (or the next one) at once; callable from any thread.
     pub fn notify(&self) -> io::Result<()> {
         self.poller.notify()

@@ -13,6 +13,7 @@ use super::poller::{Events, Poller};
 use super::remote::Remote;
 use super::stacks;
 use super::state::{State, Wakeup};
+use super::watchdog;
 use crate::core::timers::TimerKey;
 use crate::ruby::names::ids;
 use crate::ruby::{self, current_fiber, errors, fiber_alive, is_exception, transfer, Jump, NIL};
@@ -46,6 +47,8 @@ pub struct Reactor {
     pub(super) root: VALUE,
     /// The value a fiber that ends hands to the fiber its end returns control to.
     pub(super) ended: VALUE,
+    /// Whether this is the main thread's reactor, whose root fiber the watchdog looks after.
+    pub(super) main: bool,
     /// The value an IO wait's timer resumes the waiting fiber with.
     pub(super) timed_out: VALUE,
     /// Where other threads leave the fibers they unblock.
@@ -243,6 +246,9 @@ fn create() -> Result<Obj<Reactor>, Jump> {
     ruby::ivar_set(root, ids().main, ruby::TRUE)?;
     let state = State::new(root, root_tag);
     let poller = Arc::new(poller);
+    if main_thread {
+        watchdog::set_epoll_fd(poller.raw_fd());
+    }
     let reactor = Reactor {
         state: RefCell::new(state),
         remote: Arc::new(Remote::new(Arc::clone(&poller))),
@@ -250,6 +256,7 @@ fn create() -> Result<Obj<Reactor>, Jump> {
         events: Cell::new(Some(Events::default())),
         root,
         ended: ended_marker(),
+        main: main_thread,
         timed_out: timed_out_marker(),
     };
     let ruby = Ruby::get().expect("called from a Ruby thread");
@@ -271,6 +278,9 @@ impl Reactor {
     /// Gives the reactor a new poller, which other threads notify from now on.
     pub(super) fn renew_poller(&self) -> Result<(), Jump> {
         let poller = Arc::new(Poller::new().map_err(errors::os)?);
+        if self.main {
+            watchdog::set_epoll_fd(poller.raw_fd());
+        }
         self.remote.set_poller(Some(Arc::clone(&poller)));
         *self.poller.borrow_mut() = Some(poller);
         Ok(())
@@ -291,6 +301,11 @@ impl Reactor {
     /// The thread's root fiber.
     pub fn root(&self) -> VALUE {
         self.root
+    }
+
+    /// Whether this is the main thread's reactor.
+    pub fn is_main(&self) -> bool {
+        self.main
     }
 
     /// The value that fibers return when they end.
@@ -317,6 +332,9 @@ impl Reactor {
     pub fn set_timer(&self, delay: Duration, fiber: VALUE, value: VALUE) -> TimerKey {
         let now = Instant::now();
         let deadline = now.checked_add(delay).unwrap_or(now + FOREVER);
+        if self.main {
+            watchdog::note_deadline(deadline);
+        }
         self.state()
             .timers
             .insert(deadline, Wakeup { fiber, value })
@@ -431,6 +449,43 @@ impl Reactor {
     /// When nothing can run any more, the root fiber gets control with `nil`.
     pub fn switchpoint(&self) -> Result<VALUE, Jump> {
         let current = current_fiber();
+        if !self.main || current != self.root {
+            return self.run_others(current);
+        }
+        watchdog::enter();
+        let received = self.run_others(current);
+        self.leave();
+        received
+    }
+
+    /// The main fiber goes back to its own code: the watchdog is told what is pending.
+    fn leave(&self) {
+        let state = self.state();
+        watchdog::leave(
+            !state.runqueue.is_empty(),
+            state.timers.next_deadline(),
+            state.fds.waiting() > 0,
+        );
+    }
+
+    /// `Polyphony.__tick`, run by the watchdog's signal in the main fiber while it waits
+    /// inside a library: fires the due timers, collects the descriptors' events, and lets
+    /// every runnable fiber run once (the main fiber goes last, as with `snooze`). An
+    /// exception the main fiber receives meanwhile (its timeout, a stop) is raised.
+    pub fn tick(&self) -> Result<(), Jump> {
+        if !self.main || current_fiber() != self.root || !watchdog::is_out() {
+            return Ok(());
+        }
+        self.poll(false)?;
+        if self.state().runqueue.is_empty() {
+            return Ok(());
+        }
+        self.schedule(self.root, NIL, false);
+        ruby::raise_if_exception(self.switchpoint()).map(|_| ())
+    }
+
+    /// Runs the other fibers until `current` is resumed (see [`Reactor::switchpoint`]).
+    fn run_others(&self, current: VALUE) -> Result<VALUE, Jump> {
         loop {
             let next = match self.next_runnable() {
                 Ok(next) => next,
@@ -496,6 +551,17 @@ impl Reactor {
         if !super::fiber::is_live(fiber) {
             return Err(errors::fiber("attempt to transfer to a terminated fiber"));
         }
+        if !self.main || current_fiber() != self.root {
+            return self.transfer_from(fiber, value);
+        }
+        watchdog::enter();
+        let received = self.transfer_from(fiber, value);
+        self.leave();
+        received
+    }
+
+    /// Switches from the current fiber to `fiber` (see [`Reactor::transfer_to`]).
+    fn transfer_from(&self, fiber: VALUE, value: VALUE) -> Result<VALUE, Jump> {
         let mut state = self.state();
         state.runqueue.remove(fiber);
         // An interrupt on its way to the root fiber goes before any value.

@@ -1,0 +1,347 @@
+//! The main fiber's watchdog: the other fibers run, and timeouts fire, while the main fiber
+//! waits inside a library (pg, mysql2, OpenSSL, ...) that waits in C.
+//!
+//! Ruby calls no `Fiber::Scheduler` hook in a blocking fiber, and a thread's root fiber is
+//! always blocking (Ruby's `rb_fiber_scheduler_current` gives no scheduler while the thread's
+//! `blocking` count is not zero, and the root fiber counts as one; no API changes either). A
+//! library that waits for its socket there (`rb_wait_for_single_fd`, `rb_io_wait`) waits in
+//! `ppoll` with the GVL released, and the reactor would get no say until it returns.
+//!
+//! So the main thread's reactor tells this watchdog, a native thread of its own, when its root
+//! fiber leaves the reactor (returns from a switchpoint to run its own code) and enters it
+//! again, and what work is pending then: runnable fibers, the next timer. While the main fiber
+//! is out and work is due (a runnable fiber for longer than [`STALL`], a timer's deadline, a
+//! descriptor ready in the reactor's epoll set), and the main thread is blocked in a poll of
+//! Ruby's or a library's (never while it computes: Polyphony does not preempt a running
+//! fiber), the watchdog sends it [`signal`]. Ruby ends that wait, runs the signal's handler in
+//! the main fiber, `Polyphony.__tick` (which lets the runnable fibers run once, like `snooze`:
+//! see [`super::reactor::Reactor::tick`]), then goes back to the wait. A stop or a timeout of
+//! the main fiber is raised by that handler, out of the library's wait, as core's `Timeout`
+//! raises its error there.
+//!
+//! The watchdog is started the first time the main fiber leaves the reactor with work
+//! pending, and again in a forked child. It parks (no wake-up at all) once the main fiber
+//! stays in the reactor for a while, and the main thread wakes it only when it parked or
+//! sleeps past what is now due: about one wake-up per [`STALL`] in a busy program.
+
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst,
+};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long the main fiber may keep runnable fibers waiting while it waits in C, and how
+/// long the watchdog waits before looking again at a main thread that computes.
+pub const STALL: Duration = Duration::from_millis(5);
+
+/// No deadline.
+const NEVER: u64 = u64::MAX;
+
+/// What the main thread tells the watchdog: plain atomics, the watchdog's thread holds no
+/// GVL and reads nothing of Ruby's.
+struct Shared {
+    /// The process the watchdog runs in (0: none yet): a forked child starts its own.
+    pid: AtomicU32,
+    /// The main thread, for `pthread_kill`, and its kernel thread id, for `/proc`.
+    main_thread: AtomicUsize,
+    main_tid: AtomicI32,
+    /// The eventfd that wakes the watchdog, and the reactor's epoll descriptor.
+    wake_fd: AtomicI32,
+    epoll_fd: AtomicI32,
+    /// Bumped whenever the main fiber enters or leaves the reactor.
+    epoch: AtomicU64,
+    /// Whether the main fiber is out of the reactor.
+    out: AtomicBool,
+    /// When the main fiber left the reactor with runnable fibers (or spun some since), in
+    /// nanoseconds from `origin`; `NEVER` when none was runnable.
+    runnable_since: AtomicU64,
+    /// The reactor's next timer, in nanoseconds from `origin`.
+    deadline: AtomicU64,
+    /// Until when the watchdog sleeps (`NEVER`: parked, or waiting for a descriptor only).
+    sleeping_until: AtomicU64,
+    /// Set when the wake eventfd was written and not yet drained.
+    woken: AtomicBool,
+}
+
+static SHARED: Shared = Shared {
+    pid: AtomicU32::new(0),
+    main_thread: AtomicUsize::new(0),
+    main_tid: AtomicI32::new(0),
+    wake_fd: AtomicI32::new(-1),
+    epoll_fd: AtomicI32::new(-1),
+    epoch: AtomicU64::new(0),
+    out: AtomicBool::new(false),
+    runnable_since: AtomicU64::new(NEVER),
+    deadline: AtomicU64::new(NEVER),
+    sleeping_until: AtomicU64::new(NEVER),
+    woken: AtomicBool::new(false),
+};
+
+/// The signal that has the main fiber run the reactor once: a real-time signal no one else
+/// uses (glibc keeps the lowest ones, Polyphony takes one near the top).
+pub fn signal() -> libc::c_int {
+    libc::SIGRTMAX() - 2
+}
+
+/// Nanoseconds since the first call, for deadlines kept in atomics.
+fn nanos(instant: Instant) -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    instant.saturating_duration_since(origin).as_nanos() as u64
+}
+
+/// The reactor's epoll descriptor changed (a new poller): the watchdog waits on this one.
+pub fn set_epoll_fd(fd: libc::c_int) {
+    SHARED.epoll_fd.store(fd, SeqCst);
+}
+
+/// Whether the main fiber is out of the reactor.
+pub fn is_out() -> bool {
+    SHARED.out.load(SeqCst)
+}
+
+/// The main fiber enters the reactor.
+#[inline]
+pub fn enter() {
+    SHARED.out.store(false, SeqCst);
+    SHARED.epoch.fetch_add(1, SeqCst);
+}
+
+/// The main fiber leaves the reactor, with `runnable` fibers queued, timers (the next one
+/// due at `deadline`) and `io_waits`.
+#[inline]
+pub fn leave(runnable: bool, deadline: Option<Instant>, io_waits: bool) {
+    let runnable_since = if runnable {
+        nanos(Instant::now())
+    } else {
+        NEVER
+    };
+    let deadline = deadline.map_or(NEVER, nanos);
+    SHARED.runnable_since.store(runnable_since, SeqCst);
+    SHARED.deadline.store(deadline, SeqCst);
+    SHARED.out.store(true, SeqCst);
+    SHARED.epoch.fetch_add(1, SeqCst);
+    if runnable || deadline != NEVER || io_waits {
+        wake_if_late(due_at(runnable_since, deadline), io_waits);
+    }
+}
+
+/// A timer was set at `deadline` (by the main fiber, while out of the reactor: by another
+/// fiber, it is published again when the main fiber next leaves).
+#[inline]
+pub fn note_deadline(deadline: Instant) {
+    if !SHARED.out.load(SeqCst) {
+        return;
+    }
+    let deadline = nanos(deadline);
+    SHARED.deadline.fetch_min(deadline, SeqCst);
+    wake_if_late(deadline, false);
+}
+
+/// A fiber was queued while the main fiber was out of the reactor (it spun one).
+#[inline]
+pub fn note_runnable() {
+    if !SHARED.out.load(SeqCst) || SHARED.runnable_since.load(SeqCst) != NEVER {
+        return;
+    }
+    let now = nanos(Instant::now());
+    SHARED.runnable_since.store(now, SeqCst);
+    wake_if_late(now + STALL.as_nanos() as u64, false);
+}
+
+/// When the work published is due: a runnable fiber after `STALL`, or the deadline.
+fn due_at(runnable_since: u64, deadline: u64) -> u64 {
+    deadline.min(runnable_since.saturating_add(STALL.as_nanos() as u64))
+}
+
+/// Starts the watchdog if this process has none, or wakes it if it would sleep past `due`
+/// (or sleeps parked while descriptors are waited on).
+fn wake_if_late(due: u64, io_waits: bool) {
+    if SHARED.pid.load(SeqCst) != std::process::id() {
+        start();
+        return;
+    }
+    let sleeping_until = SHARED.sleeping_until.load(SeqCst);
+    if due < sleeping_until || (io_waits && sleeping_until == NEVER) {
+        wake();
+    }
+}
+
+/// Writes to the watchdog's eventfd, unless a wake-up is already on its way.
+fn wake() {
+    if SHARED.woken.swap(true, SeqCst) {
+        return;
+    }
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a local to the eventfd the watchdog owns (a failure only
+    // loses a wake-up that is already pending).
+    unsafe {
+        libc::write(
+            SHARED.wake_fd.load(SeqCst),
+            (&one as *const u64).cast(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+}
+
+/// Starts the watchdog thread for this process (called in the main thread).
+#[cold]
+fn start() {
+    // SAFETY: plain system calls on values of this thread's own.
+    let (wake_fd, thread, tid) = unsafe {
+        (
+            libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK),
+            libc::pthread_self(),
+            libc::gettid(),
+        )
+    };
+    if wake_fd < 0 {
+        return;
+    }
+    SHARED.wake_fd.store(wake_fd, SeqCst);
+    SHARED.main_thread.store(thread as usize, SeqCst);
+    SHARED.main_tid.store(tid, SeqCst);
+    SHARED.sleeping_until.store(NEVER, SeqCst);
+    SHARED.woken.store(false, SeqCst);
+    let started = std::thread::Builder::new()
+        .name("polyphony-watch".into())
+        .stack_size(64 * 1024)
+        .spawn(watch);
+    if started.is_ok() {
+        SHARED.pid.store(std::process::id(), SeqCst);
+    }
+}
+
+/// The watchdog's loop.
+fn watch() {
+    // Ruby's signals are for Ruby's threads: none is delivered here.
+    // SAFETY: fills a local signal set and blocks it for this thread only.
+    unsafe {
+        let mut all = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
+    loop {
+        let epoch = SHARED.epoch.load(SeqCst);
+        if !SHARED.out.load(SeqCst) {
+            // Parked once the main fiber stays in the reactor for a while: a program whose
+            // main fiber comes and goes (an accept loop) is looked at every `STALL` instead
+            // of waking the watchdog at every leave.
+            sleep(nanos(Instant::now()) + STALL.as_nanos() as u64, false);
+            if SHARED.epoch.load(SeqCst) == epoch {
+                park();
+            }
+            continue;
+        }
+        let due = due_at(
+            SHARED.runnable_since.load(SeqCst),
+            SHARED.deadline.load(SeqCst),
+        );
+        let now = nanos(Instant::now());
+        let io_ready = due > now && sleep(due, true);
+        if SHARED.epoch.load(SeqCst) != epoch {
+            continue; // the main fiber went on: look again
+        }
+        if !io_ready && nanos(Instant::now()) < due {
+            continue; // woken by news
+        }
+        if !main_waits_in_poll() {
+            // It computes (or waits for a lock): never interrupted; looked at again later.
+            sleep(nanos(Instant::now()) + STALL.as_nanos() as u64, false);
+            continue;
+        }
+        let thread = SHARED.main_thread.load(SeqCst) as libc::pthread_t;
+        // SAFETY: the main thread lives as long as the process; the signal has a Ruby
+        // handler (`lib/polyphony/watchdog.rb`) before any reactor exists.
+        unsafe { libc::pthread_kill(thread, signal()) };
+        // The tick is taken when the main fiber enters the reactor; until then (or if it
+        // is not, the handler found nothing to do), not again before `STALL`.
+        sleep(nanos(Instant::now()) + STALL.as_nanos() as u64, false);
+    }
+}
+
+/// Sleeps while the main fiber is in the reactor, until the main thread wakes it.
+fn park() {
+    SHARED.sleeping_until.store(NEVER, SeqCst);
+    if !SHARED.out.load(SeqCst) {
+        sleep(NEVER, false);
+    }
+}
+
+/// Sleeps until `until` (nanoseconds from the origin; `NEVER`: no limit), a wake-up, or
+/// (with `descriptors`) an event ready in the reactor's epoll set; returns whether that is
+/// what ended the sleep.
+fn sleep(until: u64, descriptors: bool) -> bool {
+    SHARED.sleeping_until.store(until, SeqCst);
+    let wake_fd = SHARED.wake_fd.load(SeqCst);
+    let mut fds = [
+        libc::pollfd {
+            fd: wake_fd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: SHARED.epoll_fd.load(SeqCst),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let count = if descriptors { 2 } else { 1 };
+    let timeout = (until != NEVER).then(|| {
+        let left = Duration::from_nanos(until.saturating_sub(nanos(Instant::now())));
+        libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos() as libc::c_long,
+        }
+    });
+    let timeout_ptr = timeout
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `fds` has `count` entries, `timeout_ptr` is null or points to `timeout`, both
+    // alive on this frame.
+    let ready = unsafe { libc::ppoll(fds.as_mut_ptr(), count, timeout_ptr, std::ptr::null()) };
+    SHARED.sleeping_until.store(NEVER, SeqCst);
+    if fds[0].revents != 0 {
+        let mut count: u64 = 0;
+        // SAFETY: reads 8 bytes into a local from the watchdog's own eventfd.
+        unsafe { libc::read(wake_fd, (&mut count as *mut u64).cast(), 8) };
+        SHARED.woken.store(false, SeqCst);
+    }
+    ready > 0 && fds[1].revents != 0
+}
+
+/// Whether the main thread is blocked in a poll (where Ruby and the libraries wait for
+/// descriptors, and where an interrupt is expected), as `/proc` tells.
+fn main_waits_in_poll() -> bool {
+    let path = format!("/proc/self/task/{}/syscall", SHARED.main_tid.load(SeqCst));
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let Some(Ok(number)) = text
+        .split_whitespace()
+        .next()
+        .map(str::parse::<libc::c_long>)
+    else {
+        return false; // "running"
+    };
+    POLLS.contains(&number)
+}
+
+/// The system calls that wait for descriptors.
+#[cfg(target_arch = "x86_64")]
+const POLLS: &[libc::c_long] = &[
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    libc::SYS_select,
+    libc::SYS_pselect6,
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
+    libc::SYS_epoll_pwait2,
+];
+#[cfg(not(target_arch = "x86_64"))]
+const POLLS: &[libc::c_long] = &[
+    libc::SYS_ppoll,
+    libc::SYS_pselect6,
+    libc::SYS_epoll_pwait,
+    libc::SYS_epoll_pwait2,
+];

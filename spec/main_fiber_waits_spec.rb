@@ -1,0 +1,127 @@
+# frozen_string_literal: true
+
+require_relative 'spec_helper'
+require_relative 'support/services'
+require_relative 'support/clients'
+
+# The watchdog (lib/polyphony/watchdog.rb): in the main fiber, where Ruby runs no scheduler
+# hook, a library that waits in C (pg, mysql2, OpenSSL) lets the other fibers run, and the
+# main fiber's timeouts and stops end its wait at their deadline.
+RSpec.describe 'the main fiber waiting inside a library' do
+  include ClientSpecs
+
+  # Runs the block in the main fiber (the examples' own fiber is the thread's root fiber).
+  def in_main_fiber
+    expect(Fiber.current).to equal(Thread.current.main_fiber)
+    yield
+  end
+
+  # How long the block took, in seconds.
+  def timed
+    started = now
+    yield
+    now - started
+  end
+
+  describe 'pg' do
+    before(:all) { require_client('pg', 'ruby-pg') }
+
+    around do |example|
+      params = Services.postgres
+      @conn = PG.connect(**params.slice(:host, :port, :user, :dbname))
+      example.run
+    ensure
+      @conn&.close
+    end
+
+    it 'ends a query at the deadline of Timeout.timeout, and the connection serves the next' do
+      in_main_fiber do
+        elapsed = timed do
+          expect { Timeout.timeout(0.2) { @conn.exec('SELECT pg_sleep(2)') } }.to raise_error(Timeout::Error)
+        end
+        expect(elapsed).to be_between(0.19, 1.5)
+        expect(@conn.exec('SELECT 42 AS n').first).to eq('n' => '42')
+      end
+    end
+
+    it 'ends a query at the deadline of move_on_after and cancel_after' do
+      in_main_fiber do
+        expect(move_on_after(0.1, with_value: :moved_on) { @conn.exec('SELECT pg_sleep(2)') }).to eq(:moved_on)
+        expect { cancel_after(0.1) { @conn.exec('SELECT pg_sleep(2)') } }.to raise_error(Polyphony::Cancel)
+        expect(@conn.exec('SELECT 1 AS n').first).to eq('n' => '1')
+      end
+    end
+
+    it 'lets a ticking fiber run during a query' do
+      in_main_fiber do
+        ticks = 0
+        ticker = spin { loop { ticks += 1; sleep 0.02 } }
+        @conn.exec('SELECT pg_sleep(0.5)')
+        ticker.stop
+        expect(ticks).to be >= 5
+      end
+    end
+
+    it "ends a query when another fiber's timer raises in the main fiber" do
+      in_main_fiber do
+        main = Fiber.current
+        spin { sleep 0.1; main.raise(RuntimeError, 'enough') }
+        elapsed = timed do
+          expect { @conn.exec('SELECT pg_sleep(2)') }.to raise_error(RuntimeError, 'enough')
+        end
+        expect(elapsed).to be < 1.5
+      end
+    end
+  end
+
+  describe 'mysql2' do
+    before(:all) { require_client('mysql2', 'ruby-mysql2') }
+
+    it 'ends a query at the deadline of move_on_after, and lets a ticking fiber run' do
+      params = Services.mariadb
+      client = Mysql2::Client.new(host: params[:host], port: params[:port], username: params[:user])
+      in_main_fiber do
+        ticks = 0
+        ticker = spin { loop { ticks += 1; sleep 0.02 } }
+        result = move_on_after(0.3, with_value: :moved_on) { client.query('SELECT SLEEP(2)') }
+        ticker.stop
+        expect([result, ticks >= 3]).to eq([:moved_on, true])
+      end
+    ensure
+      client&.close
+    end
+  end
+
+  describe 'OpenSSL' do
+    before(:all) { require 'openssl' }
+
+    it 'ends a read that gets no answer at the deadline, and lets a ticking fiber run' do
+      tls = Services.tls
+      context = OpenSSL::SSL::SSLContext.new
+      context.set_params(verify_mode: OpenSSL::SSL::VERIFY_PEER, ca_file: tls[:cert])
+      ssl = OpenSSL::SSL::SSLSocket.new(TCPSocket.new(tls[:host], tls[:port]), context)
+      ssl.hostname = 'localhost'
+      ssl.sync_close = true
+      ssl.connect
+      in_main_fiber do
+        ticks = 0
+        ticker = spin { loop { ticks += 1; sleep 0.02 } }
+        result = move_on_after(0.3, with_value: :moved_on) { ssl.sysread(10) }
+        ticker.stop
+        expect([result, ticks >= 3]).to eq([:moved_on, true])
+      end
+    ensure
+      ssl&.close
+    end
+  end
+
+  it 'never interrupts the main fiber while it computes' do
+    order = []
+    spin { order << :fiber }
+    deadline = now + 0.2
+    nil while now < deadline
+    order << :main
+    snooze
+    expect(order).to eq(%i[main fiber])
+  end
+end
