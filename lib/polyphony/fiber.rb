@@ -28,6 +28,18 @@
 #     waiter.schedule(:go)
 #     waiter.await # => :go
 #
+# @!method schedule_with_priority(value = nil)
+#   Like {#schedule}, but the fiber is queued ahead of every other runnable fiber of its
+#   thread (moved there if it was queued already): it runs at the next switchpoint. A fiber
+#   of another thread is queued as {#schedule} queues it.
+#   @param value [Object] what the fiber's wait returns, or an exception to raise there
+#   @return [Fiber] self
+#   @example
+#     urgent = spin { suspend }
+#     snooze
+#     spin { puts 'second' }
+#     urgent.schedule_with_priority(:now) # runs before the fiber spun above
+#
 # @!method spin(tag = nil, orig_caller = nil)
 #   Spins a fiber running the block as a child of this fiber (where `Kernel#spin` makes a
 #   child of the current fiber): it starts at the next switchpoint, and it is stopped when

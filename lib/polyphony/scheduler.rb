@@ -21,6 +21,12 @@ module Polyphony
   # Ruby calls the hooks; programs do not need to. A thread that already had a scheduler of
   # someone else's when it first used Polyphony keeps it.
   class Reactor
+    # @!method __release_poller
+    #   Closes the descriptors of the reactor's poller (see {#close}); the next wait makes a
+    #   new poller.
+    #   @api private
+    #   @return [nil]
+    #
     # @!method block(blocker, timeout = nil)
     #   Suspends the current fiber until {#unblock} is called for it, or until `timeout`
     #   seconds pass.

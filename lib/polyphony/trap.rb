@@ -74,12 +74,17 @@ module Polyphony
   end
 end
 
-# `Kernel#trap` (private, as core's) and `Kernel.trap`, and `Signal.trap`.
-module Kernel
-  prepend(Module.new do
-    include Polyphony::Trap
+module Polyphony
+  # {Trap} as `Kernel#trap`, which is private (as core's is).
+  module KernelTrap
+    include Trap
     private :trap
-  end)
+  end
+end
+
+# `Kernel#trap` and `Kernel.trap`.
+module Kernel
+  prepend Polyphony::KernelTrap
   singleton_class.prepend Polyphony::Trap
 end
 Signal.singleton_class.prepend Polyphony::Trap

@@ -276,6 +276,8 @@ impl Poller {
                 return Ok(Ok(()));
             }
         }
+        // Left empty if the wait does not happen (an interrupt was pending).
+        events.clear();
         let mut call = WaitCall {
             poller: self,
             events,
@@ -288,16 +290,25 @@ impl Poller {
         // may then call it from its own, instead of starting (and, after the wait, joining)
         // a thread that calls it, which it does for the main thread when it runs alone. That
         // join would go through the thread's `Fiber.scheduler`, i.e. back into the reactor.
+        //
+        // With `RB_NOGVL_INTR_FAIL`, an interrupt pending as the wait begins makes Ruby skip
+        // the wait instead of raising from inside `rb_nogvl`, which would leave the VM's
+        // "unblock function is async-signal-safe" flag set for good: a later signal's handler
+        // would then call whatever unblock function (or none) the main thread had at that
+        // moment, from the signal handler. The interrupt is raised after, by
+        // `rb_thread_check_ints`, once `rb_nogvl` has put everything back.
         // SAFETY: `call` and the poller outlive the call, which returns only once
-        // `wait_without_gvl` is done; taking the GVL back may raise, under `protect`.
+        // `wait_without_gvl` is done (or skipped); checking interrupts may raise, under
+        // `protect`.
         protect(|| unsafe {
             rb_sys::rb_nogvl(
                 Some(wait_without_gvl),
                 call_ptr,
                 Some(wake),
                 poller_ptr,
-                rb_sys::RB_NOGVL_UBF_ASYNC_SAFE as c_int,
+                (rb_sys::RB_NOGVL_UBF_ASYNC_SAFE | rb_sys::RB_NOGVL_INTR_FAIL) as c_int,
             );
+            rb_sys::rb_thread_check_ints();
             NIL
         })?;
         Ok(call.outcome)
