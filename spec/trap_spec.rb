@@ -178,3 +178,46 @@ RSpec.describe 'a child stopped as its parent ends' do
     w.close
   end
 end
+
+RSpec.describe 'signals while fibers wait' do
+  # The repro of a crash in supervise (shared/repro/sigterm_during_supervise.rb) at full
+  # speed: SIGTERM every half millisecond, each rescued, while the main fiber supervises a
+  # child waiting in receive. An interrupt pending as the reactor's wait began once left
+  # Ruby's "unblock function is async-signal-safe" flag set after the wait (see
+  # `Poller::wait` in ext/polyphony/src/engine/poller.rs).
+  it 'survives SIGTERM after SIGTERM, each rescued, while the main fiber supervises' do
+    out, err, status, = run_ruby(<<~'RUBY', timeout: 60)
+      require 'polyphony'
+      pid = Process.pid
+      rescued = 0
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 2
+      Thread.handle_interrupt(SignalException => :never) do
+        killer = Process.spawn('sh', '-c', "while kill -TERM #{pid} 2>/dev/null; do sleep 0.0005; done",
+                               err: File::NULL)
+        while Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+          begin
+            Thread.handle_interrupt(SignalException => :immediate) do
+              child = spin { receive }
+              spin { sleep 0.001; child << :go }
+              supervise
+            end
+          rescue SignalException
+            rescued += 1
+          end
+        end
+        trap('TERM', 'IGNORE')
+        Process.kill(:KILL, killer)
+        Process.wait(killer)
+        while Thread.pending_interrupt?
+          begin
+            Thread.handle_interrupt(SignalException => :immediate) { Thread.pass }
+          rescue SignalException
+            rescued += 1
+          end
+        end
+      end
+      puts rescued.positive?
+    RUBY
+    expect([out, err, status.exitstatus]).to eq(["true\n", '', 0])
+  end
+end

@@ -24,9 +24,7 @@
 //! stays in the reactor for a while, and the main thread wakes it only when it parked or
 //! sleeps past what is now due: about one wake-up per [`STALL`] in a busy program.
 
-use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst,
-};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -38,7 +36,9 @@ pub const STALL: Duration = Duration::from_millis(5);
 const NEVER: u64 = u64::MAX;
 
 /// What the main thread tells the watchdog: plain atomics, the watchdog's thread holds no
-/// GVL and reads nothing of Ruby's.
+/// GVL and reads nothing of Ruby's. Relaxed, but for `epoch` (and `woken`'s hand-over): the
+/// watchdog looks again whenever `epoch` moved, and a stale read costs at most a tick that
+/// `Polyphony.__tick` finds nothing to do for.
 struct Shared {
     /// The process the watchdog runs in (0: none yet): a forked child starts its own.
     pid: AtomicU32,
@@ -92,19 +92,19 @@ fn nanos(instant: Instant) -> u64 {
 
 /// The reactor's epoll descriptor changed (a new poller): the watchdog waits on this one.
 pub fn set_epoll_fd(fd: libc::c_int) {
-    SHARED.epoll_fd.store(fd, SeqCst);
+    SHARED.epoll_fd.store(fd, Ordering::Relaxed);
 }
 
 /// Whether the main fiber is out of the reactor.
 pub fn is_out() -> bool {
-    SHARED.out.load(SeqCst)
+    SHARED.out.load(Ordering::Relaxed)
 }
 
 /// The main fiber enters the reactor.
 #[inline]
 pub fn enter() {
-    SHARED.out.store(false, SeqCst);
-    SHARED.epoch.fetch_add(1, SeqCst);
+    SHARED.out.store(false, Ordering::Relaxed);
+    SHARED.epoch.fetch_add(1, Ordering::AcqRel);
 }
 
 /// The main fiber leaves the reactor, with `runnable` fibers queued, timers (the next one
@@ -117,10 +117,12 @@ pub fn leave(runnable: bool, deadline: Option<Instant>, io_waits: bool) {
         NEVER
     };
     let deadline = deadline.map_or(NEVER, nanos);
-    SHARED.runnable_since.store(runnable_since, SeqCst);
-    SHARED.deadline.store(deadline, SeqCst);
-    SHARED.out.store(true, SeqCst);
-    SHARED.epoch.fetch_add(1, SeqCst);
+    SHARED
+        .runnable_since
+        .store(runnable_since, Ordering::Relaxed);
+    SHARED.deadline.store(deadline, Ordering::Relaxed);
+    SHARED.out.store(true, Ordering::Relaxed);
+    SHARED.epoch.fetch_add(1, Ordering::AcqRel);
     if runnable || deadline != NEVER || io_waits {
         wake_if_late(due_at(runnable_since, deadline), io_waits);
     }
@@ -130,22 +132,23 @@ pub fn leave(runnable: bool, deadline: Option<Instant>, io_waits: bool) {
 /// fiber, it is published again when the main fiber next leaves).
 #[inline]
 pub fn note_deadline(deadline: Instant) {
-    if !SHARED.out.load(SeqCst) {
+    if !SHARED.out.load(Ordering::Relaxed) {
         return;
     }
     let deadline = nanos(deadline);
-    SHARED.deadline.fetch_min(deadline, SeqCst);
+    SHARED.deadline.fetch_min(deadline, Ordering::Relaxed);
     wake_if_late(deadline, false);
 }
 
 /// A fiber was queued while the main fiber was out of the reactor (it spun one).
 #[inline]
 pub fn note_runnable() {
-    if !SHARED.out.load(SeqCst) || SHARED.runnable_since.load(SeqCst) != NEVER {
+    if !SHARED.out.load(Ordering::Relaxed) || SHARED.runnable_since.load(Ordering::Relaxed) != NEVER
+    {
         return;
     }
     let now = nanos(Instant::now());
-    SHARED.runnable_since.store(now, SeqCst);
+    SHARED.runnable_since.store(now, Ordering::Relaxed);
     wake_if_late(now + STALL.as_nanos() as u64, false);
 }
 
@@ -157,11 +160,11 @@ fn due_at(runnable_since: u64, deadline: u64) -> u64 {
 /// Starts the watchdog if this process has none, or wakes it if it would sleep past `due`
 /// (or sleeps parked while descriptors are waited on).
 fn wake_if_late(due: u64, io_waits: bool) {
-    if SHARED.pid.load(SeqCst) != std::process::id() {
+    if SHARED.pid.load(Ordering::Relaxed) != std::process::id() {
         start();
         return;
     }
-    let sleeping_until = SHARED.sleeping_until.load(SeqCst);
+    let sleeping_until = SHARED.sleeping_until.load(Ordering::Relaxed);
     if due < sleeping_until || (io_waits && sleeping_until == NEVER) {
         wake();
     }
@@ -169,7 +172,7 @@ fn wake_if_late(due: u64, io_waits: bool) {
 
 /// Writes to the watchdog's eventfd, unless a wake-up is already on its way.
 fn wake() {
-    if SHARED.woken.swap(true, SeqCst) {
+    if SHARED.woken.swap(true, Ordering::AcqRel) {
         return;
     }
     let one: u64 = 1;
@@ -177,7 +180,7 @@ fn wake() {
     // loses a wake-up that is already pending).
     unsafe {
         libc::write(
-            SHARED.wake_fd.load(SeqCst),
+            SHARED.wake_fd.load(Ordering::Relaxed),
             (&one as *const u64).cast(),
             std::mem::size_of::<u64>(),
         )
@@ -198,17 +201,17 @@ fn start() {
     if wake_fd < 0 {
         return;
     }
-    SHARED.wake_fd.store(wake_fd, SeqCst);
-    SHARED.main_thread.store(thread as usize, SeqCst);
-    SHARED.main_tid.store(tid, SeqCst);
-    SHARED.sleeping_until.store(NEVER, SeqCst);
-    SHARED.woken.store(false, SeqCst);
+    SHARED.wake_fd.store(wake_fd, Ordering::Relaxed);
+    SHARED.main_thread.store(thread as usize, Ordering::Relaxed);
+    SHARED.main_tid.store(tid, Ordering::Relaxed);
+    SHARED.sleeping_until.store(NEVER, Ordering::Relaxed);
+    SHARED.woken.store(false, Ordering::Relaxed);
     let started = std::thread::Builder::new()
         .name("polyphony-watch".into())
         .stack_size(64 * 1024)
         .spawn(watch);
     if started.is_ok() {
-        SHARED.pid.store(std::process::id(), SeqCst);
+        SHARED.pid.store(std::process::id(), Ordering::Relaxed);
     }
 }
 
@@ -222,24 +225,24 @@ fn watch() {
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
     }
     loop {
-        let epoch = SHARED.epoch.load(SeqCst);
-        if !SHARED.out.load(SeqCst) {
+        let epoch = SHARED.epoch.load(Ordering::Acquire);
+        if !SHARED.out.load(Ordering::Relaxed) {
             // Parked once the main fiber stays in the reactor for a while: a program whose
             // main fiber comes and goes (an accept loop) is looked at every `STALL` instead
             // of waking the watchdog at every leave.
             sleep(nanos(Instant::now()) + STALL.as_nanos() as u64, false);
-            if SHARED.epoch.load(SeqCst) == epoch {
+            if SHARED.epoch.load(Ordering::Acquire) == epoch {
                 park();
             }
             continue;
         }
         let due = due_at(
-            SHARED.runnable_since.load(SeqCst),
-            SHARED.deadline.load(SeqCst),
+            SHARED.runnable_since.load(Ordering::Relaxed),
+            SHARED.deadline.load(Ordering::Relaxed),
         );
         let now = nanos(Instant::now());
         let io_ready = due > now && sleep(due, true);
-        if SHARED.epoch.load(SeqCst) != epoch {
+        if SHARED.epoch.load(Ordering::Acquire) != epoch {
             continue; // the main fiber went on: look again
         }
         if !io_ready && nanos(Instant::now()) < due {
@@ -250,7 +253,7 @@ fn watch() {
             sleep(nanos(Instant::now()) + STALL.as_nanos() as u64, false);
             continue;
         }
-        let thread = SHARED.main_thread.load(SeqCst) as libc::pthread_t;
+        let thread = SHARED.main_thread.load(Ordering::Relaxed) as libc::pthread_t;
         // SAFETY: the main thread lives as long as the process; the signal has a Ruby
         // handler (`lib/polyphony/watchdog.rb`) before any reactor exists.
         unsafe { libc::pthread_kill(thread, signal()) };
@@ -262,8 +265,8 @@ fn watch() {
 
 /// Sleeps while the main fiber is in the reactor, until the main thread wakes it.
 fn park() {
-    SHARED.sleeping_until.store(NEVER, SeqCst);
-    if !SHARED.out.load(SeqCst) {
+    SHARED.sleeping_until.store(NEVER, Ordering::Relaxed);
+    if !SHARED.out.load(Ordering::Relaxed) {
         sleep(NEVER, false);
     }
 }
@@ -272,8 +275,8 @@ fn park() {
 /// (with `descriptors`) an event ready in the reactor's epoll set; returns whether that is
 /// what ended the sleep.
 fn sleep(until: u64, descriptors: bool) -> bool {
-    SHARED.sleeping_until.store(until, SeqCst);
-    let wake_fd = SHARED.wake_fd.load(SeqCst);
+    SHARED.sleeping_until.store(until, Ordering::Relaxed);
+    let wake_fd = SHARED.wake_fd.load(Ordering::Relaxed);
     let mut fds = [
         libc::pollfd {
             fd: wake_fd,
@@ -281,7 +284,7 @@ fn sleep(until: u64, descriptors: bool) -> bool {
             revents: 0,
         },
         libc::pollfd {
-            fd: SHARED.epoll_fd.load(SeqCst),
+            fd: SHARED.epoll_fd.load(Ordering::Relaxed),
             events: libc::POLLIN,
             revents: 0,
         },
@@ -300,12 +303,12 @@ fn sleep(until: u64, descriptors: bool) -> bool {
     // SAFETY: `fds` has `count` entries, `timeout_ptr` is null or points to `timeout`, both
     // alive on this frame.
     let ready = unsafe { libc::ppoll(fds.as_mut_ptr(), count, timeout_ptr, std::ptr::null()) };
-    SHARED.sleeping_until.store(NEVER, SeqCst);
+    SHARED.sleeping_until.store(NEVER, Ordering::Relaxed);
     if fds[0].revents != 0 {
         let mut count: u64 = 0;
         // SAFETY: reads 8 bytes into a local from the watchdog's own eventfd.
         unsafe { libc::read(wake_fd, (&mut count as *mut u64).cast(), 8) };
-        SHARED.woken.store(false, SeqCst);
+        SHARED.woken.store(false, Ordering::Relaxed);
     }
     ready > 0 && fds[1].revents != 0
 }
@@ -313,7 +316,10 @@ fn sleep(until: u64, descriptors: bool) -> bool {
 /// Whether the main thread is blocked in a poll (where Ruby and the libraries wait for
 /// descriptors, and where an interrupt is expected), as `/proc` tells.
 fn main_waits_in_poll() -> bool {
-    let path = format!("/proc/self/task/{}/syscall", SHARED.main_tid.load(SeqCst));
+    let path = format!(
+        "/proc/self/task/{}/syscall",
+        SHARED.main_tid.load(Ordering::Relaxed)
+    );
     let Ok(text) = std::fs::read_to_string(path) else {
         return false;
     };
