@@ -248,6 +248,8 @@ fn create() -> Result<Obj<Reactor>, Jump> {
     let poller = Arc::new(poller);
     if main_thread {
         watchdog::set_epoll_fd(poller.raw_fd());
+        // The main fiber runs its own code: it is out of the reactor until its first wait.
+        watchdog::leave(false, None, false);
     }
     let reactor = Reactor {
         state: RefCell::new(state),

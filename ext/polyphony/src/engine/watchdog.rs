@@ -201,7 +201,12 @@ fn start() {
     if wake_fd < 0 {
         return;
     }
-    SHARED.wake_fd.store(wake_fd, Ordering::Relaxed);
+    // A forked child's copy of its parent's eventfd.
+    let inherited = SHARED.wake_fd.swap(wake_fd, Ordering::Relaxed);
+    if inherited >= 0 {
+        // SAFETY: the parent's watchdog eventfd, which nothing in this process uses.
+        unsafe { libc::close(inherited) };
+    }
     SHARED.main_thread.store(thread as usize, Ordering::Relaxed);
     SHARED.main_tid.store(tid, Ordering::Relaxed);
     SHARED.sleeping_until.store(NEVER, Ordering::Relaxed);
