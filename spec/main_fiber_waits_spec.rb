@@ -62,6 +62,20 @@ RSpec.describe 'the main fiber waiting inside a library' do
       end
     end
 
+    it "lets fibers run during a program's first query, before any other wait" do
+      params = Services.postgres.slice(:host, :port, :user, :dbname)
+      out, err, status, = run_ruby(<<~RUBY, env: { 'PG_PARAMS' => params.inspect })
+        require 'polyphony'
+        require 'pg'
+        conn = PG.connect(**eval(ENV['PG_PARAMS']))
+        ticks = 0
+        spin { loop { ticks += 1; sleep 0.02 } }
+        conn.exec('SELECT pg_sleep(0.4)')
+        puts ticks >= 5
+      RUBY
+      expect([out, err, status.success?]).to eq(["true\n", '', true])
+    end
+
     it "ends a query when another fiber's timer raises in the main fiber" do
       in_main_fiber do
         main = Fiber.current
