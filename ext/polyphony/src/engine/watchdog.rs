@@ -52,9 +52,8 @@ struct Shared {
     epoch: AtomicU64,
     /// Whether the main fiber is out of the reactor.
     out: AtomicBool,
-    /// When the main fiber left the reactor with runnable fibers (or spun some since), in
-    /// nanoseconds from `origin`; `NEVER` when none was runnable.
-    runnable_since: AtomicU64,
+    /// Whether the main fiber left the reactor with runnable fibers (or spun some since).
+    runnable: AtomicBool,
     /// The reactor's next timer, in nanoseconds from `origin`.
     deadline: AtomicU64,
     /// Until when the watchdog sleeps (`NEVER`: parked, or waiting for a descriptor only).
@@ -71,7 +70,7 @@ static SHARED: Shared = Shared {
     epoll_fd: AtomicI32::new(-1),
     epoch: AtomicU64::new(0),
     out: AtomicBool::new(false),
-    runnable_since: AtomicU64::new(NEVER),
+    runnable: AtomicBool::new(false),
     deadline: AtomicU64::new(NEVER),
     sleeping_until: AtomicU64::new(NEVER),
     woken: AtomicBool::new(false),
@@ -108,23 +107,17 @@ pub fn enter() {
 }
 
 /// The main fiber leaves the reactor, with `runnable` fibers queued, timers (the next one
-/// due at `deadline`) and `io_waits`.
+/// due at `deadline`) and `io_waits`. No clock is read here: the watchdog times a runnable
+/// fiber's wait itself.
 #[inline]
 pub fn leave(runnable: bool, deadline: Option<Instant>, io_waits: bool) {
-    let runnable_since = if runnable {
-        nanos(Instant::now())
-    } else {
-        NEVER
-    };
     let deadline = deadline.map_or(NEVER, nanos);
-    SHARED
-        .runnable_since
-        .store(runnable_since, Ordering::Relaxed);
+    SHARED.runnable.store(runnable, Ordering::Relaxed);
     SHARED.deadline.store(deadline, Ordering::Relaxed);
     SHARED.out.store(true, Ordering::Relaxed);
     SHARED.epoch.fetch_add(1, Ordering::AcqRel);
     if runnable || deadline != NEVER || io_waits {
-        wake_if_late(due_at(runnable_since, deadline), io_waits);
+        wake_if_late(deadline, runnable || io_waits);
     }
 }
 
@@ -143,29 +136,21 @@ pub fn note_deadline(deadline: Instant) {
 /// A fiber was queued while the main fiber was out of the reactor (it spun one).
 #[inline]
 pub fn note_runnable() {
-    if !SHARED.out.load(Ordering::Relaxed) || SHARED.runnable_since.load(Ordering::Relaxed) != NEVER
-    {
-        return;
+    if SHARED.out.load(Ordering::Relaxed) && !SHARED.runnable.swap(true, Ordering::Relaxed) {
+        wake_if_late(NEVER, true);
     }
-    let now = nanos(Instant::now());
-    SHARED.runnable_since.store(now, Ordering::Relaxed);
-    wake_if_late(now + STALL.as_nanos() as u64, false);
 }
 
-/// When the work published is due: a runnable fiber after `STALL`, or the deadline.
-fn due_at(runnable_since: u64, deadline: u64) -> u64 {
-    deadline.min(runnable_since.saturating_add(STALL.as_nanos() as u64))
-}
-
-/// Starts the watchdog if this process has none, or wakes it if it would sleep past `due`
-/// (or sleeps parked while descriptors are waited on).
-fn wake_if_late(due: u64, io_waits: bool) {
+/// Starts the watchdog if this process has none, or wakes it if it sleeps past `due`, or
+/// sleeps with no limit while `unlimited_is_late` (fibers are runnable, or descriptors are
+/// waited on: the watchdog then looks every `STALL`, or watches the descriptors).
+fn wake_if_late(due: u64, unlimited_is_late: bool) {
     if SHARED.pid.load(Ordering::Relaxed) != std::process::id() {
         start();
         return;
     }
     let sleeping_until = SHARED.sleeping_until.load(Ordering::Relaxed);
-    if due < sleeping_until || (io_waits && sleeping_until == NEVER) {
+    if due < sleeping_until || (unlimited_is_late && sleeping_until == NEVER) {
         wake();
     }
 }
@@ -241,11 +226,12 @@ fn watch() {
             }
             continue;
         }
-        let due = due_at(
-            SHARED.runnable_since.load(Ordering::Relaxed),
-            SHARED.deadline.load(Ordering::Relaxed),
-        );
+        // Runnable fibers are due once the main fiber stayed out for `STALL`.
         let now = nanos(Instant::now());
+        let mut due = SHARED.deadline.load(Ordering::Relaxed);
+        if SHARED.runnable.load(Ordering::Relaxed) {
+            due = due.min(now + STALL.as_nanos() as u64);
+        }
         let io_ready = due > now && sleep(due, true);
         if SHARED.epoch.load(Ordering::Acquire) != epoch {
             continue; // the main fiber went on: look again
