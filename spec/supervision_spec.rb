@@ -47,6 +47,7 @@ RSpec.describe 'supervise' do
     expect { supervise(max_restarts: 1.5) }
       .to raise_error(TypeError, 'max_restarts: must be an Integer, not 1.5')
     expect { supervise(within: '5') }.to raise_error(TypeError, 'within: must be a number, not "5"')
+    expect { supervise(within: 1i) }.to raise_error(TypeError, 'within: must be a number, not (0+1i)')
     expect { supervise(restart_delay: -1) }
       .to raise_error(ArgumentError, 'restart_delay: must not be negative, not -1')
   end
@@ -79,6 +80,11 @@ RSpec.describe 'supervise' do
     spin { runs += 1; raise 'crash' }
     expect { supervise(restart: :on_error) }.to raise_error(Polyphony::RestartIntensityExceeded, 'more than 5 restarts in 5 s')
     expect(runs).to eq(6)
+    runs = 0
+    spin { runs += 1; raise 'crash' }
+    expect { supervise(restart: :on_error, max_restarts: 0, within: 0) }
+      .to raise_error(Polyphony::RestartIntensityExceeded, 'more than 0 restarts in 0 s')
+    expect(runs).to eq(1)
   end
 
   it 'keeps restarting a fiber that fails less often than the limit' do

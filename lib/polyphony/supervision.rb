@@ -133,8 +133,7 @@ module Polyphony
     # Counts a restart of `fiber`, and has it happen after the delay; gives up past the limit.
     def schedule_restart(fiber, result, watched)
       time = now
-      @restarts << time
-      @restarts.shift while @restarts.first <= time - @within
+      @restarts = @restarts.select { |earlier| earlier > time - @within } << time
       give_up(watched, result) if @restarts.size > @max_restarts
       @delayed << [fiber, time + @delay]
     end
@@ -156,9 +155,9 @@ module Polyphony
       Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
 
-    # `value`, checked to be a `type` and not negative.
+    # `value`, checked to be a real `type` and not negative.
     def number(name, value, type)
-      unless value.is_a?(type)
+      unless value.is_a?(type) && value.real?
         raise TypeError, "#{name}: must be #{type == Integer ? 'an Integer' : 'a number'}, not #{value.inspect}"
       end
       raise ArgumentError, "#{name}: must not be negative, not #{value}" if value.negative?
