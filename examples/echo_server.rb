@@ -1,7 +1,8 @@
 # frozen_string_literal: true
 
-# The tutorial's echo server, as printed: a fiber per client, the main fiber blocked in
-# `accept` while the clients' fibers run.
+# The tutorial's echo server: a fiber per client, the main fiber blocked in `accept` while the
+# clients' fibers run. A client's failure (a reset connection, a broken pipe) ends only that
+# client's fiber, which logs it and closes the socket: the server goes on.
 
 require 'polyphony'
 
@@ -12,8 +13,10 @@ def handle_client(client)
   while (data = client.gets)
     client.write('you said: ', data.chomp, "!\n")
   end
-rescue Errno::ECONNRESET
-  puts 'Connection reset by client'
+rescue SystemCallError, IOError => e # ECONNRESET, EPIPE...: this client's only
+  puts "Connection dropped: #{e.message}"
+ensure
+  client.close
 end
 
 while (client = server.accept)

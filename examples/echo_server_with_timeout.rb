@@ -1,7 +1,8 @@
 # frozen_string_literal: true
 
-# The tutorial's complete echo server, as printed: idle clients are disconnected after 10
-# seconds, active ones never.
+# The tutorial's complete echo server: idle clients are disconnected after 10 seconds, active
+# ones never. A client's failure (a reset connection, a broken pipe) ends only that client's
+# fiber, which logs it and closes the socket: the server goes on.
 
 require 'polyphony/auto_run'
 
@@ -15,8 +16,8 @@ def handle_client(client)
       client.write('you said: ', data.chomp, "!\n")
     end
   end
-rescue Errno::ECONNRESET
-  puts 'Connection reset by client'
+rescue SystemCallError, IOError => e # ECONNRESET, EPIPE...: this client's only
+  puts "Connection dropped: #{e.message}"
 ensure
   client.close
 end

@@ -2,7 +2,8 @@
 
 # A TCP proxy: each connection to port 1234 is relayed to the upstream server given on the
 # command line, both directions moved inside the kernel (IO.double_splice), never through
-# Ruby strings.
+# Ruby strings. A connection that fails (a client or the upstream resetting it) is logged
+# and closed by its own fiber; the server goes on.
 #
 #   ruby examples/tcp_proxy.rb 127.0.0.1:8080
 
@@ -21,11 +22,11 @@ end
 server.accept_loop do |client|
   spin do
     upstream = TCPSocket.new(upstream_host, upstream_port)
-    back = spin { relay(upstream, client) }
-    relay(client, upstream)
-    back.await
+    # Both directions are awaited: the first to fail stops the other, and its error is
+    # raised here, before the sockets are closed, with no fiber left using them.
+    Fiber.await(spin { relay(client, upstream) }, spin { relay(upstream, client) })
   rescue SystemCallError, IOError => e
-    warn "connection dropped: #{e.message}"
+    warn "Connection dropped: #{e.message}"
   ensure
     client.close
     upstream&.close

@@ -33,6 +33,13 @@ RSpec.describe Polyphony::CancelScope do
 end
 
 RSpec.describe 'Cancellation, misused or crowded' do
+  it 'takes its timeout as a keyword: a positional number gets a message saying so' do
+    expect { Polyphony::CancelScope.new(1) { sleep 2 } }
+      .to raise_error(ArgumentError, 'CancelScope.new takes timeout: (seconds) as a keyword, not 1')
+    expect { Polyphony::CancelScope.new(0.5, timeout: 1) }
+      .to raise_error(ArgumentError, 'CancelScope.new takes timeout: (seconds) as a keyword, not 0.5')
+  end
+
   it 'does not run the block of a scope cancelled before it runs' do
     scope = Polyphony::CancelScope.new
     scope.cancel!

@@ -100,9 +100,29 @@ RSpec.describe 'clients on real servers' do
       Sequel.extension :fiber_concurrency
     end
 
-    it 'a pool of 20 connections: 20 fibers each run a 0.2 s query' do
+    def options
       params = Services.postgres
-      options = { host: params[:host], port: params[:port], user: params[:user], database: params[:dbname] }
+      { host: params[:host], port: params[:port], user: params[:user], database: params[:dbname] }
+    end
+
+    it 'a connection per fiber: two fibers hold two connections at once' do
+      Sequel.postgres(**options, max_connections: 2) do |db|
+        holding = 0
+        fibers = Array.new(2) do
+          spin do
+            db.synchronize do
+              holding += 1
+              sleep 0.01 until holding == 2 # both hold a connection now
+              db.get(Sequel.function(:pg_backend_pid))
+            end
+          end
+        end
+        pids = Fiber.await(*fibers)
+        expect(pids.uniq.size).to eq(2)
+      end
+    end
+
+    it 'a pool of 20 connections: 20 fibers each run a 0.2 s query' do
       Sequel.postgres(**options, max_connections: SchedulerSpecs::FIBERS) do |db|
         expect_concurrent(->(i) { [{ i: i }] }) do |i|
           db['SELECT ?::int AS i FROM pg_sleep(0.2)', i].all

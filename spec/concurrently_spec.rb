@@ -36,7 +36,7 @@ RSpec.describe 'Concurrently on the Polyphony reactor' do
     expect(forwarder.await_result).to eq('FW: message')
     # The slow one far slower: under GC.stress or on a busy machine, both could otherwise be
     # done by the time await_fastest looks.
-    mailbox1 = concurrently { wait 30; 'slow message' }
+    mailbox1 = concurrently { wait 1000; 'slow message' }
     mailbox2 = concurrently { wait 0.05; 'fast message' }
     expect(await_fastest(mailbox1, mailbox2)).to equal(mailbox2)
     expect(mailbox2.await_result).to eq('fast message')

@@ -2,7 +2,7 @@
 
 require_relative 'spec_helper'
 
-# The tutorial's echo servers, run as printed (misbehaving clients are in
+# The tutorial's echo servers, in examples/ (misbehaving clients are in
 # spec/hostile_clients_spec.rb).
 RSpec.describe 'examples/echo_server.rb' do
   before(:all) { @server, @port = start_example_server('examples/echo_server.rb') }

@@ -29,10 +29,39 @@ RSpec.describe Polyphony::Event do
     thread.join
   end
 
-  it 'is cancellable while it waits' do
+  it 'is cancellable while it waits, and then free for the next await' do
     event = described_class.new
     expect(move_on_after(0.02, with_value: :timed_out) { event.await }).to eq(:timed_out)
+    waiter = spin { event.await }
+    snooze
+    waiter.stop
+    waiter.await
     event.signal(:later)
     expect(event.await).to eq(:later)
+  end
+
+  it 'has one waiter: a second fiber awaiting it meanwhile gets a RuntimeError' do
+    event = described_class.new
+    first = spin { event.await }
+    snooze
+    second = spin { event.await }
+    expect { second.await }.to raise_error(RuntimeError, 'Event is already awaited by another fiber')
+    expect(first.state).to eq(:waiting)
+    event.signal(:one)
+    expect(first.await).to eq(:one)
+  end
+
+  it 'refuses a waiter of another thread while a fiber awaits it' do
+    event = described_class.new
+    first = spin { event.await }
+    snooze
+    error = Thread.new do
+      event.await
+    rescue RuntimeError => e
+      e.message
+    end.value
+    expect(error).to eq('Event is already awaited by another fiber')
+    event.signal(:mine)
+    expect(first.await).to eq(:mine)
   end
 end

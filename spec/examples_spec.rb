@@ -5,6 +5,58 @@ require_relative 'spec_helper'
 # The documents' examples: the gentle introduction's programs (examples/), run as printed, and
 # the guide's resettable timeouts. The tutorial's echo servers are in spec/echo_server_spec.rb
 # and spec/hostile_clients_spec.rb.
+# Clients that fail mid-stream, against the example servers on port 1234: each must cost only
+# its own connection, never the server.
+module FailingClients
+  CHUNK = "#{'x' * 1023}\n" * 64
+
+  # Runs `rounds` rounds of four clients at once, each failing its own way, then checks that
+  # the server (`server`, from `start_example_server`) still answers `line` with `reply`,
+  # still runs, and logged the dropped connections without an uncaught error; then ends it.
+  def expect_to_outlive_failing_clients(server, line, reply, rounds: 5)
+    rounds.times do
+      %i[reset_while_sending reset_when_idle reset_unread close_unread].map do |kind|
+        spin { failing_client(kind) }
+      end.each(&:await)
+    end
+    socket = TCPSocket.new('127.0.0.1', 1234)
+    socket.puts(line)
+    expect(socket.gets).to eq(reply)
+    socket.close
+    expect(File.read("/proc/#{server.pid}/stat")[/\) (\w)/, 1]).not_to eq('Z') # it has not ended
+    Process.kill(:TERM, server.pid)
+    output = server.read
+    server.close
+    expect(output).to include('Connection dropped: ')
+    expect(output).not_to match(/\((Errno::\w+|IOError)\)$/)
+  end
+
+  # A client that resets its connection (RST) while it sends, once it got its reply, before
+  # the server answered, or that closes it without reading the replies.
+  def failing_client(kind)
+    socket = TCPSocket.new('127.0.0.1', 1234)
+    case kind
+    when :reset_while_sending
+      writer = spin do
+        loop { socket.write(CHUNK) }
+      rescue SystemCallError, IOError
+        nil # closed under it
+      end
+      sleep 0.02
+    when :reset_when_idle
+      socket.puts('ping')
+      socket.gets
+    else
+      socket.write("line\n" * 50)
+    end
+    socket.setsockopt(Socket::SOL_SOCKET, Socket::SO_LINGER, [1, 0].pack('ii')) unless kind == :close_unread
+    socket.close
+    writer&.await
+  rescue SystemCallError, IOError
+    socket&.close # the server dropped it first
+  end
+end
+
 RSpec.describe 'a program using polyphony' do
   it 'runs the gentle introduction example: 7 lines in order, in 3 seconds, not 6' do
     out, err, status, took = run_ruby(file: 'examples/sleeping_fibers.rb')
@@ -31,17 +83,27 @@ RSpec.describe 'a program using polyphony' do
 end
 
 RSpec.describe 'The TCP proxy example' do
-  it 'relays each connection both ways to the upstream server, large transfers included' do
+  include FailingClients
+
+  # An echo server for the proxy to relay to, in a fiber of this process.
+  def start_upstream
     upstream = TCPServer.new('127.0.0.1', 0)
     echo = spin do
       upstream.accept_loop do |connection|
         spin do
           connection.read_loop { |data| connection.write(data) }
+        rescue SystemCallError, IOError
+          nil # the proxy reset it
         ensure
           connection.close
         end
       end
     end
+    [upstream, echo]
+  end
+
+  it 'relays each connection both ways to the upstream server, large transfers included' do
+    upstream, echo = start_upstream
     proxy, port = start_example_server('examples/tcp_proxy.rb', "127.0.0.1:#{upstream.local_address.ip_port}")
     payloads = 3.times.map { |i| Random.new(i).bytes(2_000_000) }
     clients = payloads.map do |payload|
@@ -66,6 +128,31 @@ RSpec.describe 'The TCP proxy example' do
     echo&.stop
     echo&.await
     upstream&.close
+  end
+
+  it 'outlives clients that reset their connections mid-stream, logging each drop' do
+    upstream, echo = start_upstream
+    proxy, port = start_example_server('examples/tcp_proxy.rb', "127.0.0.1:#{upstream.local_address.ip_port}",
+                                       err: %i[child out])
+    expect_to_outlive_failing_clients(proxy, 'hello', "hello\n")
+  ensure
+    stop_example_server(proxy, port) if proxy
+    echo&.stop
+    echo&.await
+    upstream&.close
+  end
+end
+
+%w[examples/echo_server.rb examples/echo_server_with_timeout.rb].each do |path|
+  RSpec.describe path do
+    include FailingClients
+
+    it 'outlives clients that reset their connections mid-stream, logging each drop' do
+      server, port = start_example_server(path, err: %i[child out])
+      expect_to_outlive_failing_clients(server, 'hello', "you said: hello!\n")
+    ensure
+      stop_example_server(server, port) if server
+    end
   end
 end
 

@@ -83,7 +83,23 @@ RSpec.describe 'backtraces of exceptions that end fibers' do
     end
     expect { fiber.await }.to raise_error(RuntimeError) do |e|
       expect(e.backtrace.first).to start_with("#{__FILE__}:#{raise_line}:")
-      expect(e.backtrace.drop(1)).to eq(["#{__FILE__}:#{spin_line}"])
+      expect(e.backtrace.drop(1)).to eq(["#{__FILE__}:#{spin_line} (fiber spun here)"])
+    end
+  end
+
+  it "say which fiber each continued line comes from, naming tagged fibers, after the fiber's own" do
+    outer_line = __LINE__ + 1
+    outer = spin(:outer) do
+      Fiber.current.spin(:worker, ['app.rb:7:in `start', 'app.rb:3']) { raise 'failed' }
+      sleep
+    end
+    expect { outer.await }.to raise_error(RuntimeError) do |e|
+      expect(e.backtrace.first).to start_with("#{__FILE__}:#{outer_line + 1}:in ")
+      expect(e.backtrace.last(3)).to eq([
+        'app.rb:7:in `start (fiber :worker spun here)',
+        'app.rb:3 (fiber :worker spun from here)',
+        "#{__FILE__}:#{outer_line} (fiber :outer spun here)"
+      ])
     end
   end
 
@@ -115,6 +131,6 @@ RSpec.describe 'backtraces of exceptions that end fibers' do
     expect(status.success?).to be(false)
     # Ruby 3.4 quotes and names methods differently: `work' before, 'Object#work' since.
     expect(err).to match(/^-e:2:in .(Object#)?work': failed in a fiber \(RuntimeError\)$/)
-    expect(err).to match(/^\s+from -e:3$/)
+    expect(err).to match(/^\s+from -e:3 \(fiber spun here\)$/)
   end
 end

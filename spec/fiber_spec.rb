@@ -798,7 +798,10 @@ RSpec.describe 'Fiber.await' do
     expect { Fiber.await(Fiber.current) }.to raise_error(FiberError, "can't await the current fiber")
     plain = Fiber.new { nil }
     expect { Fiber.await(plain) }.to raise_error(FiberError, "can't await a fiber that Polyphony does not run")
-    expect { Fiber.await(:not_a_fiber) }.to raise_error(TypeError, 'expected an Array of fibers')
+    expect { Fiber.await(spin { nil }, :not_a_fiber) }
+      .to raise_error(TypeError, 'Fiber.await expects fibers, got :not_a_fiber (Symbol)')
+    expect { Fiber.join(1, 2) }.to raise_error(TypeError, 'Fiber.join expects fibers, got 1 (Integer)')
+    expect { Fiber.select([spin { nil }]) }.to raise_error(TypeError, /\AFiber.select expects fibers, got \[#<Fiber:/)
   end
 end
 

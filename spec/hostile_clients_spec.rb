@@ -2,7 +2,7 @@
 
 require_relative 'spec_helper'
 
-# Clients that misbehave, against the tutorial's echo servers run as printed: each must cost
+# Clients that misbehave, against the tutorial's echo servers (examples/): each must cost
 # only its own fiber, never the other clients' service, a descriptor or unbounded memory.
 RSpec.describe 'hostile clients' do
   def server_descriptors

@@ -255,7 +255,7 @@ RSpec.describe 'move_on_after and cancel_after' do
   end
 
   it 'raise Polyphony::Cancel, or the exception given in any form', gc: true do
-    expect { cancel_after(0.01) { sleep 100 } }.to raise_error(Polyphony::Cancel)
+    expect { cancel_after(0.01) { sleep 100 } }.to raise_error(Polyphony::Cancel, 'timed out after 0.01 s')
     expect { cancel_after(0.01, with_exception: IOError) { sleep 100 } }.to raise_error(IOError)
     expect { cancel_after(0.01, with_exception: IOError.new('x')) { sleep 100 } }.to raise_error(IOError, 'x')
     expect { cancel_after(0.01, with_exception: [IOError, 'y']) { sleep 100 } }.to raise_error(IOError, 'y')

@@ -28,8 +28,12 @@ RSpec.describe 'supervise' do
 
     ends = 0
     supervisor = spin do
-      spin(:again) { ends += 1 }
-      supervise(restart: :always)
+      spin(:again) do
+        ends += 1
+        sleep 0.01
+      end
+      # At most 100 restarts a second: never more than the limit.
+      supervise(restart: :always, max_restarts: 1000, within: 1)
     end
     sleep 0.01 until ends >= 3
     supervisor.stop
@@ -37,9 +41,88 @@ RSpec.describe 'supervise' do
     expect(Fiber.current.children).to eq([])
   end
 
-  it 'refuses an unknown restart policy' do
+  it 'refuses an unknown restart policy, and a restart limit or delay that is no number or negative' do
     expect { supervise(restart: :sometimes) }
       .to raise_error(ArgumentError, 'restart: must be :always, :on_error or nil, not :sometimes')
+    expect { supervise(max_restarts: 1.5) }
+      .to raise_error(TypeError, 'max_restarts: must be an Integer, not 1.5')
+    expect { supervise(within: '5') }.to raise_error(TypeError, 'within: must be a number, not "5"')
+    expect { supervise(within: 1i) }.to raise_error(TypeError, 'within: must be a number, not (0+1i)')
+    expect { supervise(restart_delay: -1) }
+      .to raise_error(ArgumentError, 'restart_delay: must not be negative, not -1')
+  end
+
+  it 'gives up on a crash loop: stops the other fibers and raises, the last error as cause' do
+    runs = 0
+    log = []
+    spin(:crashing) do
+      runs += 1
+      raise "crash #{runs}"
+    end
+    spin(:steady) do
+      sleep
+    ensure
+      log << :steady_stopped
+    end
+    expect do
+      supervise(restart: :always, max_restarts: 3, within: 60, on_error: ->(f, e) { log << [f.tag, e.message] })
+    end.to raise_error(Polyphony::RestartIntensityExceeded, 'more than 3 restarts in 60 s') { |e|
+      expect(e.cause).to be_a(RuntimeError).and have_attributes(message: 'crash 4')
+    }
+    expect(runs).to eq(4)
+    expect(log).to eq([[:crashing, 'crash 1'], [:crashing, 'crash 2'], [:crashing, 'crash 3'],
+                       [:crashing, 'crash 4'], :steady_stopped])
+    expect(Fiber.current.children).to eq([])
+  end
+
+  it 'stops a crash loop after 5 restarts in 5 s by default' do
+    runs = 0
+    spin { runs += 1; raise 'crash' }
+    expect { supervise(restart: :on_error) }.to raise_error(Polyphony::RestartIntensityExceeded, 'more than 5 restarts in 5 s')
+    expect(runs).to eq(6)
+    runs = 0
+    spin { runs += 1; raise 'crash' }
+    expect { supervise(restart: :on_error, max_restarts: 0, within: 0) }
+      .to raise_error(Polyphony::RestartIntensityExceeded, 'more than 0 restarts in 0 s')
+    expect(runs).to eq(1)
+  end
+
+  it 'keeps restarting a fiber that fails less often than the limit' do
+    runs = 0
+    worker = spin do
+      sleep 0.05
+      runs += 1
+      raise "run #{runs}" if runs < 6
+
+      :done
+    end
+    # Failures come at least 0.05 s apart: never 2 within 0.04 s, however busy the machine.
+    supervise(worker, restart: :on_error, max_restarts: 1, within: 0.04)
+    expect(runs).to eq(6)
+  end
+
+  it 'waits restart_delay seconds before each restart, still watching the other fibers' do
+    starts = []
+    spin(:flaky) do
+      starts << now
+      raise 'again' if starts.size < 3
+    end
+    other_runs = 0
+    spin(:other) do
+      sleep 0.05
+      other_runs += 1
+      raise 'other failed' if other_runs == 1
+    end
+    errors = []
+    took = elapsed do
+      supervise(restart: :on_error, restart_delay: 0.2, on_error: ->(f, e) { errors << [f.tag, e.message] })
+    end
+    expect(errors).to contain_exactly([:flaky, 'again'], [:flaky, 'again'], [:other, 'other failed'])
+    expect(other_runs).to eq(2)
+    gaps = starts.each_cons(2).map { |a, b| b - a }
+    expect(gaps.size).to eq(2)
+    gaps.each { |gap| expect_duration(gap, 0.2..2) }
+    expect_duration(took, 0.4..4)
   end
 end
 

@@ -30,7 +30,8 @@ module Polyphony
   #   @yieldparam scope [Polyphony::CancelScope]
   #   @return [Object, Polyphony::CancelScope] the block's value (nil when cancelled), or
   #     the scope without a block
-  #   @raise [ArgumentError] for positional arguments or an unknown keyword
+  #   @raise [ArgumentError] for positional arguments (the message names the timeout
+  #     keyword) or an unknown keyword
   #
   # @!method call
   #   Runs the block in the scope, yielding the scope. A scope cancelled before it runs

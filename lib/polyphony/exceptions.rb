@@ -37,4 +37,11 @@ module Polyphony
   # Makes a fiber run its block again from the start ({Fiber#restart} raises it in the fiber).
   class Restart < BaseException
   end
+
+  # What `supervise` raises when it gives up on a crash loop: a restart would have made more
+  # than its `max_restarts` in `within` seconds (the message says both). Its `cause` is the
+  # error the last watched fiber ended with. An error, unlike the stops above: `rescue => e`
+  # catches it.
+  class RestartIntensityExceeded < StandardError
+  end
 end

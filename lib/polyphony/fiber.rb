@@ -388,10 +388,53 @@ class Fiber
     # @return [Array<Object>] each fiber's result
     # @raise [Exception] the exception the first fiber to fail ended with
     # @raise [FiberError] for the current fiber, or a live fiber Polyphony does not run
+    # @raise [TypeError] for an argument that is not a fiber
     # @example
     #   Fiber.await(spin { sleep 0.2; :a }, spin { sleep 0.1; :b }) # => [:a, :b]
     def await(*fibers)
-      pending = fibers.uniq
+      await_all(:await, fibers)
+    end
+
+    # The same as {.await}.
+    #
+    # @param fibers [Array<Fiber>]
+    # @return (see .await)
+    # @raise (see .await)
+    def join(*fibers)
+      await_all(:join, fibers)
+    end
+
+    # Waits for the first of the fibers to end, and returns it with its result; the others
+    # go on.
+    #
+    # @param fibers [Array<Fiber>] at least one
+    # @return [Array(Fiber, Object)] the first fiber to end, and its result
+    # @raise [Exception] the exception that fiber ended with
+    # @raise [ArgumentError] without a fiber
+    # @raise [TypeError] for an argument that is not a fiber
+    # @example
+    #   fast = spin { sleep 0.1; :fast }
+    #   slow = spin { sleep 1; :slow }
+    #   Fiber.select(slow, fast) # => [fast, :fast]
+    def select(*fibers)
+      done = __await_first(check_fibers(:select, fibers))
+      [done, done.await]
+    end
+
+    private
+
+    # `fibers`, each checked to be a Fiber: a TypeError names the method the user called.
+    def check_fibers(method, fibers)
+      fibers.each do |fiber|
+        next if fiber.is_a?(Fiber)
+
+        raise TypeError, "Fiber.#{method} expects fibers, got #{fiber.inspect} (#{fiber.class})"
+      end
+    end
+
+    # What {.await} and {.join} do.
+    def await_all(method, fibers)
+      pending = check_fibers(method, fibers).uniq
       until pending.empty?
         done = __await_first(pending)
         pending.delete(done)
@@ -404,33 +447,6 @@ class Fiber
       end
       fibers.map(&:await)
     end
-
-    # The same as {.await}.
-    #
-    # @param fibers [Array<Fiber>]
-    # @return (see .await)
-    # @raise (see .await)
-    def join(*fibers)
-      await(*fibers)
-    end
-
-    # Waits for the first of the fibers to end, and returns it with its result; the others
-    # go on.
-    #
-    # @param fibers [Array<Fiber>] at least one
-    # @return [Array(Fiber, Object)] the first fiber to end, and its result
-    # @raise [Exception] the exception that fiber ended with
-    # @raise [ArgumentError] without a fiber
-    # @example
-    #   fast = spin { sleep 0.1; :fast }
-    #   slow = spin { sleep 1; :slow }
-    #   Fiber.select(slow, fast) # => [fast, :fast]
-    def select(*fibers)
-      done = __await_first(fibers)
-      [done, done.await]
-    end
-
-    private
 
     # Stops the fibers still running, and waits for them to end (what they end with is of
     # no interest any more).

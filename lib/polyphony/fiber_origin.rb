@@ -103,7 +103,23 @@ module Polyphony
       error.instance_variable_set(:@source_fiber, fiber)
       # Core's `backtrace_locations` is nil after `set_backtrace` (before Ruby 3.4).
       backtrace = error.backtrace
-      error.set_backtrace(backtrace + fiber.caller) if backtrace && continue_backtraces?
+      error.set_backtrace(backtrace + spin_backtrace(fiber)) if backtrace && continue_backtraces?
+    end
+
+    # {Fiber#caller}'s lines, each saying which fiber it comes from: `"app.rb:12 (fiber
+    # :worker spun here)"` for the line of a fiber's spin, `"... (fiber :worker spun from
+    # here)"` for the lines of a backtrace given to {Fiber#spin} below the first. Each still
+    # starts with `file:line`.
+    def spin_backtrace(fiber)
+      lines = []
+      while fiber && (origin = fiber.__spun_from)
+        name = fiber.tag.nil? ? 'fiber' : "fiber #{fiber.tag.inspect}"
+        first, *rest = origin.is_a?(Array) ? origin.map(&:to_s) : [fiber.location]
+        lines << "#{first} (#{name} spun here)" if first
+        lines.concat(rest.map { |line| "#{line} (#{name} spun from here)" })
+        fiber = fiber.parent
+      end
+      lines
     end
   end
 end

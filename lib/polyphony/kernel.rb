@@ -89,14 +89,15 @@
 #   raised in it wherever it waits, and goes on up. Otherwise returns the block's value.
 #   @param duration [Numeric] seconds
 #   @param with_exception [Class, Exception, Array, String] an exception class, an
-#     exception, `[class, message]`, or a message (a RuntimeError)
+#     exception, `[class, message]`, or a message (a RuntimeError); by default a
+#     {Polyphony::Cancel} whose message names the duration ("timed out after 0.2 s")
 #   @yieldparam timeout [Polyphony::CancelScope] the scope; its `reset_timeout` restarts
 #     the countdown
 #   @return [Object] the block's value
 #   @raise [Exception] `with_exception`, when time is up
 #   @raise [ArgumentError] without a block, or for a bad `with_exception`
 #   @example
-#     cancel_after(1) { sleep 2 } # raises Polyphony::Cancel after 1 second
+#     cancel_after(1) { sleep 2 } # raises Polyphony::Cancel ("timed out after 1 s") after 1 second
 #
 # @!method receive
 #   The current fiber's next message (sent with {Fiber#<<}), waiting for one if its

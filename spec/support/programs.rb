@@ -56,11 +56,12 @@ module Programs
   # documents' port 1234 (taken in turn with suites running beside this one, once no other
   # program holds it), and waits until it accepts connections. Its output goes to a pipe, so
   # Ruby buffers it until the program ends: readiness is the open port. Returns the program's
-  # IO (its output) and the port's lock, for `stop_example_server`.
-  def start_example_server(path, *args)
+  # IO (its output) and the port's lock, for `stop_example_server`. `options` go to
+  # `IO.popen` (`err: [:child, :out]` to read its errors too).
+  def start_example_server(path, *args, **options)
     port = PortLock.claim(1234)
     Programs.wait_for_free_port(1234)
-    server = IO.popen([RbConfig.ruby, "-I#{LIB}", path, *args], chdir: ROOT)
+    server = IO.popen([RbConfig.ruby, "-I#{LIB}", path, *args], chdir: ROOT, **options)
     deadline = now + 10
     begin
       TCPSocket.new('127.0.0.1', 1234).close

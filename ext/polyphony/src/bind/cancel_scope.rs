@@ -7,7 +7,7 @@ use super::{define, entry, On};
 use crate::engine::cancel::{CancelScope, Outcome};
 use crate::engine::reactor;
 use crate::ruby::names::classes;
-use crate::ruby::{self, errors, NIL};
+use crate::ruby::{self, errors, protect, NIL};
 use rb_sys::VALUE;
 use std::os::raw::c_int;
 
@@ -16,7 +16,14 @@ unsafe extern "C" fn scope_new(argc: c_int, argv: *const VALUE, _class: VALUE) -
     let args = unsafe { slice(argc, argv) };
     entry(|| {
         let (options, args) = args::split_keywords(args);
-        args::count(args, 0, 0)?;
+        if let Some(&positional) = args.first() {
+            // SAFETY: `inspect` may run Ruby code and raise, under `protect`.
+            let shown = protect(|| unsafe { rb_sys::rb_inspect(positional) })?;
+            return Err(errors::argument(&format!(
+                "CancelScope.new takes timeout: (seconds) as a keyword, not {}",
+                ruby::string_lossy(shown)
+            )));
+        }
         let timeout = args::optional_duration(args::keyword(options, "timeout")?)?;
         let exception = errors::stop(classes().cancel, NIL)?;
         let this = CancelScope::wrap(exception, NIL, Outcome::MoveOn, timeout);

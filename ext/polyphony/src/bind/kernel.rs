@@ -11,7 +11,7 @@ use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, current_fiber, errors, protect, raise_if_exception, Jump, NIL, TRUE};
 use rb_sys::{ID, VALUE};
 use std::os::raw::{c_int, c_long};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 unsafe extern "C" fn spin(argc: c_int, argv: *const VALUE, _self: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
@@ -108,6 +108,16 @@ unsafe extern "C" fn move_on_after(argc: c_int, argv: *const VALUE, _self: VALUE
     })
 }
 
+/// `cancel_after`'s own exception: a `Polyphony::Cancel` whose message names the duration
+/// ("timed out after 0.2 s").
+fn timed_out(duration: Duration) -> Result<VALUE, Jump> {
+    let message = format!("timed out after {} s", duration.as_secs_f64());
+    let (ptr, len) = (message.as_ptr(), message.len() as c_long);
+    // SAFETY: `Polyphony::Cancel` is an exception class; `rb_exc_new` copies `len` bytes from
+    // `ptr` (alive on this frame), and may raise (NoMemoryError), under `protect`.
+    protect(|| unsafe { rb_sys::rb_exc_new(classes().cancel, ptr.cast(), len) })
+}
+
 unsafe extern "C" fn cancel_after(argc: c_int, argv: *const VALUE, _self: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
     let args = unsafe { slice(argc, argv) };
@@ -117,7 +127,7 @@ unsafe extern "C" fn cancel_after(argc: c_int, argv: *const VALUE, _self: VALUE)
         let duration = timeout_arg(args)?;
         args::require_block()?;
         let exception = match spec {
-            None | Some(NIL) => errors::stop(classes().cancel, NIL)?,
+            None | Some(NIL) => timed_out(duration)?,
             Some(spec) => cancel::exception_from(spec)?,
         };
         cancel::run(Some(duration), exception, NIL, Outcome::Raise)
