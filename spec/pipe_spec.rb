@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative 'spec_helper'
+require 'fcntl'
 
 # Polyphony::Pipe: both ends of a pipe in one IO, usable wherever an IO is.
 RSpec.describe Polyphony::Pipe do
@@ -122,6 +123,37 @@ RSpec.describe Polyphony::Pipe do
     other.read_loop(3) { |chunk| chunks << chunk }
     copier.await
     expect(chunks.join).to eq('copied')
+  end
+
+  # Core may let other fibers run while it closes a writable descriptor (Ruby 3.4 hands the
+  # close(2) to the scheduler's blocking_operation_wait, in a thread of its own, which can end
+  # only once the fibers here wait); a new IO may take the number meanwhile.
+  it 'closes its write end without disturbing a reader of a new IO that takes its number' do
+    pipe = new_pipe
+    number = pipe.fds.last
+    other = new_pipe
+    closer = spin { pipe.close }
+    reader = spin do
+      # A duplicate of other's read end under the number, once the close has freed it.
+      fd = nil
+      until fd == number
+        IO.for_fd(fd).close if fd
+        fd = other.fcntl(Fcntl::F_DUPFD, number)
+      end
+      io = IO.for_fd(fd)
+      begin
+        io.read
+      ensure
+        io.close
+      end
+    end
+    writer = spin do
+      closer.await
+      other << 'after the close'
+      other.close
+    end
+    expect(reader.await).to eq('after the close')
+    writer.await
   end
 
   it 'can be timed out or stopped while it waits' do

@@ -2,7 +2,7 @@
 //! `lib/polyphony/io.rb`): `recv`, `recv_loop`, `send`, and the half closes.
 
 use super::args::{self, slice};
-use super::io::{binary_result, io_close_half};
+use super::io::{binary_result, io_close_read, io_close_write};
 use super::io_loops::io_read_loop;
 use super::Func::Variadic;
 use super::{define, entry, module_under, On};
@@ -83,9 +83,6 @@ pub fn init() {
     define(socket, &[c"recv"], Variadic(socket_recv));
     define(socket, &[c"recv_loop"], Variadic(io_read_loop));
     define(socket, &[c"send"], Variadic(socket_send));
-    define(
-        socket,
-        &[c"close_read", c"close_write"],
-        Variadic(io_close_half),
-    );
+    define(socket, &[c"close_read"], Variadic(io_close_read));
+    define(socket, &[c"close_write"], Variadic(io_close_write));
 }

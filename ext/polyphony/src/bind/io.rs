@@ -13,6 +13,7 @@ use crate::engine::reactor;
 use crate::ruby::names::classes;
 use crate::ruby::{self, errors, protect, rb_io, Jump, FALSE, NIL, TRUE};
 use rb_sys::VALUE;
+use std::os::fd::RawFd;
 use std::os::raw::{c_int, c_long};
 use std::ptr::null_mut;
 
@@ -456,23 +457,99 @@ unsafe extern "C" fn io_reopen(argc: c_int, argv: *const VALUE, io: VALUE) -> VA
     })
 }
 
-/// `close_read`/`close_write`: as core; the reactor forgets the descriptors that closed (a
-/// duplex IO's write half, for `close_write`).
-pub unsafe extern "C" fn io_close_half(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+/// The half of an IO that `close_read` or `close_write` closes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Half {
+    Read,
+    Write,
+}
+
+/// Whether `fd` (open) is a socket: core shuts a socket's half down rather than closing it.
+fn is_socket(fd: RawFd) -> bool {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes the status of an open descriptor into `stat`, read only after it
+    // succeeded.
+    unsafe {
+        libc::fstat(fd, stat.as_mut_ptr()) == 0
+            && stat.assume_init().st_mode & libc::S_IFMT == libc::S_IFSOCK
+    }
+}
+
+/// The descriptor that core's `close_read` (`IO`'s or `BasicSocket`'s) or `close_write`
+/// closes when called on `io` now; `None` when it closes none (nothing open, a socket half
+/// only shut down, a non-duplex IO that core refuses to close half of, a frozen IO).
+///
+/// Mirrors core: on a socket, the half is shut down, and the descriptor closed only when the
+/// other half was shut already; a duplex IO (`Polyphony::Pipe`, `IO.popen(cmd, "r+")`, whose
+/// halves are pipes) closes the half's descriptor; a non-duplex IO is closed whole, unless it
+/// is open for the other half too (core raises then).
+fn closing_descriptor(io: VALUE, half: Half) -> Option<RawFd> {
+    let fd = open_fd(io)?;
+    if rb_io::frozen(io) {
+        return None;
+    }
+    let other = match half {
+        Half::Read => rb_sys::FMODE_WRITABLE,
+        Half::Write => rb_sys::FMODE_READABLE,
+    };
+    // SAFETY: `io` is open, so initialized: its rb_io_t is non-null.
+    let (fptr, write_io) = unsafe { (rb_io::fptr(io), rb_io::write_io(io)) };
+    if is_socket(fd) {
+        // SAFETY: `fptr` is the rb_io_t of `io`, open.
+        let mode = unsafe { rb_io::mode(io, fptr) };
+        return (mode & other == 0).then_some(fd);
+    }
+    let (half_io, fd) = match half {
+        Half::Read => (io, fd),
+        Half::Write => (write_io, open_fd(write_io)?),
+    };
+    if write_io != io {
+        return (!rb_io::frozen(half_io)).then_some(fd);
+    }
+    // SAFETY: `fptr` is the rb_io_t of `io`, open.
+    let mode = unsafe { rb_io::mode(io, fptr) };
+    let refused = mode & (rb_sys::FMODE_DUPLEX | other) == other;
+    (!refused).then_some(fd)
+}
+
+/// `close_read`/`close_write` (`half`): as core; the reactor forgets the descriptor that
+/// closes, waking the fibers waiting on it with IOError.
+///
+/// It forgets it before core closes it, as `IO#close` does: core's close of a writable
+/// descriptor can let other fibers run before it returns (Ruby 3.4 hands the `close(2)` to the
+/// scheduler's `blocking_operation_wait`, after marking the IO closed), and one of them may
+/// meanwhile open a new IO under the same descriptor number and wait on it: forgetting the
+/// number after the close would wake that fiber with this IOError, and drop its
+/// registration. A descriptor that closed without being foreseen is forgotten after.
+fn close_half(args: &[VALUE], io: VALUE, half: Half) -> Result<VALUE, Jump> {
+    let reactor = reactor::current()?;
+    let before = open_fds(io);
+    let closing = closing_descriptor(io, half);
+    if let Some(fd) = closing {
+        reactor.forget_fd(fd, closed_error);
+    }
+    let result = ruby::call_super(args)?;
+    let after = open_fds(io);
+    for fd in before.into_iter().flatten() {
+        if closing != Some(fd) && !after.contains(&Some(fd)) {
+            reactor.forget_fd(fd, closed_error);
+        }
+    }
+    Ok(result)
+}
+
+/// `close_read` (`IO`'s and `BasicSocket`'s): see [`close_half`].
+pub unsafe extern "C" fn io_close_read(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
     // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
     let args = unsafe { slice(argc, argv) };
-    entry(|| {
-        let before = open_fds(io);
-        let result = ruby::call_super(args)?;
-        let after = open_fds(io);
-        let reactor = reactor::current()?;
-        for fd in before.into_iter().flatten() {
-            if !after.contains(&Some(fd)) {
-                reactor.forget_fd(fd, closed_error);
-            }
-        }
-        Ok(result)
-    })
+    entry(|| close_half(args, io, Half::Read))
+}
+
+/// `close_write` (`IO`'s and `BasicSocket`'s): see [`close_half`].
+pub unsafe extern "C" fn io_close_write(argc: c_int, argv: *const VALUE, io: VALUE) -> VALUE {
+    // SAFETY: Ruby passes `argc` arguments at `argv` for the length of the call.
+    let args = unsafe { slice(argc, argv) };
+    entry(|| close_half(args, io, Half::Write))
 }
 
 /// Defines `Polyphony::IOExtensions`, which `lib/polyphony/io.rb` prepends to IO.
@@ -493,10 +570,7 @@ pub fn init() {
     define(io, &[c"wait_readable"], Variadic(io_wait_readable));
     define(io, &[c"wait_writable"], Variadic(io_wait_writable));
     define(io, &[c"close"], Variadic(io_close));
-    define(
-        io,
-        &[c"close_read", c"close_write"],
-        Variadic(io_close_half),
-    );
+    define(io, &[c"close_read"], Variadic(io_close_read));
+    define(io, &[c"close_write"], Variadic(io_close_write));
     define(io, &[c"reopen"], Variadic(io_reopen));
 }
