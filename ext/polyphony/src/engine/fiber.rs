@@ -70,6 +70,7 @@ unsafe extern "C" fn fiber_body(
         return NIL;
     };
     let fiber = current_fiber();
+    clear_stale_stack();
     let Some(block) = start(reactor, fiber) else {
         return if is_live(fiber) { NIL } else { reactor.ended() };
     };
@@ -124,6 +125,26 @@ unsafe extern "C" fn fiber_body(
     // The thread is being killed: let Ruby carry on with it.
     // SAFETY: every Rust value of this frame has been dropped or moved into `jump`.
     unsafe { jump.resume() }
+}
+
+/// Bytes of stack below `fiber_body`'s frame cleared as a fiber starts: a fiber waiting in
+/// `sleep` or `receive` reaches about 1.5 KB below it. Clearing more would touch a page of the
+/// stack that fibers do not otherwise touch (4 KB: 13.6 -> 17.7 KB resident per sleeping fiber).
+const STALE_STACK: usize = 2048;
+
+/// Zeroes the stack just below the caller's frame, where the fiber's first frames go.
+///
+/// Ruby's fiber pool gives each new fiber a stack an ended one used, and the collector scans a
+/// waiting fiber's stack word by word: a slot that the new fiber's frames leave unwritten may
+/// still hold a Fiber of the earlier one's time, which keeps that Fiber alive, with its outcome,
+/// its block and whatever the block's environment holds, often the program's Array of the other
+/// fibers spun with it, and so their stacks. Measured, 1,000 fibers spun, finished and awaited
+/// per round: the pool held about 10,000 stacks without this, 6,000 with it.
+#[inline(never)]
+fn clear_stale_stack() {
+    let mut stack = [0u8; STALE_STACK];
+    // The zeroes must be written even though nothing reads them.
+    std::hint::black_box(&mut stack);
 }
 
 /// Marks `fiber`, the current fiber, as started and returns its block, if it is a spun fiber
