@@ -710,6 +710,32 @@ RSpec.describe 'fibers that end' do
     expect(longest).to be <= 11
   end
 
+  it 'get a collection, sweeping at once, once 4,096 have ended since the last the reactor asked for' do
+    # Ruby's own collections come when its heap runs out of slots, which these rounds hardly
+    # touch (RUBY_GC_HEAP_INIT_SLOTS): only the reactor's come.
+    out, err, status = run_ruby(<<~RUBY, env: no_collections)
+      require 'polyphony'
+      GC.start
+      rounds = Array.new(15) do
+        fibers = Array.new(1000) { spin { sleep } }
+        snooze
+        fibers.each(&:stop).each(&:await)
+        sleep 0.001 # the reactor waits in its poller
+        [GC.count, GC.latest_gc_info(:immediate_sweep)]
+      end
+      puts rounds.map { |count, at_once| "\#{count}:\#{at_once}" }.join(" ")
+    RUBY
+    expect(err).to eq('')
+    expect(status).to be_success
+    rounds = out.split.map { |round| round.split(':') }
+    expect(rounds.size).to eq(15)
+    counts = rounds.map { |count, _| Integer(count) }
+    # 1,000 fibers end per round: the fifth round in a row brings one.
+    expect(counts.chunk_while { |a, b| a == b }.map(&:size).max).to be <= 5
+    expect(counts.last).to be > counts.first
+    expect(rounds.map(&:last).uniq).to eq(['true'])
+  end
+
   it 'are left to Ruby while the program has disabled the garbage collector' do
     out, err, status = run_ruby(<<~RUBY)
       require 'polyphony'

@@ -73,6 +73,7 @@ unsafe extern "C" fn fiber_body(
         return NIL;
     };
     let fiber = current_fiber();
+    clear_stale_stack();
     let Some(block) = start(reactor, fiber) else {
         return if is_live(fiber) { NIL } else { reactor.ended() };
     };
@@ -127,6 +128,28 @@ unsafe extern "C" fn fiber_body(
     // The thread is being killed: let Ruby carry on with it.
     // SAFETY: every Rust value of this frame has been dropped or moved into `jump`.
     unsafe { jump.resume() }
+}
+
+/// Bytes of stack below `fiber_body`'s frame cleared as a fiber starts: a fiber waiting in
+/// `sleep` or `receive` reaches about 1.5 KB below it to the reactor's switchpoint, and Ruby's
+/// switch goes deeper. Clearing more would touch a page of the stack that fibers do not
+/// otherwise touch (resident memory per sleeping fiber: 13.6 KB with 2 or 3 KB, 17.7 KB with 4).
+const STALE_STACK: usize = 3072;
+
+/// Zeroes the stack just below the caller's frame, where the fiber's first frames go.
+///
+/// Ruby's fiber pool gives each new fiber a stack an ended one used, and the collector scans a
+/// waiting fiber's stack word by word: a slot that the new fiber's frames leave unwritten may
+/// still hold a Fiber of the earlier one's time, which keeps that Fiber alive, with its outcome,
+/// its block and whatever the block's environment holds, often the program's Array of the other
+/// fibers spun with it, and so their stacks. Measured, 1,000 fibers spun and awaited per round,
+/// 600 rounds: the pool held about 9,000 to 10,000 stacks without this, 6,000 with it when the
+/// fibers finished, 8,000 to 9,000 when they were stopped.
+#[inline(never)]
+fn clear_stale_stack() {
+    let mut stack = [0u8; STALE_STACK];
+    // The zeroes must be written even though nothing reads them.
+    std::hint::black_box(&mut stack);
 }
 
 /// Marks `fiber`, the current fiber, as started and returns its block, if it is a spun fiber

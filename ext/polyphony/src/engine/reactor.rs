@@ -631,8 +631,8 @@ impl Reactor {
         // Here rather than where a fiber ends: the finalizers Ruby runs with a collection
         // meet the reactor where they can meet it anyway.
         let due = self.state().ended_fibers.take_due();
-        if let Some(sweep) = due {
-            stacks::collect(sweep)?;
+        if let Some(due) = due {
+            stacks::collect(due)?;
         }
         let (timeout, io_waits) = {
             let mut state = self.state();
