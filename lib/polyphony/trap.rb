@@ -76,6 +76,13 @@ end
 
 module Polyphony
   # {Trap} as `Kernel#trap`, which is private (as core's is).
+  #
+  # @!method trap(signal, command = nil)
+  #   {Trap#trap}, private as core's `Kernel#trap` is.
+  #   @!visibility private
+  #   @param signal [String, Symbol, Integer] the signal's name or number
+  #   @param command [String, #call, nil] core's commands, or a handler
+  #   @return [String, #call, nil] the signal's previous handler, as given to `trap`
   module KernelTrap
     include Trap
     private :trap
