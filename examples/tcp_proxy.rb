@@ -28,6 +28,9 @@ server.accept_loop do |client|
   rescue SystemCallError, IOError => e
     warn "Connection dropped: #{e.message}"
   ensure
+    # Stopped from outside (the server shutting down), this fiber stops its relays before it
+    # closes what they use.
+    Fiber.current.shutdown_all_children
     client.close
     upstream&.close
   end
