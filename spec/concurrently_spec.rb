@@ -34,9 +34,9 @@ RSpec.describe 'Concurrently on the Polyphony reactor' do
     end
     forwarder = concurrently { "FW: #{mailbox.await_result}" }
     expect(forwarder.await_result).to eq('FW: message')
-    # The slow one far slower: under GC.stress or on a busy machine, both could otherwise be
-    # done by the time await_fastest looks.
-    mailbox1 = concurrently { wait 1000; 'slow message' }
+    # The slow one waits until resumed, which nothing does: however slow the machine (GC.stress
+    # beside a CPU hog took over 30 s here), it is not done when await_fastest looks.
+    mailbox1 = concurrently { await_resume! }
     mailbox2 = concurrently { wait 0.05; 'fast message' }
     expect(await_fastest(mailbox1, mailbox2)).to equal(mailbox2)
     expect(mailbox2.await_result).to eq('fast message')
