@@ -86,6 +86,14 @@ end
 RSpec.describe 'The TCP proxy example' do
   include FailingClients
 
+  # Stops the proxy example and the echo server it relayed to (each as far as it started).
+  def stop_proxy(proxy, port, echo, upstream)
+    stop_example_server(proxy, port) if proxy
+    echo&.stop
+    echo&.await
+    upstream&.close
+  end
+
   # An echo server for the proxy to relay to, in a fiber of this process.
   def start_upstream
     upstream = TCPServer.new('127.0.0.1', 0)
@@ -125,10 +133,7 @@ RSpec.describe 'The TCP proxy example' do
     line.close
     expect(clients.map(&:await)).to eq(payloads)
   ensure
-    stop_example_server(proxy, port) if proxy
-    echo&.stop
-    echo&.await
-    upstream&.close
+    stop_proxy(proxy, port, echo, upstream)
   end
 
   it 'outlives clients that reset their connections mid-stream, logging each drop' do
@@ -137,10 +142,7 @@ RSpec.describe 'The TCP proxy example' do
                                        err: %i[child out])
     expect_to_outlive_failing_clients(proxy, 'hello', "hello\n")
   ensure
-    stop_example_server(proxy, port) if proxy
-    echo&.stop
-    echo&.await
-    upstream&.close
+    stop_proxy(proxy, port, echo, upstream)
   end
 end
 
