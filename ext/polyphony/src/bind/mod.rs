@@ -167,5 +167,6 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     thread::init();
     reactor::init();
     core_waits::init();
+    crate::http::init();
     Ok(())
 }
