@@ -61,7 +61,7 @@ module Polyphony
         return unless (head_length = read_head(env))
 
         @buffer.replace(@buffer.byteslice(head_length..))
-        env['rack.input'] = read_body(env)
+        env['rack.input'] = @input = read_body(env)
         env
       end
 
@@ -93,6 +93,8 @@ module Polyphony
         raise RequestError.new(*REQUEST_TIMEOUT) unless (left = deadline - Stream.now).positive?
 
         @stream.read_into(@buffer, left) or raise Stream::Closed, 'end of file in request head'
+      rescue Stream::Timeout
+        raise RequestError.new(*REQUEST_TIMEOUT)
       end
 
       def read_body(env)
@@ -126,8 +128,7 @@ module Polyphony
         finished(env, status, headers, e)
         false
       ensure
-        input = env['rack.input']
-        input.close if input.is_a?(File)
+        @input.close if @input.is_a?(Tempfile) # (middleware may have wrapped env's)
       end
 
       def call_app(env)

@@ -43,6 +43,9 @@ module Polyphony
         end
         @sink.rewind
         @sink
+      rescue StandardError
+        @sink.close
+        raise
       end
 
       # The body's length refused: 413 when it passes the limit.

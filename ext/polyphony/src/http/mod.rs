@@ -221,10 +221,13 @@ unsafe extern "C" fn response_head(argc: c_int, argv: *const VALUE, _self: VALUE
                 if !is_string(pair.name) {
                     return Err(errors::type_error("header names must be Strings"));
                 }
-                values.clear();
-                value_lines(pair.value, &mut values)?;
                 // SAFETY: as in `value_lines`: the Hash holds the name.
                 let name: &'static [u8] = unsafe { ruby::string_bytes(pair.name) };
+                if name.starts_with(b"rack.") {
+                    continue; // rack.hijack and the like are for the server, not the client
+                }
+                values.clear();
+                value_lines(pair.value, &mut values)?;
                 lines.extend(values.iter().map(|&value| (name, value)));
             }
             let written = response::write_head(head, status, &lines, request)

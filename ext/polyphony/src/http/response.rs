@@ -48,7 +48,8 @@ fn is_field_value(value: &[u8]) -> bool {
         .all(|&byte| byte == b'\t' || (byte >= b' ' && byte != 0x7f))
 }
 
-/// Writes the head of a response with `status` and `headers` (one line each) to `out`;
+/// Writes the head of a response with `status` and `headers` (one line each, none of
+/// them `rack.*`, which are for the server) to `out`;
 /// returns how the body is to be sent and whether the connection stays open after it.
 pub fn write_head(
     out: &mut Vec<u8>,
@@ -69,9 +70,6 @@ pub fn write_head(
     let (mut has_length, mut has_coding, mut has_date) = (false, false, false);
     let mut keep_alive = request.keep_alive;
     for &(name, value) in headers {
-        if name.starts_with(b"rack.") {
-            continue; // rack.hijack and the like are for the server, not the client
-        }
         if !is_token(name) {
             let name = String::from_utf8_lossy(name);
             return Err(InvalidHeader(format!("invalid header name {name:?}")));
