@@ -2,8 +2,8 @@
 
 # The runtime half of `rake doc:check` (rakelib/doc.rake), run as
 # `ruby -Ilib rakelib/doc_runtime.rb` with a JSON list of what the YARD docs document on
-# standard input. It loads Polyphony (`polyphony` and `polyphony/concurrently`) the way a
-# user does and writes a JSON object to standard output:
+# standard input. It loads Polyphony (`polyphony`, `polyphony/concurrently` and the HTTP
+# server, `polyphony/http` with its Rack handler) the way a user does and writes a JSON object to standard output:
 #
 # - "absent": the documented paths that do not exist at runtime (a constant that is not
 #   defined, a method that its namespace does not define);
@@ -25,6 +25,8 @@ require 'socket'
 require 'timeout'
 require 'monitor'
 require 'zlib'
+require 'stringio' # and these two for the HTTP server
+require 'tempfile'
 
 # The name of `mod` if it is reachable by that name (anonymous and singleton classes have
 # none; some classes report a name that no constant holds).
@@ -64,6 +66,7 @@ end
 before = snapshot
 require 'polyphony'
 require 'polyphony/concurrently'
+require 'polyphony/http/rack_handler'
 after = snapshot
 
 documented = JSON.parse($stdin.read)

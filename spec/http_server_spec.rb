@@ -203,6 +203,24 @@ RSpec.describe Polyphony::HTTP::Server do
       end
     end
 
+    it 'gives a Rack 3 streaming body (one that answers call, not each) the socket' do
+      skip "Rack #{Rack.release}'s SPEC has no streaming bodies (Rack 3 has)" if Rack.release < '3'
+
+      app = lambda do |_env|
+        body = lambda do |stream|
+          stream.write("one\n")
+          sleep 0.05
+          stream.write("two\n")
+          stream.close
+        end
+        [200, { 'content-type' => 'text/plain' }, body]
+      end
+      with_server(app) do |port|
+        response = raw_exchange(port, get_request('/'))
+        expect(response).to start_with("HTTP/1.1 200 OK\r\n").and end_with("Connection: close\r\n\r\none\ntwo\n")
+      end
+    end
+
     it 'calls rack.response_finished callbacks once the response is sent' do
       finished = []
       app = lambda do |env|

@@ -9,6 +9,8 @@ module Polyphony
     #
     # @api private
     class AccessLog
+      # A log writing to `io`.
+      #
       # @param io [IO] where the lines go
       def initialize(io)
         @io = io

@@ -14,6 +14,8 @@ module Polyphony
       # A request's headers must come within `header_timeout` seconds of its first byte.
       REQUEST_TIMEOUT = [408, 'request head not received in time'].freeze
 
+      # A connection of `server`'s, not served yet (see {#serve}).
+      #
       # @param server [Server]
       # @param socket [BasicSocket, OpenSSL::SSL::SSLSocket] the accepted connection
       # @param remote_addr [String] the client's address
@@ -65,6 +67,8 @@ module Polyphony
         env
       end
 
+      # Reads the next request's head into `env`; returns its length, or nil when the
+      # connection ends before a request begins.
       def read_head(env)
         deadline = nil
         until (length = HTTP.parse_head(@buffer, env, @options[:max_head_bytes], @options[:https]))
@@ -89,6 +93,7 @@ module Polyphony
         false
       end
 
+      # Reads more of a head that has begun, by `deadline`; 408 past it.
       def read_head_part(deadline)
         raise RequestError.new(*REQUEST_TIMEOUT) unless (left = deadline - Stream.now).positive?
 
@@ -97,6 +102,7 @@ module Polyphony
         raise RequestError.new(*REQUEST_TIMEOUT)
       end
 
+      # The request's body (`rack.input`), read whole before the application is called.
       def read_body(env)
         body = RequestBody.new(@stream, @buffer, @options[:body])
         expect_continue(env, body) if env.key?('HTTP_EXPECT')
@@ -131,6 +137,7 @@ module Polyphony
         @input.close if @input.is_a?(Tempfile) # (middleware may have wrapped env's)
       end
 
+      # The application's response; 500 (and the error logged) when it raises.
       def call_app(env)
         env['rack.hijack'] = @hijacker
         @env = env
@@ -147,6 +154,8 @@ module Polyphony
         @env['rack.hijack_io'] = @stream.socket
       end
 
+      # Whether the request lets the connection stay open (HTTP/1.1 unless `close`,
+      # HTTP/1.0 with `keep-alive`).
       def keep_alive?(env)
         connection = env['HTTP_CONNECTION']
         if env['SERVER_PROTOCOL'] == 'HTTP/1.1'
@@ -165,6 +174,7 @@ module Polyphony
         end
       end
 
+      # Answers a request the server refuses (the connection then closes).
       def reject(status, message)
         @response.write_error(status, message)
       rescue Stream::Closed, Stream::Timeout

@@ -4,10 +4,16 @@ module Polyphony
   module HTTP
     # A request this server will not serve: malformed, too large, too slow, or asking for
     # what it does not implement. The connection answers with {#status} and closes.
+    #
+    # @api private
     class RequestError < StandardError
-      # @return [Integer] the response's status (400, 408, 413, 417, 431, 501, 505)
+      # The status to answer with.
+      #
+      # @return [Integer] 400, 408, 413, 417, 431, 501 or 505
       attr_reader :status
 
+      # An error for `status`, saying `message`.
+      #
       # @param status [Integer] the status to answer with
       # @param message [String] what was wrong, for the response's body and the log
       def initialize(status, message)

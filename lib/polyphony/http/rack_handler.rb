@@ -14,6 +14,10 @@ module Polyphony
     #
     # @example
     #   rackup -s polyphony -o 0.0.0.0 -p 9292 -O workers=2 config.ru
+    #
+    # Users reach it through rackup.
+    #
+    # @api private
     module RackHandler
       # The `-O` options that are numbers.
       NUMERIC = %i[workers backlog idle_timeout header_timeout body_timeout write_timeout shutdown_timeout
@@ -73,6 +77,8 @@ module Polyphony
         server
       end
 
+      # The access log's IO from the `access_log` option.
+      #
       # @param where [String] stdout, stderr or a path
       # @return [IO]
       def access_log(where)

@@ -14,6 +14,8 @@ module Polyphony
     #
     # @api private
     class RequestBody
+      # A reader of the body that follows a head on `stream`.
+      #
       # @param stream [Stream] the connection
       # @param buffer [String] bytes read past the head (the body's start; consumed)
       # @param limits [Hash] `:max_bytes` (nil: no limit), `:in_memory`, `:timeout`
@@ -61,6 +63,7 @@ module Polyphony
 
       private
 
+      # A Content-Length body.
       def read_length(length)
         check_length(length)
         copy(length)
@@ -77,6 +80,7 @@ module Polyphony
         end
       end
 
+      # A chunked body: chunks until the last (size 0), then the trailer section.
       def read_chunks
         total = 0
         loop do
@@ -91,6 +95,7 @@ module Polyphony
         skip_trailers
       end
 
+      # The next chunk's [line length, size], read as far as needed.
       def chunk_size
         until (parsed = HTTP.chunk_size(@buffer))
           fill
@@ -98,6 +103,7 @@ module Polyphony
         parsed
       end
 
+      # The CRLF that ends a chunk's data.
       def expect_line_end
         fill while @buffer.bytesize < 2
         raise RequestError.new(400, 'chunk not followed by CRLF') unless @buffer.start_with?("\r\n")
@@ -118,10 +124,12 @@ module Polyphony
         end
       end
 
+      # Reads more of the body into the buffer; the client closing first is an error.
       def fill
         @stream.read_into(@buffer, @timeout) or raise Stream::Closed, 'end of file in request body'
       end
 
+      # Adds a part to the sink, moving it to a Tempfile once it passes `in_memory` bytes.
       def store(part)
         if @sink.is_a?(StringIO) && @sink.pos + part.bytesize > @in_memory
           file = Tempfile.new('polyphony-body')

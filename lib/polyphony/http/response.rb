@@ -15,9 +15,13 @@ module Polyphony
       # Bytes gathered before a write: a small body leaves in the head's write.
       GATHER = 65_536
 
-      # @return [Integer] the body's bytes sent (for the access log)
+      # The body's bytes the last response sent (for the access log).
+      #
+      # @return [Integer]
       attr_reader :body_bytes
 
+      # The responses of the connection on `stream`.
+      #
       # @param stream [Stream] the connection
       def initialize(stream)
         @stream = stream
@@ -70,14 +74,18 @@ module Polyphony
 
       private
 
+      # Whether the client speaks HTTP/1.1.
       def http11?(request)
         request['SERVER_PROTOCOL'] == 'HTTP/1.1'
       end
 
+      # Whether the request is a HEAD (the body is not sent).
       def head?(request)
         request['REQUEST_METHOD'] == 'HEAD'
       end
 
+      # Sends the body (an Array, a file's path, an `each` body, or nil for none) as
+      # `framing` says.
       def send_body(framing, body)
         case [framing, body]
         in [:no_body, _] | [_, nil] then flush
@@ -89,6 +97,7 @@ module Polyphony
         flush
       end
 
+      # Sends each part as a chunk, as soon as it is made, then the last chunk.
       def send_chunked(body)
         body.each do |part|
           next if part.empty?
@@ -101,6 +110,7 @@ module Polyphony
         @out << "0\r\n\r\n"
       end
 
+      # Sends a file's content.
       def send_file(path)
         flush
         File.open(path, 'rb') do |file|
@@ -122,6 +132,7 @@ module Polyphony
         end
       end
 
+      # Writes what was gathered.
       def flush
         return if @out.empty?
 

@@ -49,12 +49,18 @@ module Polyphony
       # `rack.version`, for Rack 2 applications (Rack 3 no longer asks for it).
       RACK_VERSION = [1, 3].freeze
 
-      # @return [#call] the Rack application
+      # The application it serves.
+      #
+      # @return [#call] a Rack application
       attr_reader :app
 
+      # Its options.
+      #
       # @return [Hash] the options in force (defaults filled in)
       attr_reader :options
 
+      # A server for `app`; it listens once {#listen} or {#run} is called.
+      #
       # @param app [#call] a Rack application
       # @param options [Hash] see {Server}
       # @raise [ArgumentError] for an unknown option or a value out of range
@@ -79,7 +85,9 @@ module Polyphony
         end
       end
 
-      # @return [Integer] the port it listens on (binds first if needed)
+      # The port it listens on (it binds first if needed): the one chosen for `port: 0`.
+      #
+      # @return [Integer]
       def port
         listen.local_address.ip_port
       end
@@ -190,6 +198,7 @@ module Polyphony
 
       private
 
+      # The options, checked, with the values derived from them (`:https`, `:body`).
       def check(options)
         %i[idle_timeout header_timeout body_timeout write_timeout shutdown_timeout].each do |name|
           positive(options, name, Numeric)
@@ -203,6 +212,7 @@ module Polyphony
         options
       end
 
+      # Checks that an option is a positive `type`.
       def positive(options, name, type)
         value = options[name]
         return if value.is_a?(type) && value.positive?
@@ -210,6 +220,7 @@ module Polyphony
         raise ArgumentError, "#{name} must be a positive #{type}, not #{value.inspect}"
       end
 
+      # What every request's env holds before its head is read.
       def base_env
         https = @options[:https]
         {
@@ -221,22 +232,27 @@ module Polyphony
         }.freeze
       end
 
+      # `SERVER_NAME` when a request has no Host.
       def server_name
         address = listen.local_address
         address.ip? ? address.ip_address : 'localhost'
       end
 
+      # `SERVER_PORT` when a request has no Host.
       def server_port
         address = listen.local_address
         address.ip? ? address.ip_port : 80
       end
 
+      # Accepts connections, each served in a fiber spun from `runner`'s (so that
+      # stopping the acceptor leaves them be).
       def accept_connections(runner)
         listen.accept_loop do |socket|
           runner.spin(:http_connection) { serve_connection(socket) }
         end
       end
 
+      # Serves a connection to its end (in its fiber).
       def serve_connection(socket)
         remote_addr = remote_address(socket)
         socket = TLS.wrap(socket, @options[:tls]) if @options[:tls]
@@ -249,6 +265,7 @@ module Polyphony
         @connections.delete(connection)
       end
 
+      # `REMOTE_ADDR`; sets TCP_NODELAY on TCP connections (responses leave whole).
       def remote_address(socket)
         address = socket.remote_address
         if address.ip?

@@ -21,9 +21,13 @@ module Polyphony
       # What a peer that is gone raises, here and in TLS.
       GONE = [SystemCallError, IOError].freeze
 
-      # @return [BasicSocket, OpenSSL::SSL::SSLSocket] the socket
+      # The socket it reads and writes.
+      #
+      # @return [BasicSocket, OpenSSL::SSL::SSLSocket]
       attr_reader :socket
 
+      # A stream on `socket`.
+      #
       # @param socket [BasicSocket, OpenSSL::SSL::SSLSocket]
       # @param write_timeout [Numeric] seconds a write may wait for the peer to take bytes
       def initialize(socket, write_timeout)
@@ -99,13 +103,16 @@ module Polyphony
         nil
       end
 
-      # @return [Float] the monotonic clock, in seconds
+      # The monotonic clock.
+      #
+      # @return [Float] seconds
       def self.now
         Process.clock_gettime(Process::CLOCK_MONOTONIC)
       end
 
       private
 
+      # OpenSSL's error class, once OpenSSL is loaded.
       def ssl_error
         defined?(OpenSSL::SSL::SSLError) ? OpenSSL::SSL::SSLError : Closed
       end

@@ -14,6 +14,8 @@ module Polyphony
       # A worker that dies younger than this, in seconds, is replaced after as long.
       CRASH_DELAY = 1
 
+      # Workers for `server`.
+      #
       # @param server [Server] the server, listening
       # @param count [Integer] how many workers
       def initialize(server, count)
@@ -40,6 +42,7 @@ module Polyphony
 
       private
 
+      # Forks a worker, which serves until a signal stops it.
       def start_worker
         pid = Polyphony.fork do
           @server.trap_stop_signals
@@ -48,12 +51,14 @@ module Polyphony
         @pids[pid] = Stream.now
       end
 
+      # Replaces a worker that exited, started at `started`.
       def replace(started, status)
         @server.options[:error_log]&.puts("polyphony/http: worker exited (#{status.inspect}), starting another")
         sleep CRASH_DELAY if Stream.now - started < CRASH_DELAY
         start_worker unless @stopping
       end
 
+      # Passes a signal on to every worker; no worker is replaced from now on.
       def stop(signal)
         @stopping = true
         @pids.each_key do |pid|

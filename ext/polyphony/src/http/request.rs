@@ -188,7 +188,10 @@ pub fn chunk_size(buffer: &[u8]) -> Result<Option<(usize, u64)>, Rejection> {
 mod tests {
     use super::*;
 
-    fn parsed(text: &str) -> Result<Option<(String, String, u8, Body, usize)>, Rejection> {
+    /// A head's "METHOD path", query, minor version, body framing and length.
+    type Parsed = (String, String, u8, Body, usize);
+
+    fn parsed(text: &str) -> Result<Option<Parsed>, Rejection> {
         let mut slots = header_slots();
         parse(text.as_bytes(), &mut slots, 8192).map(|head| {
             head.map(|head| {
