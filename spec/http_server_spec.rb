@@ -88,6 +88,19 @@ RSpec.describe Polyphony::HTTP::Server do
       end
     end
 
+    it 'serves wrk (keep-alive, 2 threads, 50 connections) without an error, and logs each request' do
+      log = StringIO.new
+      with_server(->(_) { [200, { 'content-type' => 'text/plain' }, ['hi']] }, access_log: log) do |port|
+        output = `wrk -t2 -c50 -d1s http://127.0.0.1:#{port}/path?q=1`
+        requests = output[/(\d+) requests in/, 1].to_i
+        expect(requests).to be > 100
+        expect(output).not_to match(/Socket errors|Non-2xx/)
+        lines = log.string.lines
+        expect(lines.size).to be_between(requests, requests + 100) # wrk does not count those in flight at its end
+        expect(lines.first).to match(%r{\A127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET /path\?q=1 HTTP/1\.1" 200 2 \d+\.\d{4}\n\z})
+      end
+    end
+
     it 'serves 200 concurrent keep-alive clients, each in order' do
       app = lambda do |env|
         sleep 0.01

@@ -22,9 +22,9 @@ module Polyphony
       def initialize(server, socket, remote_addr)
         @server = server
         @options = server.options
-        @stream = Stream.new(socket, @options[:write_timeout])
+        @stream = Stream.new(socket, @options[:write_timeout], server.read_buffer)
         @remote_addr = remote_addr
-        @buffer = String.new(capacity: Stream::READ_SIZE, encoding: Encoding::BINARY)
+        @buffer = String.new(encoding: Encoding::BINARY)
         @response = Response.new(@stream)
         @hijacker = method(:hijack)
         @idle = true

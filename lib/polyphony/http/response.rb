@@ -25,7 +25,7 @@ module Polyphony
       # @param stream [Stream] the connection
       def initialize(stream)
         @stream = stream
-        @out = String.new(capacity: GATHER, encoding: Encoding::BINARY)
+        @out = String.new(encoding: Encoding::BINARY) # (emptied after each write: no memory kept)
         @body_bytes = 0
       end
 

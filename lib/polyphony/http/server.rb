@@ -136,6 +136,14 @@ module Polyphony
         env
       end
 
+      # Where the connections' reads land (see {Stream#initialize}).
+      #
+      # @api private
+      # @return [String]
+      def read_buffer
+        @read_buffer ||= String.new(capacity: Stream::READ_SIZE, encoding: Encoding::BINARY)
+      end
+
       # Writes an application error, with its backtrace, to the error log.
       #
       # @api private

@@ -30,11 +30,14 @@ module Polyphony
       #
       # @param socket [BasicSocket, OpenSSL::SSL::SSLSocket]
       # @param write_timeout [Numeric] seconds a write may wait for the peer to take bytes
-      def initialize(socket, write_timeout)
+      # @param chunk [String] where reads land before they are appended to the caller's
+      #   buffer: one for all the streams of a thread (a read does not switch fibers between
+      #   the two), so that an idle connection holds no read buffer
+      def initialize(socket, write_timeout, chunk)
         @socket = socket
         @io = socket.to_io
         @write_timeout = write_timeout
-        @chunk = String.new(capacity: READ_SIZE, encoding: Encoding::BINARY)
+        @chunk = chunk
       end
 
       # Completes the TLS handshake of a TLS socket (nothing for others).
