@@ -3,6 +3,7 @@
 require_relative 'spec_helper'
 require_relative 'support/http'
 require 'digest'
+require 'tmpdir'
 
 # Polyphony::HTTP::Server with real clients (Net::HTTP, curl, raw sockets), every app
 # wrapped in Rack::Lint. The rackup command, workers and signals are in
@@ -231,6 +232,17 @@ RSpec.describe Polyphony::HTTP::Server do
       with_server(app) do |port|
         response = raw_exchange(port, get_request('/'))
         expect(response).to start_with("HTTP/1.1 200 OK\r\n").and end_with("Connection: close\r\n\r\none\ntwo\n")
+      end
+    end
+
+    it 'sends a body that names a file (to_path) from the file, with its length' do
+      Dir.mktmpdir do |dir|
+        File.binwrite("#{dir}/data.bin", Random.new(3).bytes(200_000))
+        with_server(Rack::Files.new(dir)) do |port|
+          response = Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/data.bin"))
+          expect(response['content-length']).to eq('200000')
+          expect(response.body).to eq(File.binread("#{dir}/data.bin"))
+        end
       end
     end
 

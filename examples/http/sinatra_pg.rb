@@ -12,23 +12,56 @@
 require 'sinatra/base'
 require 'pg'
 
-# The connections, shared by the fibers: a core Queue, which waits only the fiber that
-# pops it while every connection is in use.
+# The connections, shared by the fibers: at most `size`, opened as they are first needed, in
+# a core Queue, which waits only the fiber that pops it while every connection is in use.
+# They are opened by the process that uses them: with `-O workers=N` the application is
+# loaded before the workers are forked, and a connection opened then would be shared by all
+# of them (their queries and answers mixed up on one socket).
 class Database
   def initialize(url, size)
-    @pool = Queue.new
-    size.times { @pool << PG.connect(url) }
+    @url = url
+    @size = size
     @queries = 0
   end
 
   attr_reader :queries
 
   def query(sql, *params)
-    connection = @pool.pop
+    connection = checkout
     @queries += 1
-    connection.exec_params(sql, params).to_a
-  ensure
-    @pool << connection if connection
+    rows = connection.exec_params(sql, params).to_a
+    pool << connection
+    rows
+  rescue Exception # rubocop:disable Lint/RescueException
+    # A query cut short (its fiber stopped, a timeout) leaves the connection mid-exchange:
+    # it is closed, and a new one will take its place.
+    if connection
+      connection.close
+      pool << :closed
+    end
+    raise
+  end
+
+  private
+
+  # This process's pool.
+  def pool
+    if @pid != Process.pid
+      @pid = Process.pid
+      @pool = Queue.new
+      @opened = 0
+    end
+    @pool
+  end
+
+  def checkout
+    queue = pool
+    if queue.empty? && @opened < @size
+      @opened += 1
+      return PG.connect(@url)
+    end
+    connection = queue.pop
+    connection == :closed ? PG.connect(@url) : connection
   end
 end
 
@@ -50,4 +83,3 @@ class App < Sinatra::Base
     "#{settings.database.queries}\n"
   end
 end
-
