@@ -3,11 +3,60 @@
 require_relative 'spec_helper'
 require_relative 'support/http'
 require 'digest'
+require 'time'
 require 'tmpdir'
 
 # Polyphony::HTTP::Server with real clients (Net::HTTP, curl, raw sockets), every app
 # wrapped in Rack::Lint. The rackup command, workers and signals are in
 # spec/http_rackup_spec.rb.
+# The native parts the server's every request goes through, called directly (fast enough to
+# run under GC.stress, which the server's own examples are not). The results are gathered
+# first and compared once: RSpec's matchers are what GC.stress makes slow.
+RSpec.describe 'Polyphony::HTTP native methods' do
+  def outcome
+    yield
+  rescue StandardError => e
+    [e.class, e.message, (e.status if e.respond_to?(:status))]
+  end
+
+  it 'parses heads into envs, pipelined ones one after the other, and chunk sizes', gc: true do
+    buffer = "GET /a?b=1 HTTP/1.1\r\nHost: h:81\r\nX-A: 1\r\nx-a: 2\r\nCookie: c=1\r\nCookie: d=2\r\n\r\n" \
+             "POST /p HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc"
+    first = {}
+    length = Polyphony::HTTP.parse_head(buffer, first, 4096, false)
+    second = {}
+    rest = buffer.byteslice(length..)
+    results = [Polyphony::HTTP.parse_head(rest, second, 4096, true), first, second.values_at('REQUEST_METHOD', 'CONTENT_LENGTH'),
+               Polyphony::HTTP.parse_head("GET / HTTP/1.1\r\nHo", {}, 4096, false),
+               outcome { Polyphony::HTTP.parse_head("GET / HTTP/1.1\r\n\r\n", {}, 4096, false) },
+               Polyphony::HTTP.chunk_size("1f;x=y\r\nrest")]
+    expect(results).to eq([rest.bytesize - 3,
+                           { 'REQUEST_METHOD' => 'GET', 'PATH_INFO' => '/a', 'QUERY_STRING' => 'b=1', 'REQUEST_URI' => '/a?b=1',
+                             'SERVER_PROTOCOL' => 'HTTP/1.1', 'HTTP_HOST' => 'h:81', 'HTTP_X_A' => '1, 2',
+                             'HTTP_COOKIE' => 'c=1; d=2', 'SERVER_NAME' => 'h', 'SERVER_PORT' => '81' },
+                           %w[POST 3], nil,
+                           [Polyphony::HTTP::RequestError, 'an HTTP/1.1 request needs one Host header', 400], [8, 31]])
+  end
+
+  it 'writes response heads from Rack headers (Array values, Rack 2 multi-line values)', gc: true do
+    buffer = +''
+    headers = { 'content-type' => 'text/plain', 'set-cookie' => %w[a=1 b=2], 'x-two' => "c\nd", 'rack.hijack' => -> {} }
+    framing = Polyphony::HTTP.response_head(buffer, 200, headers, true, true, 5)
+    head = buffer.sub(/^Date: .*\r\n/, '')
+    results = [framing, head, Polyphony::HTTP.response_head(buffer, 200, {}, false, true, nil),
+               outcome { Polyphony::HTTP.response_head(buffer, 200, { 'x' => "a\r\nb" }, true, true, nil) },
+               outcome { Polyphony::HTTP.response_head(buffer, 200, { 'x' => 1 }, true, true, nil) },
+               outcome { Polyphony::HTTP.response_head(buffer, 42, {}, true, true, nil) }]
+    expect(results).to eq([[:as_is, true],
+                           "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n" \
+                           "x-two: c\r\nx-two: d\r\nContent-Length: 5\r\n\r\n",
+                           [:until_close, false],
+                           [ArgumentError, 'invalid value for header "x" (control characters)', nil],
+                           [TypeError, 'header values must be Strings', nil],
+                           [ArgumentError, 'invalid status 42', nil]])
+  end
+end
+
 RSpec.describe Polyphony::HTTP::Server do
   include HTTPServer
 
