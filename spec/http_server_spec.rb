@@ -398,6 +398,23 @@ RSpec.describe 'Polyphony::HTTP::Server with bad requests and slow clients' do
     end
   end
 
+  it 'logs a body that fails after its head was sent, and cuts that response only' do
+    failing = lambda do |env|
+      body = Enumerator.new do |out|
+        out << "part\n"
+        raise IOError, 'the body failed' if env['PATH_INFO'] == '/fail'
+      end
+      [200, { 'content-type' => 'text/plain' }, body]
+    end
+    with_server(failing) do |port|
+      cut = raw_exchange(port, get_request('/fail'))
+      expect(cut).to include("5\r\npart\n\r\n")
+      expect(cut).not_to include("0\r\n\r\n") # no last chunk: the client knows it was cut
+      expect(raw_response(port, get_request('/fine', headers: { 'Connection' => 'close' })).last).to eq("part\n")
+      expect(error_log).to include('GET /fail: IOError: the body failed')
+    end
+  end
+
   it 'ends only its own connection when a client resets mid-response, and leaks no descriptor' do
     streaming = lambda do |_env|
       body = Enumerator.new { |out| 200.times { out << ('x' * 65_536) } }

@@ -138,6 +138,10 @@ module Polyphony
       rescue Stream::Closed, Stream::Timeout => e
         finished(env, status, headers, e)
         false
+      rescue StandardError => e # the body failed once its head was sent: the client sees it cut
+        @server.log_error(e, env)
+        finished(env, status, headers, e)
+        false
       ensure
         @input.close if @input.is_a?(Tempfile) # (middleware may have wrapped env's)
       end
