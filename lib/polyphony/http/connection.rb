@@ -14,6 +14,9 @@ module Polyphony
       # A request's headers must come within `header_timeout` seconds of its first byte.
       REQUEST_TIMEOUT = [408, 'request head not received in time'].freeze
 
+      # The body of a request without one.
+      EMPTY = String.new(encoding: Encoding::BINARY).freeze
+
       # A connection of `server`'s, not served yet (see {#serve}).
       #
       # @param server [Server]
@@ -67,7 +70,7 @@ module Polyphony
         env = @server.new_env(@remote_addr)
         return unless (head_length = read_head(env))
 
-        @buffer.replace(@buffer.byteslice(head_length..))
+        Stream.consume(@buffer, head_length)
         env['rack.input'] = @input = read_body(env)
         env
       end
@@ -109,9 +112,10 @@ module Polyphony
 
       # The request's body (`rack.input`), read whole before the application is called.
       def read_body(env)
-        body = RequestBody.new(@stream, @buffer, @options[:body])
+        has_body = env.key?('CONTENT_LENGTH') || env.key?('HTTP_TRANSFER_ENCODING')
+        body = RequestBody.new(@stream, @buffer, @options[:body]) if has_body
         expect_continue(env, body) if env.key?('HTTP_EXPECT')
-        body.read(env)
+        has_body ? body.read(env) : empty_input
       end
 
       # `Expect: 100-continue`: a body the server would refuse is refused before it is
@@ -120,8 +124,8 @@ module Polyphony
         raise RequestError.new(417, 'unsupported expectation') unless env['HTTP_EXPECT'].casecmp?('100-continue')
 
         length = env['CONTENT_LENGTH']
-        body.check_length(Integer(length, 10)) if length
-        @response.write_continue if env['SERVER_PROTOCOL'] == 'HTTP/1.1' && @buffer.empty?
+        body.check_length(Integer(length, 10)) if body && length
+        @response.write_continue if body && env['SERVER_PROTOCOL'] == 'HTTP/1.1' && @buffer.empty?
       end
 
       # Hands the request to the application and writes its response; returns whether the
@@ -181,6 +185,13 @@ module Polyphony
         rescue StandardError => e
           @server.log_error(e, env)
         end
+      end
+
+      # The input of a request without a body: read-only, so that it can serve the
+      # connection's every such request (unless the application closed it).
+      def empty_input
+        @empty_input = StringIO.new(EMPTY) if @empty_input.nil? || @empty_input.closed?
+        @empty_input.tap(&:rewind)
       end
 
       # Answers a request the server refuses (the connection then closes).

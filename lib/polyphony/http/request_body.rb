@@ -74,7 +74,7 @@ module Polyphony
         while count.positive?
           fill if @buffer.empty?
           part = @buffer.byteslice(0, count)
-          @buffer.replace(@buffer.byteslice(part.bytesize..))
+          Stream.consume(@buffer, part.bytesize)
           store(part)
           count -= part.bytesize
         end
@@ -85,7 +85,7 @@ module Polyphony
         total = 0
         loop do
           line_length, size = chunk_size
-          @buffer.replace(@buffer.byteslice(line_length..))
+          Stream.consume(@buffer, line_length)
           break if size.zero?
 
           check_length(total += size)
@@ -108,7 +108,7 @@ module Polyphony
         fill while @buffer.bytesize < 2
         raise RequestError.new(400, 'chunk not followed by CRLF') unless @buffer.start_with?("\r\n")
 
-        @buffer.replace(@buffer.byteslice(2..))
+        Stream.consume(@buffer, 2)
       end
 
       # The trailer section: header lines, then an empty one; their content is dropped.
@@ -119,7 +119,7 @@ module Polyphony
 
             fill
           end
-          @buffer.replace(@buffer.byteslice((line_end + 2)..))
+          Stream.consume(@buffer, line_end + 2)
           return if line_end.zero?
         end
       end

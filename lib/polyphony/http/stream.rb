@@ -106,6 +106,19 @@ module Polyphony
         nil
       end
 
+      # Removes the first `count` bytes of `buffer`.
+      #
+      # @param buffer [String]
+      # @param count [Integer]
+      # @return [void]
+      def self.consume(buffer, count)
+        if count >= buffer.bytesize
+          buffer.clear
+        else
+          buffer.replace(buffer.byteslice(count..))
+        end
+      end
+
       # The monotonic clock.
       #
       # @return [Float] seconds
