@@ -29,25 +29,21 @@ RSpec.describe Polyphony::Queue do
     expect([queue.pop, queue.shift]).to eq(%i[a b])
   end
 
-  it 'takes every item with shift_all, and each item with shift_each' do
+  it 'takes every item at once with shift_all and shift_each, without waiting' do
     queue << 1 << 2 << 3
     expect(queue.size).to eq(3)
+    expect(queue.length).to eq(3)
     expect(queue.shift_all).to eq([1, 2, 3])
     expect(queue.shift_all).to eq([])
     expect(queue.empty?).to be(true)
     queue << :x << :y
-    expect(queue.shift_each).to eq(%i[x y])
-
     seen = []
-    consumer = spin { queue.shift_each { |item| seen << item } }
-    queue << 1 << 2
-    snooze
-    queue << 3
-    snooze
-    expect(seen).to eq([1, 2, 3])
-    expect(consumer.state).to eq(:waiting)
-    consumer.stop
-    consumer.await
+    expect(queue.shift_each { |item| seen << item }).to be(queue)
+    expect(seen).to eq(%i[x y])
+    expect(queue.empty?).to be(true)
+    queue.enq(:z)
+    expect(queue.shift_each).to eq([:z])
+    expect(queue.shift_each { |item| seen << item }).to be(queue) # empty: no wait
   end
 
   it 'deletes and clears items' do
@@ -73,6 +69,10 @@ RSpec.describe Polyphony::Queue do
     expect(queue.shift_all).to eq([2, 3])
     queue.cap(nil)
     expect(queue.capped?).to be(false)
+    capped = described_class.new(1)
+    expect(capped.capped?).to be(true)
+    capped << 1
+    expect(move_on_after(0.02, with_value: :full) { capped << 2 }).to eq(:full)
   end
 
   it 'wakes every waiting shifter with flush_waiters, leaving the items' do
@@ -82,6 +82,34 @@ RSpec.describe Polyphony::Queue do
     expect(waiters.map(&:await)).to eq(%i[flushed flushed flushed])
     queue << 1
     expect(queue.shift).to eq(1)
+  end
+
+  it 'raises an exception given to flush_waiters in the waiters: MoveOn stops them' do
+    failing = Array.new(2) do
+      spin do
+        queue.deq
+      rescue IOError => e
+        e.message
+      end
+    end
+    snooze
+    queue.flush_waiters(IOError.new('flushed'))
+    expect(failing.map(&:await)).to eq(%w[flushed flushed])
+    stopped = spin { queue.shift }
+    snooze
+    queue.flush_waiters(Polyphony::MoveOn.new(:moved_on))
+    expect(stopped.await).to eq(:moved_on)
+  end
+
+  it 'wakes its waiters with nil when closed, and refuses items after' do
+    waiter = spin { queue.shift }
+    snooze
+    expect(queue.closed?).to be(false)
+    queue.close
+    expect(queue.closed?).to be(true)
+    expect(waiter.await).to be_nil
+    expect { queue << 1 }.to raise_error(ClosedQueueError)
+    expect(queue.shift).to be_nil
   end
 
   it 'lets a waiting shifter be timed out or stopped, and forgets it' do

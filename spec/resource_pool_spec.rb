@@ -154,5 +154,6 @@ RSpec.describe Polyphony::ResourcePool do
     expect { described_class.new(limit: 0) { 1 } }.to raise_error(ArgumentError, 'limit must be a positive Integer, not 0')
     expect { described_class.new(limit: 1.5) { 1 } }.to raise_error(ArgumentError, /not 1.5/)
     expect { described_class.new { 1 } }.to raise_error(ArgumentError, /limit/)
+    expect { described_class.new(limit: 1) { 1 }.acquire }.to raise_error(ArgumentError, /acquire needs a block/)
   end
 end

@@ -57,6 +57,7 @@ RSpec.describe Polyphony::Throttler do
     expect { described_class.new(0) }.to raise_error(ArgumentError, 'rate must be a positive number, not 0')
     expect { described_class.new(interval: -1) }.to raise_error(ArgumentError, /interval must be a positive number/)
     expect { described_class.new('10') }.to raise_error(ArgumentError, /not "10"/)
+    expect { described_class.new(1).call }.to raise_error(ArgumentError, /call needs a block/)
     expect { described_class.new(speed: 3) }.to raise_error(ArgumentError, /unknown keyword: :speed/)
   end
 end

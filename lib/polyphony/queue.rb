@@ -3,8 +3,8 @@
 module Polyphony
   # A FIFO queue for fibers, with Polyphony 1.6's extras over core's `Queue`: items put
   # back at the head ({#unshift}), all taken at once ({#shift_all}, {#shift_each}),
-  # removed ({#delete}), a capacity that makes {#push} wait ({#cap}), and the waiting
-  # shifters released with a value of the caller's ({#flush_waiters}).
+  # removed ({#delete}), a capacity that makes {#push} wait ({#cap}, or `new(capacity)`),
+  # and the waiting shifters released with a value of the caller's ({#flush_waiters}).
   #
   # A fiber waiting in {#shift} or in a full queue's {#push} lets the others run, and can
   # be stopped, raised in or timed out (`move_on_after`) like any other wait. The queue is
@@ -13,34 +13,43 @@ module Polyphony
   #
   # @example
   #   queue = Polyphony::Queue.new
-  #   consumer = spin { queue.shift_each { |item| puts item } }
+  #   consumer = spin { loop { puts queue.shift } }
   #   queue << 1 << 2
   class Queue
-    # An empty queue, not capped.
-    def initialize
+    # An empty queue.
+    #
+    # @param capacity [Integer, nil] as {#cap}: nil, not capped
+    # @raise [ArgumentError] when `capacity` is not a positive Integer or nil
+    def initialize(capacity = nil)
       @items = []
       @capacity = nil
+      @closed = false
       @lock = ::Thread::Mutex.new
       @not_empty = ::Thread::ConditionVariable.new
       @not_full = ::Thread::ConditionVariable.new
       @waiting = 0
       @flushes = 0 # how many times flush_waiters was called
       @flush_value = nil
+      cap(capacity) if capacity
     end
 
     # Appends `value`; in a capped queue that is full, waits for room first.
     #
     # @param value [Object]
     # @return [Polyphony::Queue] self
+    # @raise [ClosedQueueError] when the queue is closed
     def push(value)
       @lock.synchronize do
-        @not_full.wait(@lock) while @capacity && @items.size >= @capacity
+        @not_full.wait(@lock) while @capacity && @items.size >= @capacity && !@closed
+        raise ClosedQueueError, 'queue closed' if @closed
+
         @items.push(value)
         @not_empty.signal
       end
       self
     end
     alias << push
+    alias enq push
 
     # Puts `value` at the head of the queue, where the next {#shift} takes it (never
     # waits, even when the queue is capped and full).
@@ -56,20 +65,26 @@ module Polyphony
     end
 
     # Takes the item at the head, waiting for one while the queue is empty. A fiber waiting
-    # when {#flush_waiters} is called returns the flush's value instead.
+    # when {#flush_waiters} is called returns the flush's value instead (or raises it, an
+    # exception). An empty queue that is closed returns nil.
     #
     # @return [Object] the item
     def shift
       @lock.synchronize do
         flushes = @flushes
         while @items.empty?
+          return nil if @closed
+
           @waiting += 1
           begin
             @not_empty.wait(@lock)
           ensure
             @waiting -= 1
           end
-          return @flush_value if @flushes != flushes
+          next if @flushes == flushes
+          raise @flush_value if @flush_value.is_a?(Exception)
+
+          return @flush_value
         end
         item = @items.shift
         @not_full.signal
@@ -77,6 +92,7 @@ module Polyphony
       end
     end
     alias pop shift
+    alias deq shift
 
     # Takes every item the queue holds, without waiting.
     #
@@ -90,16 +106,16 @@ module Polyphony
       end
     end
 
-    # With a block, takes the items one by one, yielding each, waiting for more while the
-    # queue is empty, for ever (stop the fiber, or break, to end it). Without a block,
-    # takes every item the queue holds (as {#shift_all}).
+    # Takes every item the queue holds, without waiting, and yields each (as 1.6's);
+    # without a block, returns them (as {#shift_all}).
     #
     # @yieldparam item [Object]
-    # @return [Array, void] the items, without a block
-    def shift_each
-      return shift_all unless block_given?
+    # @return [Polyphony::Queue, Array] self; the items, without a block
+    def shift_each(&block)
+      return shift_all unless block
 
-      loop { yield shift }
+      shift_all.each(&block)
+      self
     end
 
     # Sets the capacity: {#push} waits while the queue holds `capacity` items or more.
@@ -178,8 +194,8 @@ module Polyphony
       @waiting
     end
 
-    # Wakes every fiber waiting in {#shift}: each returns `value`. The items are left as
-    # they are.
+    # Wakes every fiber waiting in {#shift}: each returns `value` (an exception is raised
+    # in each instead: `Polyphony::MoveOn.new` stops them). The items are left as they are.
     #
     # @param value [Object]
     # @return [Polyphony::Queue] self
@@ -190,6 +206,26 @@ module Polyphony
         @not_empty.broadcast
       end
       self
+    end
+
+    # Closes the queue: {#push} raises `ClosedQueueError`, and {#shift} on the empty queue
+    # returns nil, at once for the fibers waiting in it (as core's `Queue#close`).
+    #
+    # @return [Polyphony::Queue] self
+    def close
+      @lock.synchronize do
+        @closed = true
+        @not_empty.broadcast
+        @not_full.broadcast
+      end
+      self
+    end
+
+    # Whether {#close} was called.
+    #
+    # @return [Boolean]
+    def closed?
+      @closed
     end
   end
 end

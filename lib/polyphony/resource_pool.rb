@@ -72,7 +72,10 @@ module Polyphony
     # @yieldparam resource [Object]
     # @return [Object] the block's value
     # @raise [Exception] what the block, or the allocating block, raises
+    # @raise [ArgumentError] without a block
     def acquire
+      raise ArgumentError, 'Polyphony::ResourcePool#acquire needs a block' unless block_given?
+
       fiber = Fiber.current
       held = @lent.fetch(fiber, NONE)
       return yield held unless NONE.equal?(held)

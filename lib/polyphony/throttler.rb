@@ -59,7 +59,10 @@ module Polyphony
     #
     # @yieldparam throttler [Polyphony::Throttler] self
     # @return [Object, nil] the block's value
+    # @raise [ArgumentError] without a block
     def call
+      raise ArgumentError, 'Polyphony::Throttler#call needs a block' unless block_given?
+
       turn = take_turn
       return nil unless turn
 
