@@ -153,7 +153,8 @@ RSpec.describe Polyphony::ResourcePool do
     expect { described_class.new(limit: 2) }.to raise_error(ArgumentError, /needs a block/)
     expect { described_class.new(limit: 0) { 1 } }.to raise_error(ArgumentError, 'limit must be a positive Integer, not 0')
     expect { described_class.new(limit: 1.5) { 1 } }.to raise_error(ArgumentError, /not 1.5/)
-    expect { described_class.new { 1 } }.to raise_error(ArgumentError, /limit/)
+    expect(described_class.new { 1 }.limit).to eq(4) # 1.6's default
+    expect { described_class.new(limit: nil) { 1 } }.to raise_error(ArgumentError, /limit must be a positive Integer, not nil/)
     expect { described_class.new(limit: 1) { 1 }.acquire }.to raise_error(ArgumentError, /acquire needs a block/)
   end
 end

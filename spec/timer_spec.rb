@@ -48,7 +48,7 @@ RSpec.describe Polyphony::Timer do
 
   it 'restarts the current fiber\'s timeouts with reset' do
     steps = 0
-    result = timer.move_on_after(0.06, with_value: :timed_out) do
+    result = timer.move_on_after(0.1, with_value: :timed_out) do
       5.times do
         sleep 0.03
         steps += 1
@@ -58,6 +58,10 @@ RSpec.describe Polyphony::Timer do
     end
     expect(result).to eq(:finished)
     expect(steps).to eq(5)
+
+    worker = spin { timer.move_on_after(0.1, with_value: :timed_out) { sleep 0.15; :finished } }
+    spin { 4.times { sleep 0.03; timer.reset(worker) } }
+    expect(worker.await).to eq(:finished)
   end
 
   it 'times out a fiber waiting on anything' do

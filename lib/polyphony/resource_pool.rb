@@ -30,10 +30,10 @@ module Polyphony
 
     # A pool making at most `limit` resources, with the block.
     #
-    # @param limit [Integer] positive
+    # @param limit [Integer] positive; 4 by default, as 1.6's
     # @yieldreturn [Object] a new resource
     # @raise [ArgumentError] without a block, or when `limit` is not a positive Integer
-    def initialize(limit:, &allocator)
+    def initialize(limit: 4, &allocator)
       raise ArgumentError, 'Polyphony::ResourcePool.new needs a block that makes a resource' unless allocator
       unless limit.is_a?(Integer) && limit.positive?
         raise ArgumentError, "limit must be a positive Integer, not #{limit.inspect}"

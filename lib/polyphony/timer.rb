@@ -156,12 +156,12 @@ module Polyphony
       @entries.delete(entry) if entry
     end
 
-    # Restarts the countdown of the current fiber's waits in this timer (its timeouts and
-    # sleeps), each from its full duration.
+    # Restarts the countdown of a fiber's waits in this timer (its timeouts and sleeps),
+    # each from its full duration.
     #
+    # @param fiber [Fiber] the current fiber by default
     # @return [nil]
-    def reset
-      fiber = Fiber.current
+    def reset(fiber = Fiber.current)
       deadline = now
       @entries.each_key { |entry| entry.deadline = deadline + entry.duration if entry.fiber == fiber }
       nil
