@@ -62,6 +62,16 @@ require_relative 'polyphony/trap'
 require_relative 'polyphony/scheduler'
 require_relative 'polyphony/core_waits'
 require_relative 'polyphony/core_io'
+require_relative 'polyphony/queue'
+require_relative 'polyphony/mutex'
+require_relative 'polyphony/condition_variable'
+require_relative 'polyphony/monitor'
+require_relative 'polyphony/resource_pool'
+require_relative 'polyphony/throttler'
+require_relative 'polyphony/timer'
+require_relative 'polyphony/thread_pool'
+require_relative 'polyphony/barrier'
+require_relative 'polyphony/notification'
 
 # The main thread's reactor, which becomes its Fiber.scheduler.
 Polyphony.stats
