@@ -62,6 +62,12 @@ require_relative 'polyphony/trap'
 require_relative 'polyphony/scheduler'
 require_relative 'polyphony/core_waits'
 require_relative 'polyphony/core_io'
+require_relative 'polyphony/version'
+require_relative 'polyphony/fiber_control'
+require_relative 'polyphony/thread_control'
+require_relative 'polyphony/process'
+require_relative 'polyphony/shield'
+require_relative 'polyphony/dump'
 
 # The main thread's reactor, which becomes its Fiber.scheduler.
 Polyphony.stats

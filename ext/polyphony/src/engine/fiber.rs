@@ -295,7 +295,7 @@ impl Awaited {
 
 /// Whether `exception` stops the fiber it is sent to (rather than being a child's error:
 /// children never pass these up).
-pub(super) fn is_stop(exception: VALUE) -> bool {
+pub fn is_stop(exception: VALUE) -> bool {
     let classes = classes();
     [classes.terminate, classes.move_on, classes.restart]
         .iter()
@@ -531,7 +531,7 @@ pub fn raise_in(reactor: &Reactor, fiber: VALUE, exception: VALUE) -> Result<VAL
             return Ok(fiber);
         }
     }
-    if is_live(fiber) {
+    if is_live(fiber) && !super::shield::hold(&mut reactor.state(), fiber, exception) {
         reactor.schedule(fiber, exception, true);
     }
     Ok(fiber)

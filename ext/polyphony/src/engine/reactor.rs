@@ -620,9 +620,25 @@ impl Reactor {
             if !state.has_pending_work() {
                 return Ok(None);
             }
+            let idle_hook = state.idle_hook;
+            let call_hook = idle_hook != NIL && !state.in_idle_hook;
             drop(state);
+            if call_hook {
+                // Then the poll does not wait if the hook made a fiber runnable.
+                self.call_idle_hook(idle_hook)?;
+            }
             self.poll(true)?;
         }
+    }
+
+    /// Calls the thread's idle hook (`Thread#on_idle`), the reactor being about to wait for
+    /// events. It may make fibers runnable: the caller looks again before waiting. A wait
+    /// inside the hook does not call it again.
+    fn call_idle_hook(&self, hook: VALUE) -> Result<(), Jump> {
+        self.state().in_idle_hook = true;
+        let outcome = ruby::funcall(hook, ruby::intern("call"), &[]);
+        self.state().in_idle_hook = false;
+        outcome.map(|_| ())
     }
 
     /// Fires due timers and collects IO events. When `blocking` and nothing is runnable, it
