@@ -68,6 +68,8 @@ require_relative 'polyphony/thread_control'
 require_relative 'polyphony/process'
 require_relative 'polyphony/shield'
 require_relative 'polyphony/dump'
+require_relative 'polyphony/trace'
+require_relative 'polyphony/stall'
 
 # The main thread's reactor, which becomes its Fiber.scheduler.
 Polyphony.stats
