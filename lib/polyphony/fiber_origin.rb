@@ -69,7 +69,8 @@ class Exception
 
   # The fiber that was current when the exception was made (`raise SomeError` makes it where
   # it raises it): where it was raised, whichever fiber it then ends or goes up to. Nil for
-  # an exception Ruby made without calling `initialize` (a preallocated NoMemoryError).
+  # an exception made without `Exception#initialize` (Ruby's preallocated NoMemoryError, an
+  # exception class whose `initialize` does not call `super`, `Marshal.load`).
   #
   # @return [Fiber, nil]
   # @example

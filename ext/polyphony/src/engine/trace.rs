@@ -73,8 +73,8 @@ fn call(reactor: &Reactor, hook: VALUE, event: Event, fiber: VALUE, args: &[VALU
     values.push(ruby::symbol(event.name()));
     values.push(fiber);
     values.extend_from_slice(args);
-    // `hook` stays reachable from the reactor, `values` from this frame's stack (Ruby scans
-    // the machine stack) while the call runs.
+    // `hook` stays reachable from the reactor; `fiber` and `args` are the caller's, on its
+    // stack (which Ruby scans), and Ruby copies the arguments onto its own stack for the call.
     let outcome = ruby::funcall(hook, ruby::intern("call"), &values);
     reactor.in_trace.set(false);
     if let Err(jump) = outcome {
