@@ -1,8 +1,10 @@
 # frozen_string_literal: true
 
+require_relative 'lib/polyphony/version'
+
 Gem::Specification.new do |s|
   s.name = 'polyphony'
-  s.version = '0.1.0'
+  s.version = Polyphony::VERSION
   s.summary = 'Fiber-based concurrency for Ruby, with a Rust engine'
   s.description = 'Spin a fiber per task: every blocking call suspends only that fiber, and any ' \
                   'waiting fiber can be stopped, timed out or restarted.'

@@ -72,6 +72,14 @@ require_relative 'polyphony/timer'
 require_relative 'polyphony/thread_pool'
 require_relative 'polyphony/barrier'
 require_relative 'polyphony/notification'
+require_relative 'polyphony/version'
+require_relative 'polyphony/fiber_control'
+require_relative 'polyphony/thread_control'
+require_relative 'polyphony/process'
+require_relative 'polyphony/shield'
+require_relative 'polyphony/dump'
+require_relative 'polyphony/trace'
+require_relative 'polyphony/stall'
 
 # The main thread's reactor, which becomes its Fiber.scheduler.
 Polyphony.stats

@@ -10,7 +10,8 @@ require_relative '../bench/report'
 # commit it was measured on; the table is also written to bench/results/latest.md.
 module Bench
   # The scripts, in the order they run.
-  SCRIPTS = %w[scheduling limits echo io cancellation scheduler concurrently proxy feed_loop compression sync http soak].freeze
+  SCRIPTS = %w[scheduling trace limits echo io cancellation scheduler concurrently proxy feed_loop compression sync http
+               soak].freeze
 
   # Settings beside the scripts' own defaults, which the environment overrides: the echo
   # benchmark twice and with the memory measure, the proxy's smaller runs, and live fibers

@@ -44,4 +44,30 @@ module Polyphony
   # catches it.
   class RestartIntensityExceeded < StandardError
   end
+
+  # Raised on timeout by code written for Polyphony 1.x, which names it: give it to
+  # `cancel_after(duration, with_exception: Polyphony::TimeoutException)`. It descends from
+  # Exception, not StandardError (as 1.6's), so `rescue => e` does not catch it.
+  class TimeoutException < ::Exception
+  end
+
+  # Carries a block to run in a fiber where it waits ({Fiber#interject} does that without
+  # it): a fiber raised in with an Interjection can `rescue Polyphony::Interjection => e`
+  # and `e.invoke` the block. A stop, like the others above.
+  class Interjection < BaseException
+    # An interjection of `proc`.
+    #
+    # @param proc [#call] what {#invoke} calls
+    def initialize(proc)
+      super()
+      @proc = proc
+    end
+
+    # Calls the interjection's proc.
+    #
+    # @return [Object] what the proc returns
+    def invoke
+      @proc.call
+    end
+  end
 end

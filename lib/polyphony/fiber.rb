@@ -380,8 +380,9 @@ class Fiber
   end
 
   class << self
-    # Waits for every fiber to end and returns their results, in the order given. When
-    # one ends with an exception, the others are stopped (their `ensure` blocks run) and
+    # Waits for every fiber to end and returns their results, in the order given (the
+    # fibers as arguments, or as one Array: `Fiber.await([f1, f2])`). When one ends with an
+    # exception, the others are stopped (their `ensure` blocks run) and
     # waited for, and the exception is raised.
     #
     # @param fibers [Array<Fiber>]
@@ -391,6 +392,7 @@ class Fiber
     # @raise [TypeError] for an argument that is not a fiber
     # @example
     #   Fiber.await(spin { sleep 0.2; :a }, spin { sleep 0.1; :b }) # => [:a, :b]
+    #   Fiber.await([spin { :a }, spin { :b }])                     # => [:a, :b]
     def await(*fibers)
       await_all(:await, fibers)
     end
@@ -432,8 +434,9 @@ class Fiber
       end
     end
 
-    # What {.await} and {.join} do.
+    # What {.await} and {.join} do: `fibers` may also be one Array of fibers.
     def await_all(method, fibers)
+      fibers = fibers.first if fibers.size == 1 && fibers.first.is_a?(Array)
       pending = check_fibers(method, fibers).uniq
       until pending.empty?
         done = __await_first(pending)

@@ -66,7 +66,35 @@ class Exception
   #     e.source_fiber == worker # => true
   #   end
   attr_reader :source_fiber
+
+  # The fiber that was current when the exception was made (`raise SomeError` makes it where
+  # it raises it): where it was raised, whichever fiber it then ends or goes up to. Nil for
+  # an exception made without `Exception#initialize` (Ruby's preallocated NoMemoryError, an
+  # exception class whose `initialize` does not call `super`, `Marshal.load`).
+  #
+  # @return [Fiber, nil]
+  # @example
+  #   worker = spin { raise 'failed' }
+  #   worker.result.raising_fiber == worker # => true
+  attr_reader :raising_fiber
 end
+
+module Polyphony
+  # Records {Exception#raising_fiber}, prepended to Exception.
+  # @api private
+  module RaisingFiber
+    # Core's `Exception#initialize`, which then records the current fiber.
+    #
+    # @param args [Array] as core's
+    # @param keywords [Hash] as core's (`KeyError`'s `receiver:` ...)
+    def initialize(*args, **keywords, &block)
+      super
+      @raising_fiber = Fiber.current
+    end
+  end
+end
+
+Exception.prepend(Polyphony::RaisingFiber)
 
 # Switches for backtraces.
 module Polyphony

@@ -1,51 +1,25 @@
 # frozen_string_literal: true
 
-# Watching over fibers: `supervise` restarts the fibers it watches as they end, and
-# `spin_scope` runs a block whose fibers all end with it.
+# Watching over fibers: `supervise` (Kernel's, and Fiber's for a fiber's children) restarts
+# the fibers it watches as they end, and `spin_scope` runs a block whose fibers all end with it.
 module Kernel
   private
 
-  # Watches `fibers` (without any, the current fiber's children) until every one has ended,
-  # calling `on_done` or `on_error` with each fiber and its result as it ends. With `restart`,
-  # a fiber that ends (`:always`) or that fails (`:on_error`) is spun again with the same
-  # block and tag, `restart_delay` seconds later, and watched in its place. An error a watched
-  # fiber ends with goes to the callbacks, not to its parent.
-  #
-  # Restarts are limited as an Erlang/OTP supervisor's are: when a restart would make more
-  # than `max_restarts` in the last `within` seconds, a crash loop is assumed and the
-  # supervisor gives up: it stops the fibers it still watches (their `ensure` blocks run),
-  # waits for them, and raises {Polyphony::RestartIntensityExceeded}, whose `cause` is the
-  # error the last fiber ended with.
+  # Watches `fibers` (without any, the current fiber's children) until every one has ended:
+  # the same as `Fiber.current.supervise(...)` (see {Fiber#supervise}).
   #
   # @param fibers [Array<Fiber>] fibers this thread's reactor runs
-  # @param restart [Symbol, nil] `:always`, `:on_error`, or nil (never)
-  # @param on_done [Proc, nil] called with `(fiber, result)` when a fiber ends without error
-  # @param on_error [Proc, nil] called with `(fiber, exception)` when a fiber fails
-  # @param max_restarts [Integer] the most restarts allowed in `within` seconds
-  # @param within [Numeric] the window, in seconds, in which restarts are counted
-  # @param restart_delay [Numeric] seconds to wait before each restart
+  # @param options [Hash] `restart:`, `on_done:`, `on_error:`, `max_restarts:`, `within:`,
+  #   `restart_delay:` (see {Fiber#supervise})
+  # @yieldparam fiber [Fiber] each watched fiber that ends
+  # @yieldparam result [Object] its result (its error, as a value)
   # @return [nil] once no watched fiber is left
-  # @raise [Polyphony::RestartIntensityExceeded] when a restart would exceed `max_restarts`
-  #   in `within` seconds
-  # @raise [ArgumentError] for an unknown `restart`, or a negative limit or delay
-  # @raise [TypeError] for a limit or delay that is not a number
+  # @raise (see Fiber#supervise)
   # @example Keep two workers running, whatever happens to them
   #   2.times { |i| spin(:"worker#{i}") { work } }
   #   supervise(restart: :always, on_error: ->(fiber, e) { warn "#{fiber.tag}: #{e}" })
-  # @example At most 10 restarts a minute, one second apart
-  #   supervise(restart: :on_error, max_restarts: 10, within: 60, restart_delay: 1)
-  def supervise(*fibers, restart: nil, on_done: nil, on_error: nil, max_restarts: 5, within: 5,
-                restart_delay: 0)
-    unless [nil, :always, :on_error].include?(restart)
-      raise ArgumentError, "restart: must be :always, :on_error or nil, not #{restart.inspect}"
-    end
-
-    Polyphony::Supervisor.new(max_restarts, within, restart_delay)
-                         .run(fibers.empty? ? Fiber.current.children : fibers) do |ended, result|
-      failed = result.is_a?(Exception)
-      (failed ? on_error : on_done)&.call(ended, result)
-      restart == :always || (restart == :on_error && failed)
-    end
+  def supervise(*fibers, **options, &block)
+    Fiber.current.supervise(*fibers, **options, &block)
   end
 
   # Runs the block in a fiber of its own and waits, once the block is done, for every fiber
@@ -67,6 +41,58 @@ module Kernel
       Fiber.current.await_all_children
       result
     end.await
+  end
+end
+
+class Fiber
+  # Watches `fibers` (without any, this fiber's children) until every one has ended, waiting
+  # in the current fiber, and calls the block (if given), then `on_done` or `on_error`, with
+  # each fiber and its result as it ends. With `restart`, a fiber that ends (`:always`) or
+  # that fails (`:on_error`) is spun again with the same block and tag, `restart_delay`
+  # seconds later, and watched in its place. An error a watched
+  # fiber ends with goes to the callbacks, not to its parent.
+  #
+  # Restarts are limited as an Erlang/OTP supervisor's are: when a restart would make more
+  # than `max_restarts` in the last `within` seconds, a crash loop is assumed and the
+  # supervisor gives up: it stops the fibers it still watches (their `ensure` blocks run),
+  # waits for them, and raises {Polyphony::RestartIntensityExceeded}, whose `cause` is the
+  # error the last fiber ended with.
+  #
+  # @param fibers [Array<Fiber>] fibers this thread's reactor runs
+  # @param restart [Symbol, nil] `:always`, `:on_error`, or nil (never)
+  # @param on_done [Proc, nil] called with `(fiber, result)` when a fiber ends without error
+  # @param on_error [Proc, nil] called with `(fiber, exception)` when a fiber fails
+  # @param max_restarts [Integer] the most restarts allowed in `within` seconds
+  # @param within [Numeric] the window, in seconds, in which restarts are counted
+  # @param restart_delay [Numeric] seconds to wait before each restart
+  # @yieldparam fiber [Fiber] each watched fiber that ends (before its callback)
+  # @yieldparam result [Object] its result (its error, as a value)
+  # @return [nil] once no watched fiber is left
+  # @raise [Polyphony::RestartIntensityExceeded] when a restart would exceed `max_restarts`
+  #   in `within` seconds
+  # @raise [ArgumentError] for an unknown `restart`, or a negative limit or delay
+  # @raise [TypeError] for a limit or delay that is not a number
+  # @example Keep two workers running, whatever happens to them
+  #   2.times { |i| spin(:"worker#{i}") { work } }
+  #   supervise(restart: :always, on_error: ->(fiber, e) { warn "#{fiber.tag}: #{e}" })
+  # @example At most 10 restarts a minute, one second apart
+  #   supervise(restart: :on_error, max_restarts: 10, within: 60, restart_delay: 1)
+  # @example Told of each fiber that ends
+  #   Fiber.current.supervise { |fiber, result| puts "#{fiber.tag} ended with #{result.inspect}" }
+  def supervise(*fibers, restart: nil, on_done: nil, on_error: nil, max_restarts: 5, within: 5,
+                restart_delay: 0, &block)
+    unless [nil, :always, :on_error].include?(restart)
+      # Kernel's raise: Fiber#raise would raise in this fiber.
+      Kernel.raise ArgumentError, "restart: must be :always, :on_error or nil, not #{restart.inspect}"
+    end
+
+    Polyphony::Supervisor.new(max_restarts, within, restart_delay)
+                         .run(fibers.empty? ? children : fibers) do |ended, result|
+      block&.call(ended, result)
+      failed = result.is_a?(Exception)
+      (failed ? on_error : on_done)&.call(ended, result)
+      restart == :always || (restart == :on_error && failed)
+    end
   end
 end
 

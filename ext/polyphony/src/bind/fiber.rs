@@ -6,7 +6,7 @@ use super::Func::{Fixed, One, Variadic};
 use super::{define, entry, module_under, On};
 use crate::engine::fiber::{self, FiberState};
 use crate::engine::remote::{self, Delivery};
-use crate::engine::{awaiting, mailbox, reactor};
+use crate::engine::{awaiting, mailbox, reactor, shield, waits};
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, current_fiber, errors, protect, raise_if_exception, Jump, NIL};
 use rb_sys::VALUE;
@@ -38,11 +38,45 @@ fn schedule(args: &[VALUE], fiber: VALUE, first: bool) -> VALUE {
                 return Ok(fiber);
             }
         }
-        if fiber::is_live(fiber) {
+        // A stop (`Fiber#terminate` schedules one) waits for the end of a shield.
+        if fiber::is_live(fiber)
+            && !(fiber::is_stop(value) && shield::hold(&mut reactor.state(), fiber, value))
+        {
             reactor.schedule(fiber, value, first);
         }
         Ok(fiber)
     })
+}
+
+/// `Fiber#__shield_enter`: the current fiber enters a shield (see `engine::shield`); false
+/// for a fiber the reactor does not run.
+unsafe extern "C" fn fiber_shield_enter(fiber: VALUE) -> VALUE {
+    entry(|| {
+        if fiber != current_fiber() {
+            return Err(errors::fiber("only the current fiber can be shielded"));
+        }
+        Ok(ruby::boolean(shield::enter(reactor::current()?, fiber)))
+    })
+}
+
+/// `Fiber#__shield_leave`: the fiber leaves a shield; returns the first exception held back
+/// once out of the outermost one (nil: none).
+unsafe extern "C" fn fiber_shield_leave(fiber: VALUE) -> VALUE {
+    entry(|| Ok(shield::leave(reactor::current()?, fiber)))
+}
+
+/// `Fiber#__shielded?`: whether the fiber is inside a shield.
+unsafe extern "C" fn fiber_shielded_p(fiber: VALUE) -> VALUE {
+    entry(|| {
+        let reactor = reactor::current()?;
+        let shielded = shield::is_shielded(&reactor.state(), fiber);
+        Ok(ruby::boolean(shielded))
+    })
+}
+
+/// `Fiber#__waits`: what the fiber waits on (see `engine::waits`).
+unsafe extern "C" fn fiber_waits(fiber: VALUE) -> VALUE {
+    entry(|| waits::of(reactor::current()?, fiber))
 }
 
 /// `Fiber#spin(tag = nil, orig_caller = nil)`: a child of the receiver, which must be a
@@ -398,6 +432,10 @@ pub fn init() {
         Fixed(fiber_mailbox_size_and_cap),
     );
     define(fiber, &[c"__clear_mailbox"], Fixed(fiber_clear_mailbox));
+    define(fiber, &[c"__shield_enter"], Fixed(fiber_shield_enter));
+    define(fiber, &[c"__shield_leave"], Fixed(fiber_shield_leave));
+    define(fiber, &[c"__shielded?"], Fixed(fiber_shielded_p));
+    define(fiber, &[c"__waits"], Fixed(fiber_waits));
     define(fiber, &[c"tag"], Fixed(fiber_tag));
     define(fiber, &[c"tag="], One(fiber_set_tag));
     define(fiber, &[c"main?"], Fixed(fiber_main_p));

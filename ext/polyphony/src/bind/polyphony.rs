@@ -2,11 +2,11 @@
 //! and the watchdog's `__tick` and `__tick_signal`.
 
 use super::args::{self, slice};
-use super::Func::{Fixed, Variadic};
+use super::Func::{Fixed, One, Variadic};
 use super::{define, entry, On};
 use crate::core::fdtable::Interest;
 use crate::engine::io::OpenIo;
-use crate::engine::{reactor, watchdog};
+use crate::engine::{reactor, stall, watchdog};
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, errors, protect, FALSE, NIL};
 use rb_sys::VALUE;
@@ -101,10 +101,50 @@ unsafe extern "C" fn backend_wait_io(argc: c_int, argv: *const VALUE, _self: VAL
     })
 }
 
+/// `Polyphony.trace_proc=`: installs the current thread's trace hook (nil: none).
+unsafe extern "C" fn set_trace_proc(_self: VALUE, hook: VALUE) -> VALUE {
+    entry(|| {
+        // Kept by the reactor, which marks it.
+        reactor::current()?.set_trace_hook(hook);
+        Ok(hook)
+    })
+}
+
+/// `Polyphony.trace_proc`: the current thread's trace hook.
+unsafe extern "C" fn trace_proc(_self: VALUE) -> VALUE {
+    entry(|| Ok(reactor::current()?.trace_hook()))
+}
+
+/// `Polyphony.__watch_stalls(on)`: stall watching on or off for the current thread.
+unsafe extern "C" fn watch_stalls(_self: VALUE, on: VALUE) -> VALUE {
+    entry(|| {
+        stall::set(reactor::current()?, on != NIL && on != FALSE);
+        Ok(on)
+    })
+}
+
+/// `Polyphony.__stall_probe(thread)`: what the stall monitor reads of `thread`'s reactor
+/// (nil when it has none, or does not watch).
+unsafe extern "C" fn stall_probe(_self: VALUE, thread: VALUE) -> VALUE {
+    entry(|| match reactor::of_thread(thread) {
+        Some(reactor) => {
+            let probe = stall::probe(reactor);
+            // `thread`, which holds the reactor, stays on this frame's stack until here.
+            rb_sys::rb_gc_guard!(thread);
+            probe
+        }
+        None => Ok(NIL),
+    })
+}
+
 /// Defines `Polyphony.stats`, `.start_new_fibers`, `.backend_wait_io` and `.after_fork`.
 pub fn init() {
     let polyphony = On::Singleton(classes().polyphony);
     define(polyphony, &[c"stats"], Fixed(stats));
+    define(polyphony, &[c"trace_proc="], One(set_trace_proc));
+    define(polyphony, &[c"trace_proc"], Fixed(trace_proc));
+    define(polyphony, &[c"__watch_stalls"], One(watch_stalls));
+    define(polyphony, &[c"__stall_probe"], One(stall_probe));
     define(polyphony, &[c"start_new_fibers"], Fixed(start_new_fibers));
     define(polyphony, &[c"after_fork"], Fixed(after_fork));
     define(polyphony, &[c"__tick"], Fixed(tick));

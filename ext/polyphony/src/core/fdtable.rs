@@ -240,6 +240,20 @@ impl<F: Copy + Eq> FdTable<F> {
         arms
     }
 
+    /// The descriptors `fiber` waits on, with what it waits for.
+    pub fn waits_of(&self, fiber: F) -> impl Iterator<Item = (usize, Interest)> + '_ {
+        self.entries
+            .iter()
+            .enumerate()
+            .flat_map(move |(fd, entry)| {
+                entry
+                    .waiters
+                    .iter()
+                    .filter(move |&&(waiter, _)| waiter == fiber)
+                    .map(move |&(_, interest)| (fd, interest))
+            })
+    }
+
     /// Every waiting fiber (for the garbage collector).
     pub fn fibers(&self) -> impl Iterator<Item = F> + '_ {
         self.entries

@@ -79,6 +79,11 @@ impl<T> Timers<T> {
     pub fn items(&self) -> impl Iterator<Item = &T> {
         self.pending.values()
     }
+
+    /// Every pending item with its deadline, soonest first.
+    pub fn entries(&self) -> impl Iterator<Item = (Instant, &T)> {
+        self.pending.iter().map(|(key, item)| (key.deadline, item))
+    }
 }
 
 #[cfg(test)]

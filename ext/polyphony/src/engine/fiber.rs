@@ -10,6 +10,7 @@ use super::outcome::Outcome;
 use super::reactor::{self, Reactor};
 use super::remote::{self, Delivery};
 use super::stacks;
+use super::trace::{self, Event};
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{
     self, current_fiber, errors, fiber_alive, is_exception, is_kind_of, protect, Jump, NIL,
@@ -52,8 +53,13 @@ pub fn spin(reactor: &Reactor, parent: VALUE, tag: VALUE, block: VALUE) -> Resul
     let mut state = reactor.state();
     state.adopt(parent, reactor.root(), fiber, tag, block);
     state.schedule(fiber, NIL, false);
+    drop(state);
     if reactor.is_main() {
         super::watchdog::note_runnable();
+    }
+    if reactor.trace_hook() != NIL {
+        trace::emit(reactor, Event::Spin, fiber, &[]);
+        trace::emit(reactor, Event::Schedule, fiber, &[NIL]);
     }
     Ok(fiber)
 }
@@ -295,7 +301,7 @@ impl Awaited {
 
 /// Whether `exception` stops the fiber it is sent to (rather than being a child's error:
 /// children never pass these up).
-pub(super) fn is_stop(exception: VALUE) -> bool {
+pub fn is_stop(exception: VALUE) -> bool {
     let classes = classes();
     [classes.terminate, classes.move_on, classes.restart]
         .iter()
@@ -419,6 +425,7 @@ fn report_failure(fiber: VALUE, error: VALUE) {
 /// passes an uncaught exception to its parent unless the parent is awaiting it.
 fn retire(reactor: &Reactor, fiber: VALUE, result: VALUE, error: Option<VALUE>) {
     reactor.state().retire(fiber, result, error);
+    trace::emit(reactor, Event::Terminate, fiber, &[error.unwrap_or(result)]);
 }
 
 /// The fiber's parent (`nil` for a root fiber or a fiber Polyphony does not run).
@@ -531,7 +538,7 @@ pub fn raise_in(reactor: &Reactor, fiber: VALUE, exception: VALUE) -> Result<VAL
             return Ok(fiber);
         }
     }
-    if is_live(fiber) {
+    if is_live(fiber) && !super::shield::hold(&mut reactor.state(), fiber, exception) {
         reactor.schedule(fiber, exception, true);
     }
     Ok(fiber)

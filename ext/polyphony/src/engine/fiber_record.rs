@@ -29,6 +29,10 @@ pub struct FiberRecord {
     pub cap: Option<Box<Cap>>,
     /// Exceptions sent to the fiber while another was on its way, delivered in turn.
     pub pending: VecDeque<VALUE>,
+    /// How many `Polyphony.shield` blocks the fiber is in (see `engine::shield`).
+    pub shield: u32,
+    /// The stops and raises held back while it is shielded, oldest first.
+    pub held: Vec<VALUE>,
 }
 
 impl FiberRecord {
@@ -52,6 +56,8 @@ impl FiberRecord {
             receiving: false,
             cap: None,
             pending: VecDeque::new(),
+            shield: 0,
+            held: Vec::new(),
         }
     }
 
@@ -65,6 +71,7 @@ impl FiberRecord {
         self.awaiters.iter().for_each(ruby::mark);
         self.mailbox.iter().copied().for_each(ruby::mark);
         self.pending.iter().copied().for_each(ruby::mark);
+        self.held.iter().copied().for_each(ruby::mark);
         if let Some(cap) = &self.cap {
             cap.senders.iter().copied().for_each(ruby::mark);
         }

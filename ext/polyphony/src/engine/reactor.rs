@@ -12,7 +12,9 @@
 use super::poller::{Events, Poller};
 use super::remote::Remote;
 use super::stacks;
+use super::stall;
 use super::state::{State, Wakeup};
+use super::trace::{self, Event};
 use super::watchdog;
 use crate::core::timers::TimerKey;
 use crate::ruby::names::ids;
@@ -53,11 +55,26 @@ pub struct Reactor {
     pub(super) timed_out: VALUE,
     /// Where other threads leave the fibers they unblock.
     pub(super) remote: Arc<Remote>,
+    /// The hook trace events go to (`NIL`: none; see `trace`). Marked.
+    pub(super) trace_hook: Cell<VALUE>,
+    /// Set while the trace hook runs.
+    pub(super) in_trace: Cell<bool>,
+    /// Stall watching (see `stall`): whether it is on, the switches counted, the fiber
+    /// running (marked), whether the reactor is in the poller.
+    pub(super) stall_watch: Cell<bool>,
+    pub(super) switches: Cell<u64>,
+    pub(super) running: Cell<VALUE>,
+    pub(super) polling: Cell<bool>,
+    /// Set while a trace hook is installed or stalls are watched: switches take the
+    /// observed path.
+    pub(super) observed: Cell<bool>,
 }
 
 impl DataTypeFunctions for Reactor {
     fn mark(&self, _marker: &Marker) {
         ruby::mark(self.root);
+        ruby::mark(self.trace_hook.get());
+        ruby::mark(self.running.get());
         // A borrow is never held while Ruby can allocate, so this always succeeds; if it did
         // not, skipping the marks would free live objects: stop at once instead.
         let Ok(state) = self.state.try_borrow() else {
@@ -260,6 +277,13 @@ fn create() -> Result<Obj<Reactor>, Jump> {
         ended: ended_marker(),
         main: main_thread,
         timed_out: timed_out_marker(),
+        trace_hook: Cell::new(NIL),
+        in_trace: Cell::new(false),
+        stall_watch: Cell::new(false),
+        switches: Cell::new(0),
+        running: Cell::new(NIL),
+        polling: Cell::new(false),
+        observed: Cell::new(false),
     };
     let ruby = Ruby::get().expect("called from a Ruby thread");
     Ok(ruby.obj_wrap(reactor))
@@ -328,6 +352,18 @@ impl Reactor {
     /// Queues `fiber` to be resumed with `value` (at the front when `first`).
     pub fn schedule(&self, fiber: VALUE, value: VALUE, first: bool) {
         self.state().schedule(fiber, value, first);
+        trace::emit(self, Event::Schedule, fiber, &[value]);
+    }
+
+    /// Installs the trace hook (`NIL`: none; see `trace`).
+    pub fn set_trace_hook(&self, hook: VALUE) {
+        self.trace_hook.set(hook);
+        self.update_observed();
+    }
+
+    /// The trace hook (`NIL`: none).
+    pub fn trace_hook(&self) -> VALUE {
+        self.trace_hook.get()
     }
 
     /// Sets a timer that schedules `fiber` with `value` after `delay`.
@@ -586,11 +622,37 @@ impl Reactor {
     /// back to, or `None` when `fiber` could not start (Ruby had no memory or mapping left
     /// for its stack) and was ended with that error instead.
     fn switch_to(&self, fiber: VALUE, value: VALUE) -> Result<Option<VALUE>, Jump> {
-        match transfer(fiber, value) {
+        let switched = if self.observed.get() {
+            self.observed_transfer(fiber, value)
+        } else {
+            transfer(fiber, value)
+        };
+        match switched {
             Ok(received) => Ok(Some(received)),
             Err(jump) if super::fiber::end_unstarted(self, fiber, value, jump)? => Ok(None),
             Err(jump) => Err(jump),
         }
+    }
+
+    /// A switch while a trace hook or stall watching observes the reactor: kept out of the
+    /// plain switch, which then checks one flag.
+    #[cold]
+    #[inline(never)]
+    fn observed_transfer(&self, fiber: VALUE, value: VALUE) -> Result<VALUE, Jump> {
+        if self.trace_hook.get() != NIL {
+            trace::emit(self, Event::Block, current_fiber(), &[]);
+            trace::emit(self, Event::Unblock, fiber, &[value]);
+        }
+        stall::switching(self, fiber);
+        let switched = transfer(fiber, value);
+        stall::resumed(self);
+        switched
+    }
+
+    /// Whether a trace hook or stall watching is on (see `observed`).
+    pub(super) fn update_observed(&self) {
+        self.observed
+            .set(self.trace_hook.get() != NIL || self.stall_watch.get());
     }
 
     /// The next runnable fiber, waiting in the poller for one if needed. `None` when nothing
@@ -620,9 +682,25 @@ impl Reactor {
             if !state.has_pending_work() {
                 return Ok(None);
             }
+            let idle_hook = state.idle_hook;
+            let call_hook = idle_hook != NIL && !state.in_idle_hook;
             drop(state);
+            if call_hook {
+                // Then the poll does not wait if the hook made a fiber runnable.
+                self.call_idle_hook(idle_hook)?;
+            }
             self.poll(true)?;
         }
+    }
+
+    /// Calls the thread's idle hook (`Thread#on_idle`), the reactor being about to wait for
+    /// events. It may make fibers runnable: the caller looks again before waiting. A wait
+    /// inside the hook does not call it again.
+    fn call_idle_hook(&self, hook: VALUE) -> Result<(), Jump> {
+        self.state().in_idle_hook = true;
+        let outcome = ruby::funcall(hook, ruby::intern("call"), &[]);
+        self.state().in_idle_hook = false;
+        outcome.map(|_| ())
     }
 
     /// Fires due timers and collects IO events. When `blocking` and nothing is runnable, it
@@ -652,10 +730,14 @@ impl Reactor {
         let poller = Arc::clone(&*self.poller()?);
         // A signal handler may wait again while this wait ends: it gets a buffer of its own.
         let mut events = self.events.take().unwrap_or_default();
+        trace::emit_current(self, Event::EnterPoll);
+        stall::polling(self, true);
         let outcome = match timeout {
             Some(Duration::ZERO) => Ok(poller.poll_now(&mut events)),
             timeout => poller.wait(&mut events, timeout, io_waits),
         };
+        stall::polling(self, false);
+        trace::emit_current(self, Event::LeavePoll);
         let outcome = outcome.and_then(|outcome| outcome.map_err(errors::os));
         if outcome.is_ok() {
             self.dispatch(&poller, &events);

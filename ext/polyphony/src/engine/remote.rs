@@ -207,7 +207,11 @@ impl Reactor {
                 Delivery::Unblock(fiber) => self.unblock(fiber),
                 Delivery::Message(fiber, message) => mailbox::send_message(self, fiber, message),
                 Delivery::Schedule(fiber, value) | Delivery::Raise(fiber, value) => {
-                    if self.runs(fiber) {
+                    let held = match delivery {
+                        Delivery::Raise(..) => true,
+                        _ => super::fiber::is_stop(value),
+                    } && super::shield::hold(&mut self.state(), fiber, value);
+                    if self.runs(fiber) && !held {
                         let first = matches!(delivery, Delivery::Raise(..));
                         self.schedule(fiber, value, first);
                     }

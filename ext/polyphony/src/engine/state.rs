@@ -49,6 +49,11 @@ pub struct State {
     children_awaiters: WordMap<VALUE, Vec<VALUE>>,
     /// Blocks given to `Fiber#interject`, with their fibers, oldest first (see `interject`).
     pub(super) interjections: Vec<(VALUE, VALUE)>,
+    /// What `Thread#on_idle` installed: called (`call`) when the reactor is about to wait
+    /// for events; nil when none. Marked.
+    pub idle_hook: VALUE,
+    /// Whether the idle hook is being called (a wait inside it does not call it again).
+    pub(super) in_idle_hook: bool,
 }
 
 impl State {
@@ -70,6 +75,8 @@ impl State {
             blocked: HashSet::new(),
             children_awaiters: WordMap::default(),
             interjections: Vec::new(),
+            idle_hook: ruby::NIL,
+            in_idle_hook: false,
         };
         state.fibers.insert(root, FiberRecord::root(root_tag));
         state
@@ -78,6 +85,7 @@ impl State {
     /// Marks every Ruby value the state holds.
     pub fn mark(&self) {
         self.root_interrupts.iter().copied().for_each(ruby::mark);
+        ruby::mark(self.idle_hook);
         for (fiber, value) in self.runqueue.iter() {
             ruby::mark(fiber);
             ruby::mark(value);
@@ -130,6 +138,9 @@ impl State {
     /// `ensure`, for one, queues an IOError for the child that waits on it; the child, ended
     /// by that error, would pass it to the parent as the parent's own.
     pub fn stop_orphan(&mut self, fiber: VALUE, stop: VALUE) {
+        if super::shield::hold(self, fiber, stop) {
+            return;
+        }
         if let Some(queued) = self.runqueue.value_of_mut(fiber) {
             if is_exception(*queued) && !is_stop(*queued) {
                 *queued = stop;
@@ -196,6 +207,18 @@ impl State {
     /// The record of `fiber`, if the reactor runs it.
     pub fn record(&self, fiber: VALUE) -> Option<&FiberRecord> {
         self.fibers.get(&fiber)
+    }
+
+    /// Every fiber the reactor runs, with its record.
+    pub fn records(&self) -> impl Iterator<Item = (VALUE, &FiberRecord)> {
+        self.fibers.iter().map(|(&fiber, record)| (fiber, record))
+    }
+
+    /// Whether `fiber` waits for the children of some fiber to end.
+    pub fn awaits_children(&self, fiber: VALUE) -> bool {
+        self.children_awaiters
+            .iter()
+            .any(|(_, awaiters)| awaiters.contains(&fiber))
     }
 
     /// The record of `fiber`, to change, if the reactor runs it.
