@@ -21,7 +21,7 @@ module Polyphony
     # @api private
     # @return [Float]
     def self.now
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      ::Process.clock_gettime(::Process::CLOCK_MONOTONIC)
     end
 
     # `IO.select`: Ruby 3.1 calls no scheduler hook for it, and no Ruby does in the main

@@ -22,7 +22,7 @@ module Polyphony
   def self.fork(&block)
     raise ArgumentError, 'Polyphony.fork needs a block' unless block
 
-    Process.fork do
+    ::Process.fork do
       %w[TERM INT].each { |signal| trap(signal, 'DEFAULT') }
       ForkHook.start_afresh
       begin

@@ -74,7 +74,7 @@ module Polyphony
     ANY_CHILD_INTERVAL = 0.01
 
     # `Process.wait` flags asking for more than a child's end.
-    STOP_FLAGS = Process::WUNTRACED
+    STOP_FLAGS = ::Process::WUNTRACED
 
     # Waits for a child process without blocking the thread: `Process.wait`, `system`,
     # backticks and `Open3` call this.
@@ -83,11 +83,11 @@ module Polyphony
     # @param flags [Integer] as `Process.wait` takes them
     # @return [Process::Status, nil]
     def process_wait(pid, flags)
-      nohang = flags | Process::WNOHANG
+      nohang = flags | ::Process::WNOHANG
       loop do
         # A child that ended, or no such child (a status with pid -1, which Ruby raises as
         # Errno::ECHILD), answers at once.
-        status = Process::Status.wait(pid, nohang)
+        status = ::Process::Status.wait(pid, nohang)
         return status if status
 
         # A pidfd tells only of the end of a process, not of a stop (WUNTRACED).

@@ -178,7 +178,7 @@ module Polyphony
 
     # The monotonic clock, in seconds.
     def now
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      ::Process.clock_gettime(::Process::CLOCK_MONOTONIC)
     end
 
     # `value`, checked to be a real `type` and not negative.

@@ -87,7 +87,7 @@ class Thread
     Kernel.raise ArgumentError, "negative idle GC period: #{period}" if period&.negative?
 
     @polyphony_idle_gc_period = period&.positive? ? period : nil
-    @polyphony_idle_gc_last = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    @polyphony_idle_gc_last = ::Process.clock_gettime(::Process::CLOCK_MONOTONIC)
     install_idle_hook
     period
   end
@@ -108,10 +108,10 @@ class Thread
     return __set_idle_hook(block) unless period
 
     __set_idle_hook(lambda do
-      now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      now = ::Process.clock_gettime(::Process::CLOCK_MONOTONIC)
       if now - @polyphony_idle_gc_last >= period
         GC.start
-        @polyphony_idle_gc_last = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        @polyphony_idle_gc_last = ::Process.clock_gettime(::Process::CLOCK_MONOTONIC)
       end
       block&.call
     end)

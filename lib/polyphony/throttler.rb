@@ -70,13 +70,13 @@ module Polyphony
       # late for its turn moves the next one back, so that runs are never closer.
       loop do
         due = @last_start ? [turn, @last_start + @interval].max : turn
-        delay = due - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        delay = due - ::Process.clock_gettime(::Process::CLOCK_MONOTONIC)
         break unless delay.positive?
 
         sleep(delay)
         return nil if @stopped
       end
-      @last_start = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      @last_start = ::Process.clock_gettime(::Process::CLOCK_MONOTONIC)
       yield self
     end
     alias process call
@@ -104,7 +104,7 @@ module Polyphony
       @lock.synchronize do
         return nil if @stopped
 
-        now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        now = ::Process.clock_gettime(::Process::CLOCK_MONOTONIC)
         turn = @next_turn && @next_turn > now ? @next_turn : now
         @next_turn = turn + @interval
         turn

@@ -223,7 +223,7 @@ module Polyphony
 
     # The monotonic clock.
     def now
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      ::Process.clock_gettime(::Process::CLOCK_MONOTONIC)
     end
   end
 end

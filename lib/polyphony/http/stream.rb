@@ -123,7 +123,7 @@ module Polyphony
       #
       # @return [Float] seconds
       def self.now
-        Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        ::Process.clock_gettime(::Process::CLOCK_MONOTONIC)
       end
 
       private

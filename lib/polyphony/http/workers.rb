@@ -32,12 +32,12 @@ module Polyphony
         %w[TERM INT].each { |name| trap(name) { stop(name) } }
         @count.times { start_worker }
         until @pids.empty?
-          pid, status = Process.wait2
+          pid, status = ::Process.wait2
           started = @pids.delete(pid)
           replace(started, status) unless @stopping
         end
       ensure
-        @pids.each_key { |pid| Process.kill('KILL', pid) }
+        @pids.each_key { |pid| ::Process.kill('KILL', pid) }
       end
 
       private
@@ -62,7 +62,7 @@ module Polyphony
       def stop(signal)
         @stopping = true
         @pids.each_key do |pid|
-          Process.kill(signal, pid)
+          ::Process.kill(signal, pid)
         rescue Errno::ESRCH
           nil
         end
