@@ -62,6 +62,7 @@ require_relative 'polyphony/trap'
 require_relative 'polyphony/scheduler'
 require_relative 'polyphony/core_waits'
 require_relative 'polyphony/core_io'
+require_relative 'polyphony/net'
 
 # The main thread's reactor, which becomes its Fiber.scheduler.
 Polyphony.stats

@@ -27,6 +27,7 @@ require 'monitor'
 require 'zlib'
 require 'stringio' # and these two for the HTTP server
 require 'tempfile'
+require 'openssl' # for polyphony/openssl's TLS extensions
 
 # The name of `mod` if it is reachable by that name (anonymous and singleton classes have
 # none; some classes report a name that no constant holds).
@@ -67,6 +68,7 @@ before = snapshot
 require 'polyphony'
 require 'polyphony/concurrently'
 require 'polyphony/http/rack_handler'
+require 'polyphony/openssl'
 after = snapshot
 
 documented = JSON.parse($stdin.read)
