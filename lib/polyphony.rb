@@ -80,6 +80,7 @@ require_relative 'polyphony/shield'
 require_relative 'polyphony/dump'
 require_relative 'polyphony/trace'
 require_relative 'polyphony/stall'
+require_relative 'polyphony/net'
 
 # The main thread's reactor, which becomes its Fiber.scheduler.
 Polyphony.stats

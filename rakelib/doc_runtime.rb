@@ -27,6 +27,17 @@ require 'monitor'
 require 'zlib'
 require 'stringio' # and these two for the HTTP server
 require 'tempfile'
+require 'openssl' # for polyphony/openssl's TLS extensions
+require 'open3'
+# The libraries of polyphony/adapters/*, those this Ruby has (Debian builds pg and mysql2
+# only for some Rubies), and the Sequel extension that the sequel adapter turns on.
+ADAPTERS = %w[postgres sequel redis mysql2 irb readline fs open3].freeze
+%w[pg sequel redis mysql2 irb readline].each do |library|
+  require library
+rescue LoadError
+  nil
+end
+Sequel.extension :fiber_concurrency if defined?(Sequel.extension)
 
 # The name of `mod` if it is reachable by that name (anonymous and singleton classes have
 # none; some classes report a name that no constant holds).
@@ -67,6 +78,12 @@ before = snapshot
 require 'polyphony'
 require 'polyphony/concurrently'
 require 'polyphony/http/rack_handler'
+require 'polyphony/openssl'
+ADAPTERS.each do |adapter|
+  require "polyphony/adapters/#{adapter}"
+rescue LoadError => e
+  warn "doc:check: polyphony/adapters/#{adapter} not loaded (#{e.message}): its methods are checked without their host"
+end
 after = snapshot
 
 documented = JSON.parse($stdin.read)
@@ -141,6 +158,11 @@ documented.each do |object|
       instance_hosts[namespace].map { |host| "#{host}##{name}" } +
         singleton_hosts[namespace].map { |host| "#{host}.#{name}" }
     end
+  # An adapter's module names how users call its methods (`PG::Connection#`), which holds
+  # when the library it extends is not loaded, or is another under that name (Reline).
+  if namespace.const_defined?(:PREPENDED_TO, false)
+    names[object['path']] = names[object['path']] | ["#{namespace::PREPENDED_TO}#{name}"]
+  end
 end
 
 $stdout.write(JSON.generate('absent' => absent, 'names' => names, 'defined' => defined.sort))

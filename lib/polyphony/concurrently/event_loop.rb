@@ -29,19 +29,38 @@ module Concurrently
       reinitialize!
     end
 
-    # Starts the loop's {#lifetime} over. Concurrently's own loop needed this in a forked
+    # Starts the loop over, as Concurrently's: the evaluations of this thread that wait
+    # (for a time, an IO, a result, a resume) are dropped, never to resume their code (here
+    # they are stopped quietly: their `ensure` blocks run, and they are never concluded
+    # unless `conclude_to` is called), and the {#lifetime} starts
+    # over. The evaluation that calls it goes on. (Concurrently needed this in a forked
     # child to drop its parent's state; Polyphony's reactor rebuilds itself in a forked
-    # child, so calling it there (or anywhere) only resets the lifetime.
+    # child without it.)
     #
     # @return [Concurrently::EventLoop] self
     # @example
-    #   fork do
-    #     Concurrently::EventLoop.current.reinitialize!
-    #     # ...
-    #   end
+    #   concurrently { wait 1; puts 'never printed' }
+    #   wait 0 # the evaluation starts, and waits
+    #   Concurrently::EventLoop.current.reinitialize!
+    #   wait 2 # prints nothing
     def reinitialize!
+      drop_evaluations if @started
       @started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       self
+    end
+
+    # Stops this thread's live evaluations but the current one (each is a fiber `defer`
+    # spun under the thread's root fiber).
+    #
+    # @api private
+    # @return [void]
+    def drop_evaluations
+      current = Fiber.current
+      Thread.current.main_fiber.children.each do |fiber|
+        next if fiber.equal?(current) || !fiber.instance_variable_defined?(:@concurrently_evaluation)
+
+        fiber.terminate
+      end
     end
 
     # Seconds since the loop was created (or reinitialized).
