@@ -34,14 +34,14 @@ module Polyphony
         #   the timeout passed
         # @raise [PG::ConnectionBad] when the connection is lost
         def wait_for_notify(timeout = nil)
-          deadline = timeout && (Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout)
+          deadline = timeout && (::Process.clock_gettime(::Process::CLOCK_MONOTONIC) + timeout)
           loop do
             consume_input
             if (notice = notifies)
               channel, pid, payload = notice.values_at(:relname, :be_pid, :extra)
               return block_given? ? yield(channel, pid, payload) : channel
             end
-            remaining = deadline && (deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC))
+            remaining = deadline && (deadline - ::Process.clock_gettime(::Process::CLOCK_MONOTONIC))
             return nil if remaining && remaining <= 0
 
             socket_io.wait_readable(remaining)

@@ -5,9 +5,9 @@ require 'polyphony'
 module Polyphony
   module Adapters
     # `require 'polyphony/adapters/readline'`: `Readline.readline` (GNU readline, a C library
-    # that reads the terminal itself, without Ruby's IO) runs in a thread of its own (a plain
-    # `Thread`: no thread pool exists here yet), whose value the calling fiber awaits: the
-    # other fibers run while the user types.
+    # that reads the terminal itself, without Ruby's IO) runs on
+    # {Polyphony::ThreadPool.process}'s default pool while the calling fiber waits: the other
+    # fibers run while the user types.
     #
     # @example
     #   require 'polyphony/adapters/readline'
@@ -22,12 +22,12 @@ module Polyphony
         # @api private
         PREPENDED_TO = 'Readline.'
 
-        # `Readline.readline`, in a thread of its own: only the calling fiber waits.
+        # `Readline.readline`, on the default thread pool: only the calling fiber waits.
         # @param prompt [String]
         # @param add_hist [Boolean] add the line to the history
         # @return [String, nil] the line, without its newline; nil at end of input
         def readline(prompt = '', add_hist = false)
-          Thread.new { Thread.current.report_on_exception = false; super }.value
+          Polyphony::ThreadPool.process { super }
         end
       end
     end
