@@ -221,11 +221,7 @@ mod tests {
     fn the_application_framing_and_connection() {
         let (text, framing, keep) = head(
             200,
-            &[
-                ("Content-Length", "3"),
-                ("Connection", "Close"),
-                ("rack.hijack", "x"),
-            ],
+            &[("Content-Length", "3"), ("Connection", "Close")],
             KEEP_11,
         );
         assert_eq!(
