@@ -20,6 +20,9 @@ class Fiber
     self.raise(exception.is_a?(Class) ? exception.new : exception)
   end
 
+  # Ruby 3.3's own Fiber#kill gives way to 1.6's (without a "method redefined" warning).
+  remove_method(:kill) if method_defined?(:kill, false)
+
   # The same as {#terminate}.
   #
   # @param graceful [Boolean]

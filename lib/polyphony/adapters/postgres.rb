@@ -84,7 +84,7 @@ end
 
 require 'pg'
 
-# pg's connection, with {Polyphony::Adapters::Postgres::ConnectionExtensions} prepended.
-class PG::Connection
-  prepend Polyphony::Adapters::Postgres::ConnectionExtensions
-end
+# pg's connection gets {Polyphony::Adapters::Postgres::ConnectionExtensions} (a call, not a
+# reopened class: the API docs then name no PG class, which a Ruby without pg lacks).
+connection_class = PG::Connection
+connection_class.prepend(Polyphony::Adapters::Postgres::ConnectionExtensions)
