@@ -610,7 +610,7 @@ RSpec.describe 'IO in fibers, misused' do
 
   it 'gives each of two fibers reading one pipe whole lines, none lost or repeated', gc: true do
     r, w = IO.pipe
-    count = GC.stress ? 300 : 20_000
+    count = GC.stress ? 40 : 20_000
     spin { count.times { |i| w << "line #{i}\n" }; w.close }
     lines = []
     readers = 2.times.map { spin { while (line = r.gets); lines << line; end } }
