@@ -114,6 +114,31 @@ RSpec.describe 'TLS sockets' do
     serving.await
   end
 
+  it 'goes on accepting while a client that never says hello waits, and closes it when stopped' do
+    listen
+    served = []
+    serving = spin do
+      @server.accept_loop do |client|
+        served << client.readpartial(10)
+        client.close
+      end
+    end
+    silent = TCPSocket.new('127.0.0.1', port) # connects, sends nothing, waits
+    cancel_after(10) do # (a loop held up by the silent client would wait for ever)
+      2.times do |i|
+        socket = connect
+        socket.write("client #{i}")
+        expect(socket.read).to eq('')
+        socket.close
+      end
+    end
+    expect(served).to eq(['client 0', 'client 1'])
+    serving.stop
+    serving.await
+    expect(silent.read).to eq('') # the server closed it: its handshake was stopped
+    silent.close
+  end
+
   it 'raises the handshake error with ignore_errors: false' do
     listen
     serving = spin { @server.accept_loop(ignore_errors: false) { |client| client.close } }

@@ -6,16 +6,18 @@ require_relative 'net'
 module Polyphony
   # Polyphony 1.x's loops on OpenSSL's TLS server, prepended to `OpenSSL::SSL::SSLServer`
   # by `require 'polyphony/openssl'` (which {Polyphony::Net.tcp_listen} does when given a
-  # `secure_context:`). The handshake of each client is done by `accept`, in the accepting
-  # fiber, as OpenSSL's `SSLServer#accept` does; its waits suspend only that fiber.
+  # `secure_context:`).
   #
   # @example
   #   server = Polyphony::Net.tcp_listen('0.0.0.0', 8443, secure_context: context)
   #   server.accept_loop { |client| spin { handle(client) } }
   module SSLServerExtensions
-    # Accepts connections for ever, yielding each one whose TLS handshake succeeded. A client
-    # whose handshake fails (`OpenSSL::SSL::SSLError`, a reset connection) is closed and
-    # skipped, unless `ignore_errors` is false.
+    # Accepts connections for ever, yielding each one whose TLS handshake succeeded, in the
+    # calling fiber, in the order their handshakes end. Each handshake runs in a fiber of
+    # its own, so a slow or silent client holds up no other. A client whose handshake fails
+    # (`OpenSSL::SSL::SSLError`, a reset connection) is closed and skipped, unless
+    # `ignore_errors` is false. Handshakes still running when the loop ends are stopped and
+    # their sockets closed.
     #
     # @param ignore_errors [Boolean] skip the clients whose handshake fails (false: raise
     #   their error, ending the loop)
@@ -25,13 +27,49 @@ module Polyphony
     # @raise [OpenSSL::SSL::SSLError, SystemCallError] a client's handshake error, with
     #   `ignore_errors: false`
     def accept_loop(ignore_errors: true)
+      handed = Polyphony::Queue.new
+      acceptor = spin { accept_for_handshakes(handed, ignore_errors) }
       loop do
-        client = accept
-      rescue OpenSSL::SSL::SSLError, SystemCallError, EOFError
-        raise unless ignore_errors
-      else
+        client = handed.shift
+        raise client if client.is_a?(Exception)
+
         yield client
       end
+    ensure
+      acceptor&.stop&.await
+      handed&.shift_each { |client| client.close unless client.is_a?(Exception) }
+    end
+
+    private
+
+    # Accepts TCP connections until the server is closed, each one's handshake in a fiber
+    # of its own that hands the client (or its error) to `handed`; the accept error that
+    # ends it is handed on too.
+    def accept_for_handshakes(handed, ignore_errors)
+      loop do
+        socket = to_io.accept
+        spin { handshake(socket, handed, ignore_errors) }
+      rescue SystemCallError
+        raise unless ignore_errors
+
+        snooze # (out of descriptors, say: let the other fibers run and close some)
+      end
+    rescue IOError, SystemCallError => e
+      handed << e
+    end
+
+    # Does the server side of `socket`'s TLS handshake, as `SSLServer#accept` does (with the
+    # server's context, `@ctx`, which OpenSSL's SSLServer keeps without a reader).
+    def handshake(socket, handed, ignore_errors)
+      client = OpenSSL::SSL::SSLSocket.new(socket, @ctx)
+      client.sync_close = true
+      client.accept if start_immediately
+      handed << client
+      socket = nil
+    rescue OpenSSL::SSL::SSLError, SystemCallError, EOFError, IOError => e
+      handed << e unless ignore_errors
+    ensure
+      socket&.close
     end
   end
 
