@@ -562,6 +562,22 @@ RSpec.describe 'Concurrently on the Polyphony reactor' do
     expect(order).to eq(%i[resumer resumed waited])
   end
 
+  it 'raises the errors of a custom evaluation class that defines its own Error' do
+    custom = Class.new(Concurrently::Proc::Evaluation) { const_set(:Error, Class.new(Concurrently::Error)) }
+    done = concurrent_proc(custom) { :result }.call_detached
+    expect(done).to be_a(custom)
+    done.await_result
+    expect { done.conclude_to(:again) }.to raise_error(custom::Error, 'already concluded')
+    waiting = concurrent_proc(custom) { await_resume! }.call_nonblock
+    waiting.resume!
+    expect { waiting.resume! }.to raise_error(custom::Error, 'already scheduled to resume')
+    waiting.await_result
+    expect { waiting.resume! }.to raise_error(custom::Error, 'not waiting')
+    plain = Class.new(Concurrently::Proc::Evaluation) # no Error of its own: its superclass's
+    expect { concurrent_proc(plain) { :r }.call_detached.tap(&:await_result).conclude_to(1) }
+      .to raise_error(Concurrently::Evaluation::Error, 'already concluded')
+  end
+
   it 'calls a concurrent proc with [] as with call' do
     add = concurrent_proc { |a, b| a + b }
     expect(add[1, 2]).to eq(3)

@@ -46,15 +46,16 @@ module Concurrently
     # @return [:resumed]
     # @raise [Concurrently::Evaluation::Error] "already scheduled to resume" when
     #   `resume!` was called already, "not waiting" when the evaluation does not wait in
-    #   `await_resume!` (or is concluded)
+    #   `await_resume!` (or is concluded); the evaluation class's own `Error` when it
+    #   defines one, as a custom evaluation class may
     # @example
     #   waiter = concurrently { await_resume! }
     #   wait 0.01
     #   waiter.resume!(:value)
     #   waiter.await_result # => :value
     def resume!(result = nil)
-      raise Error, 'already scheduled to resume' if @scheduled
-      raise Error, 'not waiting' unless @waiting
+      raise self.class::Error, 'already scheduled to resume' if @scheduled
+      raise self.class::Error, 'not waiting' unless @waiting
 
       @waiting = false
       @scheduled = true

@@ -71,13 +71,14 @@ module Concurrently
       #
       # @param result [Object]
       # @return [:concluded]
-      # @raise [Concurrently::Evaluation::Error] "already concluded" if it is concluded
+      # @raise [Concurrently::Evaluation::Error] "already concluded" if it is concluded (the
+      #   evaluation class's own `Error` when it defines one)
       # @example
       #   evaluation = concurrently { wait 1; :late }
       #   evaluation.conclude_to :early
       #   evaluation.await_result # => :early
       def conclude_to(result)
-        raise Concurrently::Evaluation::Error, 'already concluded' if @concluded
+        raise self.class::Error, 'already concluded' if @concluded
 
         @waiting = false
         conclude(result)
