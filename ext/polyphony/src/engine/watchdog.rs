@@ -196,12 +196,39 @@ fn start() {
     SHARED.main_tid.store(tid, Ordering::Relaxed);
     SHARED.sleeping_until.store(NEVER, Ordering::Relaxed);
     SHARED.woken.store(false, Ordering::Relaxed);
-    let started = std::thread::Builder::new()
-        .name("polyphony-watch".into())
-        .stack_size(64 * 1024)
-        .spawn(watch);
-    if started.is_ok() {
+    if spawn_watch() {
         SHARED.pid.store(std::process::id(), Ordering::Relaxed);
+    }
+}
+
+/// Runs [`watch`] on a detached thread made with `pthread_create`, not std's `spawn`: std
+/// registers a thread-local destructor in the new thread, and glibc (2.41, Ruby 3.4's
+/// Debian) ends the whole process when it cannot allocate for that, as in a program out of
+/// memory maps (`spec/fiber_spec.rb` makes one). A thread that cannot be made is not made:
+/// the program goes on without a watchdog. Returns whether it was made.
+fn spawn_watch() -> bool {
+    extern "C" fn run(_: *mut libc::c_void) -> *mut libc::c_void {
+        if std::panic::catch_unwind(watch).is_err() {
+            std::process::abort();
+        }
+        std::ptr::null_mut()
+    }
+    // SAFETY: the attributes are a local, initialized before use and destroyed after; `run`
+    // takes no argument and catches every panic, so nothing unwinds out of the thread.
+    unsafe {
+        let mut attributes = std::mem::zeroed::<libc::pthread_attr_t>();
+        if libc::pthread_attr_init(&mut attributes) != 0 {
+            return false;
+        }
+        libc::pthread_attr_setstacksize(&mut attributes, 64 * 1024);
+        libc::pthread_attr_setdetachstate(&mut attributes, libc::PTHREAD_CREATE_DETACHED);
+        let mut thread: libc::pthread_t = 0;
+        let made = libc::pthread_create(&mut thread, &attributes, run, std::ptr::null_mut()) == 0;
+        libc::pthread_attr_destroy(&mut attributes);
+        if made {
+            libc::pthread_setname_np(thread, c"polyphony-watch".as_ptr());
+        }
+        made
     }
 }
 
