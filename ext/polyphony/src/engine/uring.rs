@@ -90,14 +90,20 @@ struct Inner {
 impl Inner {
     /// Queues `entry`, submitting what is queued first if the submission queue is full.
     fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
-        loop {
+        for _ in 0..3 {
             // SAFETY: poll and removal requests point to no memory of ours: nothing must
             // outlive them.
             if unsafe { self.ring.submission().push(entry) }.is_ok() {
                 return Ok(());
             }
-            self.submit()?;
+            match self.ring.submit() {
+                Err(error) if error.raw_os_error() != Some(libc::EINTR) => return Err(error),
+                _ => {}
+            }
         }
+        // The kernel takes no requests (EBUSY with an overflowing completion queue is
+        // returned as an error above): give up rather than spin.
+        Err(io::Error::from_raw_os_error(libc::EBUSY))
     }
 
     /// Submits what is queued, without waiting.
