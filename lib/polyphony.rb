@@ -30,6 +30,18 @@
 #   @example
 #     Polyphony.stats # => {:runnable=>0, :timers=>0, :io_waits=>0, :fibers=>1}
 #
+# @!method self.backend
+#   The kernel interface the current thread's reactor waits for descriptors with, chosen
+#   when polyphony is loaded by the environment variable `POLYPHONY_BACKEND`: `epoll` (the
+#   default) or `io_uring` (readiness polls in an io_uring ring). Where the kernel refuses
+#   to set up a ring (too old, or forbidden by seccomp or `kernel.io_uring_disabled`), the
+#   reactor uses epoll. Any other value makes `require 'polyphony'` raise an ArgumentError.
+#   The first call in a thread sets up its reactor.
+#   @return [Symbol] `:epoll` or `:io_uring`
+#   @example
+#     # POLYPHONY_BACKEND=io_uring ruby app.rb
+#     Polyphony.backend # => :io_uring
+#
 # @!method self.start_new_fibers
 #   Lets the fibers spun since the last switchpoint start (each runs until it first waits
 #   or ends), then returns, ahead of every other runnable fiber: for code that wants a

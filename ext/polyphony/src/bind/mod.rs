@@ -145,6 +145,9 @@ pub fn keep_core_method(module: VALUE, kept: &CStr, name: &CStr) {
 /// uses, then defines the methods, receiver by receiver.
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let polyphony = ruby.define_module("Polyphony")?;
+    let backend = std::env::var("POLYPHONY_BACKEND").ok();
+    crate::engine::poller::choose_backend(backend.as_deref())
+        .map_err(|message| Error::new(ruby.exception_arg_error(), message))?;
     let reactor = polyphony.define_class("Reactor", ruby.class_object())?;
     reactor.undef_default_alloc_func();
     let scope = polyphony.define_class("CancelScope", ruby.class_object())?;

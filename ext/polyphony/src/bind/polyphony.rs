@@ -1,4 +1,4 @@
-//! `Polyphony`'s own methods: `stats`, `start_new_fibers`, `backend_wait_io`, `after_fork`,
+//! `Polyphony`'s own methods: `stats`, `backend`, `start_new_fibers`, `backend_wait_io`, `after_fork`,
 //! and the watchdog's `__tick` and `__tick_signal`.
 
 use super::args::{self, slice};
@@ -101,6 +101,11 @@ unsafe extern "C" fn backend_wait_io(argc: c_int, argv: *const VALUE, _self: VAL
     })
 }
 
+/// `Polyphony.backend`: the current thread's poller, `:epoll` or `:io_uring`.
+unsafe extern "C" fn backend(_self: VALUE) -> VALUE {
+    entry(|| Ok(ruby::symbol(reactor::current()?.backend_name()?)))
+}
+
 /// `Polyphony.trace_proc=`: installs the current thread's trace hook (nil: none).
 unsafe extern "C" fn set_trace_proc(_self: VALUE, hook: VALUE) -> VALUE {
     entry(|| {
@@ -141,6 +146,7 @@ unsafe extern "C" fn stall_probe(_self: VALUE, thread: VALUE) -> VALUE {
 pub fn init() {
     let polyphony = On::Singleton(classes().polyphony);
     define(polyphony, &[c"stats"], Fixed(stats));
+    define(polyphony, &[c"backend"], Fixed(backend));
     define(polyphony, &[c"trace_proc="], One(set_trace_proc));
     define(polyphony, &[c"trace_proc"], Fixed(trace_proc));
     define(polyphony, &[c"__watch_stalls"], One(watch_stalls));

@@ -153,6 +153,13 @@ impl<F: Copy + Eq> FdTable<F> {
         true
     }
 
+    /// Whether some fiber waits on `fd`.
+    pub fn has_waiters(&self, fd: usize) -> bool {
+        self.entries
+            .get(fd)
+            .is_some_and(|entry| !entry.waiters.is_empty())
+    }
+
     /// Records that the poller reported `fd` and disarmed it: hands every waiter the event
     /// concerns to `wake`, and returns the operation that re-arms it for the others.
     pub fn on_event(&mut self, fd: usize, ready: Interest, mut wake: impl FnMut(F)) -> Arm {

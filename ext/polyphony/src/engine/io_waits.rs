@@ -79,9 +79,14 @@ impl Reactor {
         timeout: Option<Duration>,
     ) -> Result<bool, Jump> {
         let fiber = current_fiber();
-        let forget = |state: &mut State, armed: &[(RawFd, Interest)]| {
+        // Removes the fiber's waits; a descriptor no other fiber waits on is disarmed.
+        let forget = |poller: &Poller, state: &mut State, armed: &[(RawFd, Interest)]| {
             for &(fd, _) in armed {
-                state.fds.remove_waiter(fd as usize, fiber);
+                if state.fds.remove_waiter(fd as usize, fiber)
+                    && !state.fds.has_waiters(fd as usize)
+                {
+                    poller.disarm(fd);
+                }
             }
         };
         {
@@ -93,7 +98,7 @@ impl Reactor {
                 let Err(error) = arm_descriptor(&poller, &mut state.fds, fd, arm) else {
                     continue;
                 };
-                forget(&mut state, &waits[..=index]);
+                forget(&poller, &mut state, &waits[..=index]);
                 if error.raw_os_error() == Some(libc::EPERM) {
                     state.fds.refused(slot);
                     return Ok(true);
@@ -104,7 +109,14 @@ impl Reactor {
         }
         let timer = timeout.map(|timeout| self.set_timer(timeout, fiber, self.timed_out));
         let received = self.switchpoint();
-        forget(&mut self.state(), waits);
+        match &*self.poller.borrow() {
+            Some(poller) => forget(poller, &mut self.state(), waits),
+            None => {
+                for &(fd, _) in waits {
+                    self.state().fds.remove_waiter(fd as usize, fiber);
+                }
+            }
+        }
         if let Some(timer) = timer {
             self.cancel_timer(timer);
         }

@@ -1,7 +1,8 @@
 //! The engine: a reactor per thread and what runs on it.
 //!
 //! - [`reactor`]: the switchpoint, timers, and each thread's reactor; [`state`] and
-//!   [`fiber_record`]: what it holds; [`poller`]: waiting for events with the GVL released;
+//!   [`fiber_record`]: what it holds; [`poller`]: waiting for events with the GVL released
+//!   (epoll, or an io_uring ring: [`uring`]);
 //!   [`io_waits`]: fibers waiting on descriptors; [`remote`]: wake-ups from other threads;
 //! - [`fiber`]: the life of a spun fiber, and what other fibers do to it; [`awaiting`]:
 //!   waiting for fibers to end; [`mailbox`]: messages between fibers; [`stacks`]: getting ended fibers' stacks back;
@@ -35,5 +36,6 @@ pub mod stacks;
 pub mod stall;
 pub mod state;
 pub mod trace;
+pub mod uring;
 pub mod waits;
 pub mod watchdog;

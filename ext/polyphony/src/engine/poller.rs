@@ -7,10 +7,15 @@
 //! timer) fires, polling's own zero-timeout wait runs once to reset them. On kernels without
 //! `epoll_pwait2` (before 5.11), polling's wait is used throughout.
 //!
+//! With `POLYPHONY_BACKEND=io_uring`, a ring ([`super::uring`]) does the same work instead of
+//! epoll (one per reactor, like the epoll instance); where the kernel refuses to set one up,
+//! epoll is used, silently. [`Poller`] is the one interface the reactor calls either way.
+//!
 //! While a thread waits, other Ruby threads run. Ruby's interrupts (Ctrl-C and other signals,
 //! `Thread#raise`, `Thread#kill`) call [`wake`], which notifies the poller so the wait ends
 //! at once.
 
+use super::uring::Ring;
 use crate::core::fdtable::{Arm, Interest};
 use crate::ruby::{protect, Jump, NIL};
 use polling::Event;
@@ -22,6 +27,7 @@ use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The key polling reserves for its notifier and timer. Not part of polling's API: this is
@@ -43,6 +49,25 @@ const EVENTS_PER_WAIT: usize = 1024;
 
 /// Set once `epoll_pwait2` turned out to be missing (kernels before 5.11).
 static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+
+/// Whether `POLYPHONY_BACKEND` asked for io_uring (set once, when the extension loads).
+static URING_CHOSEN: OnceLock<bool> = OnceLock::new();
+
+/// Reads the backend asked for (the value of `POLYPHONY_BACKEND`: unset, empty or `epoll`,
+/// or `io_uring`); returns the message of the error to raise for any other value.
+pub fn choose_backend(value: Option<&str>) -> Result<(), String> {
+    let uring = match value {
+        None | Some("") | Some("epoll") => false,
+        Some("io_uring") => true,
+        Some(other) => {
+            return Err(format!(
+                "POLYPHONY_BACKEND must be \"epoll\" or \"io_uring\", not {other:?}"
+            ))
+        }
+    };
+    let _ = URING_CHOSEN.set(uring);
+    Ok(())
+}
 
 /// A descriptor the poller reported, with what it is ready for.
 #[derive(Clone, Copy)]
@@ -94,20 +119,29 @@ impl Events {
     }
 }
 
-/// The OS poller (epoll on Linux) of one thread's reactor.
+/// The OS poller of one thread's reactor: epoll, or an io_uring ring.
 pub struct Poller {
-    poller: ManuallyDrop<polling::Poller>,
+    backend: Backend,
     /// The process that created it.
     pid: u32,
+}
+
+enum Backend {
+    Epoll(ManuallyDrop<polling::Poller>),
+    /// Dropped anywhere: in a forked child, unmapping the ring and closing its descriptor
+    /// affect the child's copies only (the parent's requests stay, and hold their files).
+    Uring(Box<Ring>),
 }
 
 impl Drop for Poller {
     fn drop(&mut self) {
         // In a forked child the epoll instance is the parent's too: dropping the poller would
         // deregister the parent's descriptors from it. The child leaves it alone.
-        if self.pid == std::process::id() {
-            // SAFETY: dropped once, here, and never used again.
-            unsafe { ManuallyDrop::drop(&mut self.poller) };
+        if let Backend::Epoll(poller) = &mut self.backend {
+            if self.pid == std::process::id() {
+                // SAFETY: dropped once, here, and never used again.
+                unsafe { ManuallyDrop::drop(poller) };
+            }
         }
     }
 }
@@ -121,12 +155,29 @@ struct WaitCall<'a> {
 }
 
 impl Poller {
-    /// Creates the OS poller.
+    /// Creates the OS poller: a ring if `POLYPHONY_BACKEND` asked for io_uring and the kernel
+    /// sets one up, epoll otherwise.
     pub fn new() -> io::Result<Self> {
+        let ring = match URING_CHOSEN.get() {
+            Some(true) => Ring::new().ok(),
+            _ => None,
+        };
+        let backend = match ring {
+            Some(ring) => Backend::Uring(Box::new(ring)),
+            None => Backend::Epoll(ManuallyDrop::new(polling::Poller::new()?)),
+        };
         Ok(Self {
-            poller: ManuallyDrop::new(polling::Poller::new()?),
+            backend,
             pid: std::process::id(),
         })
+    }
+
+    /// The backend's name: `epoll` or `io_uring`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Epoll(_) => "epoll",
+            Backend::Uring(_) => "io_uring",
+        }
     }
 
     /// Performs the registration change the fd table asked for; the event key is the
@@ -139,32 +190,71 @@ impl Poller {
     pub unsafe fn arm(&self, fd: RawFd, arm: Arm) -> io::Result<()> {
         let event =
             |interest: Interest| Event::new(fd as usize, interest.readable, interest.writable);
+        let poller = match &self.backend {
+            Backend::Epoll(poller) => poller,
+            // A ring's request replaces whatever was armed before: adding and modifying are
+            // the same (and never fail with ENOENT or EEXIST).
+            Backend::Uring(ring) => {
+                return match arm {
+                    Arm::Nothing => Ok(()),
+                    Arm::Add(interest) | Arm::Modify(interest) => ring.arm(fd, interest),
+                }
+            }
+        };
         match arm {
             Arm::Nothing => Ok(()),
             // SAFETY: the caller's contract.
-            Arm::Add(interest) => unsafe { self.poller.add(fd, event(interest)) },
+            Arm::Add(interest) => unsafe { poller.add(fd, event(interest)) },
             Arm::Modify(interest) => {
                 // SAFETY: `fd` is open (the caller's contract) for the length of the call.
                 let source = unsafe { BorrowedFd::borrow_raw(fd) };
-                self.poller.modify(source, event(interest))
+                poller.modify(source, event(interest))
             }
         }
     }
 
-    /// The epoll descriptor, which is readable while events are ready.
-    pub fn raw_fd(&self) -> RawFd {
-        self.poller.as_raw_fd()
+    /// No fiber waits on `fd` any more (their waits ended without an event). An epoll
+    /// registration stays (one-shot, it is harmless); a ring's request is cancelled, as it
+    /// would keep the file open if the descriptor were closed behind the reactor's back.
+    pub fn disarm(&self, fd: RawFd) {
+        if let Backend::Uring(ring) = &self.backend {
+            let _ = ring.disarm(fd);
+        }
     }
 
-    /// Ends a wait in progress (or the next one) at once; callable from any thread.
+    /// Makes what was armed take effect at once, rather than with the next wait (a ring
+    /// submits its queued requests; epoll registrations take effect as they are made).
+    pub fn flush(&self) {
+        if let Backend::Uring(ring) = &self.backend {
+            let _ = ring.flush();
+        }
+    }
+
+    /// The epoll (or ring) descriptor, which is readable while events are ready.
+    pub fn raw_fd(&self) -> RawFd {
+        match &self.backend {
+            Backend::Epoll(poller) => poller.as_raw_fd(),
+            Backend::Uring(ring) => ring.raw_fd(),
+        }
+    }
+
+    /// Ends a wait in progress (or the next one) at once; callable from any thread, and from
+    /// a signal handler (both write to an eventfd).
     pub fn notify(&self) -> io::Result<()> {
-        self.poller.notify()
+        match &self.backend {
+            Backend::Epoll(poller) => poller.notify(),
+            Backend::Uring(ring) => ring.notify(),
+        }
     }
 
     /// Removes a descriptor's registration.
     pub fn delete(&self, fd: RawFd) -> io::Result<()> {
-        // SAFETY: the borrow lasts for the call only; a closed `fd` makes it fail, harmlessly.
-        self.poller.delete(unsafe { BorrowedFd::borrow_raw(fd) })
+        match &self.backend {
+            // SAFETY: the borrow lasts for the call only; a closed `fd` makes it fail,
+            // harmlessly.
+            Backend::Epoll(poller) => poller.delete(unsafe { BorrowedFd::borrow_raw(fd) }),
+            Backend::Uring(ring) => ring.delete(fd),
+        }
     }
 
     /// Collects the events already pending, without waiting (and without releasing the GVL).
@@ -176,8 +266,12 @@ impl Poller {
     /// A signal ends the wait early, with no events.
     fn collect(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
+        let poller = match &self.backend {
+            Backend::Epoll(poller) => poller,
+            Backend::Uring(ring) => return ring.collect(&mut events.ready, timeout),
+        };
         if NO_PWAIT2.load(Ordering::Relaxed) {
-            self.poller.wait(&mut events.fallback, timeout)?;
+            poller.wait(&mut events.fallback, timeout)?;
             events.take_fallback();
             return Ok(());
         }
@@ -192,7 +286,7 @@ impl Poller {
         // points to `timespec`, alive on this frame.
         let count = unsafe {
             libc::epoll_pwait2(
-                self.poller.as_raw_fd(),
+                poller.as_raw_fd(),
                 events.raw.as_mut_ptr(),
                 EVENTS_PER_WAIT as libc::c_int,
                 timespec_ptr,
@@ -231,8 +325,7 @@ impl Poller {
         }
         if notified {
             // Clears and re-arms polling's notifier and timer.
-            self.poller
-                .wait(&mut events.fallback, Some(Duration::ZERO))?;
+            poller.wait(&mut events.fallback, Some(Duration::ZERO))?;
             events.take_fallback();
         }
         Ok(())
@@ -285,8 +378,8 @@ impl Poller {
             outcome: Ok(()),
         };
         let call_ptr: *mut c_void = (&mut call as *mut WaitCall).cast();
-        let poller_ptr: *mut c_void = (&*self.poller as *const polling::Poller).cast_mut().cast();
-        // `wake` only writes to polling's eventfd, which is safe in a signal handler: Ruby
+        let poller_ptr: *mut c_void = (self as *const Poller).cast_mut().cast();
+        // `wake` only writes to an eventfd (polling's or the ring's), which is safe in a signal handler: Ruby
         // may then call it from its own, instead of starting (and, after the wait, joining)
         // a thread that calls it, which it does for the main thread when it runs alone. That
         // join would go through the thread's `Fiber.scheduler`, i.e. back into the reactor.
@@ -330,6 +423,6 @@ unsafe extern "C" fn wait_without_gvl(data: *mut c_void) -> *mut c_void {
 /// (it only writes to an eventfd, which is safe there), to interrupt the wait.
 unsafe extern "C" fn wake(data: *mut c_void) {
     // SAFETY: `data` is the poller `Poller::wait` passed, alive while Ruby may call this.
-    let poller = unsafe { &*(data as *const polling::Poller) };
+    let poller = unsafe { &*(data as *const Poller) };
     let _ = poller.notify();
 }

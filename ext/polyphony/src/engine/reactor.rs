@@ -499,11 +499,23 @@ impl Reactor {
     /// The main fiber goes back to its own code: the watchdog is told what is pending.
     fn leave(&self) {
         let state = self.state();
+        let io_waits = state.fds.waiting() > 0;
+        if io_waits {
+            // The watchdog polls the poller's descriptor: what is armed must be in effect.
+            if let Some(poller) = &*self.poller.borrow() {
+                poller.flush();
+            }
+        }
         watchdog::leave(
             !state.runqueue.is_empty(),
             state.timers.next_deadline(),
-            state.fds.waiting() > 0,
+            io_waits,
         );
+    }
+
+    /// The poller's backend: `epoll` or `io_uring`.
+    pub fn backend_name(&self) -> Result<&'static str, Jump> {
+        Ok(self.poller()?.backend_name())
     }
 
     /// `Polyphony.__tick`, run by the watchdog's signal in the main fiber while it waits

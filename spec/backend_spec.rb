@@ -1,0 +1,76 @@
+# frozen_string_literal: true
+
+require_relative 'spec_helper'
+
+# The poller's backend, chosen with POLYPHONY_BACKEND when polyphony is loaded
+# (ext/polyphony/src/engine/poller.rs, uring.rs).
+RSpec.describe 'Polyphony.backend' do
+  # Pipe ping-pong between two fibers, a wait for a pipe that times out, a sleep, a socket
+  # accept, and a forked child's pipe wait.
+  def program = <<~RUBY
+    require 'polyphony'
+    puts Polyphony.backend
+    pr, pw = IO.pipe
+    qr, qw = IO.pipe
+    a = spin { 100.times { pw.write('x'); qr.readpartial(1) }; :a }
+    b = spin { 100.times { qw.write(pr.readpartial(1)) }; :b }
+    p Fiber.await(a, b)
+    r, _w = IO.pipe
+    p(move_on_after(0.05) { r.read(1) })
+    t = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    sleep 0.02
+    p Process.clock_gettime(Process::CLOCK_MONOTONIC) - t >= 0.02
+    server = TCPServer.new('127.0.0.1', 0)
+    accepter = spin { server.accept.gets }
+    client = TCPSocket.new('127.0.0.1', server.addr[1])
+    client.puts 'hello'
+    p accepter.await
+    cr, cw = IO.pipe
+    pid = fork { cw.close; print cr.read }
+    cr.close
+    cw.write('from the parent')
+    cw.close
+    Process.wait(pid)
+    puts
+  RUBY
+
+  def expected = %([:a, :b]\nnil\ntrue\n"hello\\n"\nfrom the parent\n)
+
+  it 'is io_uring with POLYPHONY_BACKEND=io_uring (or epoll where the kernel refuses rings), and works' do
+    out, err, status = run_ruby(program, env: { 'POLYPHONY_BACKEND' => 'io_uring' })
+    expect(status).to be_success, err
+    expect(out.lines.first).to match(/\A(io_uring|epoll)\n\z/)
+    expect(out).to eq(out.lines.first + expected)
+  end
+
+  it 'is epoll by default, or with POLYPHONY_BACKEND=epoll' do
+    [{ 'POLYPHONY_BACKEND' => nil }, { 'POLYPHONY_BACKEND' => 'epoll' }].each do |env|
+      out, err, status = run_ruby(program, env: env)
+      expect(status).to be_success, err
+      expect(out).to eq("epoll\n#{expected}")
+    end
+  end
+
+  it 'refuses an unknown backend with an ArgumentError when polyphony is loaded' do
+    _out, err, status = run_ruby("require 'polyphony'", env: { 'POLYPHONY_BACKEND' => 'kqueue' })
+    expect(status).not_to be_success
+    expect(err).to include('POLYPHONY_BACKEND must be "epoll" or "io_uring", not "kqueue" (ArgumentError)')
+  end
+
+  it 'runs a thread of its own with a ring of its own, woken from another thread' do
+    out, err, status = run_ruby(<<~RUBY, env: { 'POLYPHONY_BACKEND' => 'io_uring' })
+      require 'polyphony'
+      r, w = IO.pipe
+      thread = Thread.new { [Polyphony.backend, r.gets] }
+      sleep 0.05
+      w.puts 'to the thread'
+      p thread.value
+      f = spin { suspend }
+      snooze
+      Thread.new { f.schedule(:woken) }.join
+      p f.await
+    RUBY
+    expect(status).to be_success, err
+    expect(out).to match(/\A\[:(io_uring|epoll), "to the thread\\n"\]\n:woken\n\z/)
+  end
+end
