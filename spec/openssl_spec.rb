@@ -55,6 +55,17 @@ RSpec.describe 'TLS sockets' do
 
   after { @server&.close }
 
+  # A fiber serving @server with accept_loop: each client's first read goes into `served`,
+  # then the client is closed.
+  def serve_first_reads(served)
+    spin do
+      @server.accept_loop do |client|
+        served << client.readpartial(10)
+        client.close
+      end
+    end
+  end
+
   it 'serves TLS clients with accept_loop, each read with read_loop, in fibers' do
     listen
     expect(@server).to be_a(OpenSSL::SSL::SSLServer)
@@ -93,12 +104,7 @@ RSpec.describe 'TLS sockets' do
   it 'goes on accepting after a client whose handshake fails' do
     listen
     served = []
-    serving = spin do
-      @server.accept_loop do |client|
-        served << client.readpartial(10)
-        client.close
-      end
-    end
+    serving = serve_first_reads(served)
     garbage = TCPSocket.new('127.0.0.1', port)
     garbage.write("GET / HTTP/1.1\r\n\r\n") # not a TLS client hello
     # (Not waiting for the server to close it: on Ruby 3.4's OpenSSL the handshake may wait
@@ -117,12 +123,7 @@ RSpec.describe 'TLS sockets' do
   it 'goes on accepting while a client that never says hello waits, and closes it when stopped' do
     listen
     served = []
-    serving = spin do
-      @server.accept_loop do |client|
-        served << client.readpartial(10)
-        client.close
-      end
-    end
+    serving = serve_first_reads(served)
     silent = TCPSocket.new('127.0.0.1', port) # connects, sends nothing, waits
     cancel_after(10) do # (a loop held up by the silent client would wait for ever)
       2.times do |i|
