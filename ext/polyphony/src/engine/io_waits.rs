@@ -79,13 +79,15 @@ impl Reactor {
         timeout: Option<Duration>,
     ) -> Result<bool, Jump> {
         let fiber = current_fiber();
-        // Removes the fiber's waits; a descriptor no other fiber waits on is disarmed.
-        let forget = |poller: &Poller, state: &mut State, armed: &[(RawFd, Interest)]| {
+        // Removes the fiber's waits; a ring's request for a descriptor no other fiber waits
+        // on is cancelled (epoll needs nothing: the lookup is skipped).
+        let forget = |poller: Option<&Poller>, state: &mut State, armed: &[(RawFd, Interest)]| {
+            let ring = poller.filter(|poller| poller.queues_requests());
             for &(fd, _) in armed {
-                if state.fds.remove_waiter(fd as usize, fiber)
-                    && !state.fds.has_waiters(fd as usize)
+                let removed = state.fds.remove_waiter(fd as usize, fiber);
+                if let Some(ring) = ring.filter(|_| removed && !state.fds.has_waiters(fd as usize))
                 {
-                    poller.disarm(fd);
+                    ring.disarm(fd);
                 }
             }
         };
@@ -98,7 +100,7 @@ impl Reactor {
                 let Err(error) = arm_descriptor(&poller, &mut state.fds, fd, arm) else {
                     continue;
                 };
-                forget(&poller, &mut state, &waits[..=index]);
+                forget(Some(&poller), &mut state, &waits[..=index]);
                 if error.raw_os_error() == Some(libc::EPERM) {
                     state.fds.refused(slot);
                     return Ok(true);
@@ -109,14 +111,7 @@ impl Reactor {
         }
         let timer = timeout.map(|timeout| self.set_timer(timeout, fiber, self.timed_out));
         let received = self.switchpoint();
-        match &*self.poller.borrow() {
-            Some(poller) => forget(poller, &mut self.state(), waits),
-            None => {
-                for &(fd, _) in waits {
-                    self.state().fds.remove_waiter(fd as usize, fiber);
-                }
-            }
-        }
+        forget(self.poller.borrow().as_deref(), &mut self.state(), waits);
         if let Some(timer) = timer {
             self.cancel_timer(timer);
         }

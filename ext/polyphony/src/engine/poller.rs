@@ -213,6 +213,12 @@ impl Poller {
         }
     }
 
+    /// Whether the poller queues requests: a ring's take effect with the next wait (see
+    /// [`Poller::flush`]) and hold their files (see [`Poller::disarm`]); epoll's need neither.
+    pub fn queues_requests(&self) -> bool {
+        matches!(self.backend, Backend::Uring(_))
+    }
+
     /// No fiber waits on `fd` any more (their waits ended without an event). An epoll
     /// registration stays (one-shot, it is harmless); a ring's request is cancelled, as it
     /// would keep the file open if the descriptor were closed behind the reactor's back.

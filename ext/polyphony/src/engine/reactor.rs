@@ -502,8 +502,13 @@ impl Reactor {
         let io_waits = state.fds.waiting() > 0;
         if io_waits {
             // The watchdog polls the poller's descriptor: what is armed must be in effect.
-            if let Some(poller) = &*self.poller.borrow() {
-                poller.flush();
+            if let Some(ring) = self
+                .poller
+                .borrow()
+                .as_ref()
+                .filter(|p| p.queues_requests())
+            {
+                ring.flush();
             }
         }
         watchdog::leave(
