@@ -366,6 +366,71 @@ RSpec.describe 'Polyphony::HTTP::Server with bad requests and slow clients' do
     end
   end
 
+  it 'cuts off a client that stops sending its body past body_timeout, before the app sees it' do
+    called = 0
+    counting = lambda do |env|
+      called += 1
+      [200, { 'content-type' => 'text/plain' }, ["#{env['PATH_INFO']}\n"]]
+    end
+    with_server(counting, body_timeout: 0.5) do |port|
+      TCPSocket.open('127.0.0.1', port) do |socket|
+        socket.write("POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n#{'x' * 10}")
+        started = now
+        served = elapsed { expect(Net::HTTP.get(URI("http://127.0.0.1:#{port}/other"))).to eq("/other\n") }
+        expect(served).to be < 0.5 unless GC.stress
+        expect(read_until_closed(socket)).to eq('')
+        expect_duration(now - started, 0.4..3)
+      end
+      expect(called).to eq(1) # /other only
+    end
+  end
+
+  it 'cuts off a client that stops reading a response past write_timeout, and serves the others' do
+    big = lambda do |env|
+      body = env['PATH_INFO'] == '/big' ? Array.new(64) { 'x' * 1_048_576 } : ["small\n"]
+      [200, { 'content-type' => 'text/plain' }, body]
+    end
+    with_server(big, write_timeout: 0.5) do |port|
+      before = open_descriptors
+      socket = Socket.new(:INET, :STREAM)
+      socket.setsockopt(Socket::SOL_SOCKET, Socket::SO_RCVBUF, 4096)
+      socket.connect(Socket.sockaddr_in(port, '127.0.0.1'))
+      socket.write(get_request('/big'))
+      sleep 0.2
+      expect(Net::HTTP.get(URI("http://127.0.0.1:#{port}/small"))).to eq("small\n")
+      # The server gives up on the client that reads nothing: its socket closes, most of the
+      # 64 MB unsent, and the descriptor is given back.
+      sleep 0.05 until open_descriptors <= before + 1 || (@waited = (@waited || 0) + 1) > 100
+      expect(open_descriptors).to be <= before + 1 # the client's own socket
+      received = read_until_closed(socket)
+      expect(received).to start_with('HTTP/1.1 200 OK')
+      expect(received.bytesize).to be < 64 * 1_048_576
+      socket.close
+    end
+  end
+
+  it 'lets in-flight requests finish within the shutdown deadline, and cuts those that would not' do
+    slow_app = lambda do |env|
+      sleep env['PATH_INFO'] == '/quick' ? 0.2 : 30
+      [200, { 'content-type' => 'text/plain' }, ["#{env['PATH_INFO']}\n"]]
+    end
+    server = Polyphony::HTTP::Server.new(Rack::Lint.new(slow_app), host: '127.0.0.1', port: 0,
+                                                                    error_log: StringIO.new)
+    serving = spin { server.run }
+    quick = spin { Net::HTTP.get(URI("http://127.0.0.1:#{server.port}/quick")) }
+    stuck = TCPSocket.new('127.0.0.1', server.port)
+    stuck.write(get_request('/stuck'))
+    sleep 0.1
+    took = elapsed do
+      server.stop(1)
+      serving.await
+    end
+    expect(quick.await).to eq("/quick\n")
+    expect(read_until_closed(stuck)).to eq('')
+    expect_duration(took, 0.9..5)
+    stuck.close
+  end
+
   it 'closes a kept-alive connection idle past idle_timeout, and never a busy one' do
     busy_app = lambda do |env|
       sleep 1.5 if env['PATH_INFO'] == '/long'
