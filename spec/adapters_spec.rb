@@ -121,6 +121,24 @@ RSpec.describe 'polyphony/adapters' do
         expect_concurrent(->(i) { [{ i: i }] }) { |i| db['SELECT ?::int AS i FROM pg_sleep(0.2)', i].all }
       end
     end
+
+    it "takes 1.x's pool_class: Polyphony::FiberConnectionPool, at most max_connections at once" do
+      params = Services.postgres
+      options = { host: params[:host], port: params[:port], user: params[:user], database: params[:dbname] }
+      Sequel.postgres(**options, pool_class: Polyphony::FiberConnectionPool, max_connections: 3) do |db|
+        expect(db.pool).to be_a(Polyphony::FiberConnectionPool)
+        ticks = 0
+        ticker = spin_loop { ticks += 1; sleep 0.05 }
+        took = elapsed do
+          results = Array.new(6) { |i| spin { db['SELECT ?::int AS i FROM pg_sleep(0.3)', i].all } }.map(&:await)
+          expect(results).to eq(Array.new(6) { |i| [{ i: i }] })
+        end
+        ticker.stop
+        expect_duration(took, 0.55..2.5) # two rounds of three
+        expect(ticks).to be >= 5
+        expect(db.pool.size).to eq(3)
+      end
+    end
   end
 
   # In a Ruby of its own: the adapter changes File.read for the whole process.

@@ -1,15 +1,17 @@
 # frozen_string_literal: true
 
 require 'polyphony'
+require 'sequel'
+require 'sequel/connection_pool/threaded'
+
+Sequel.extension :fiber_concurrency
 
 module Polyphony
   module Adapters
     # `require 'polyphony/adapters/sequel'`: Sequel's queries wait through the
     # `Fiber::Scheduler` (with pg or mysql2), and this file turns on Sequel's own
     # `fiber_concurrency` extension, which hands each fiber a connection of its own from
-    # Sequel's pool (as Polyphony 1.x's `Polyphony::FiberConnectionPool` did; that class is
-    # not provided: the extension replaces it). A fiber waits for a free connection when
-    # `max_connections` are in use.
+    # Sequel's pool. A fiber waits for a free connection when `max_connections` are in use.
     #
     # @example
     #   require 'polyphony/adapters/sequel'
@@ -18,7 +20,12 @@ module Polyphony
     module Sequel
     end
   end
-end
 
-require 'sequel'
-Sequel.extension :fiber_concurrency
+  # Polyphony 1.x's connection pool for Sequel, for programs that name it
+  # (`Sequel.connect(url, pool_class: Polyphony::FiberConnectionPool)`): Sequel's threaded
+  # pool, which the `fiber_concurrency` extension (turned on above) makes hand out
+  # connections per fiber. At most `max_connections` (default 4, as 1.x's) are open; a fiber
+  # that finds them all held waits, while the others run.
+  class FiberConnectionPool < ::Sequel::ThreadedConnectionPool
+  end
+end
