@@ -25,6 +25,18 @@ module Bench
 
   RESULTS = 'bench/results/latest.md'
 
+  # The engine as it was just before trace events came (50c91b5), built by
+  # `rake bench:trace_baseline`: bench/trace.rb's no-hook rows are measured against it
+  # (TRACE_BASELINE) whenever it is there.
+  TRACE_BASELINE_COMMIT = '50c91b5^'
+  TRACE_BASELINE_DIR = 'tmp/trace-baseline'
+
+  # The TRACE_BASELINE the trace rows use: the environment's, or the built baseline's lib.
+  def trace_baseline
+    built = File.expand_path("#{TRACE_BASELINE_DIR}/lib")
+    ENV.fetch('TRACE_BASELINE') { built if File.exist?("#{built}/polyphony/polyphony.so") }
+  end
+
   module_function
 
   # The scripts BENCH_ONLY names (comma-separated), or all of them.
@@ -39,7 +51,8 @@ module Bench
 
   # Runs each script with `table` as the file its rows go to; returns [script, seconds, success].
   def run(scripts, table)
-    env = DEFAULTS.to_h { |name, value| [name, ENV.fetch(name, value)] }.merge('POLYPHONY_BENCH_TABLE' => table)
+    env = DEFAULTS.to_h { |name, value| [name, ENV.fetch(name, value)] }
+                  .merge('POLYPHONY_BENCH_TABLE' => table, 'TRACE_BASELINE' => trace_baseline)
     scripts.map do |script|
       puts "\n### bench/#{script}.rb"
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -98,4 +111,12 @@ task bench: :compile do
     failed = runs.reject(&:last).map(&:first)
     abort "rake bench: #{failed.join(', ')} failed" unless failed.empty?
   end
+end
+
+desc "Builds the engine as it was before trace events (#{Bench::TRACE_BASELINE_COMMIT}) in " \
+     "#{Bench::TRACE_BASELINE_DIR}, which rake bench's trace rows are then measured against"
+task 'bench:trace_baseline' do
+  dir = Bench::TRACE_BASELINE_DIR
+  sh 'git', 'worktree', 'add', '--detach', dir, Bench::TRACE_BASELINE_COMMIT unless File.exist?(dir)
+  Dir.chdir(dir) { sh 'rake', 'compile' }
 end
