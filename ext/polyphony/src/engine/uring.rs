@@ -677,10 +677,8 @@ mod tests {
         ring.arm(fd, Interest::READABLE).unwrap();
         ring.flush().unwrap();
         // SAFETY: writes two bytes from a static to an open pipe.
-        assert_eq!(
-            unsafe { libc::write(w.as_raw_fd(), b"ab".as_ptr().cast(), 2) },
-            2
-        );
+        let written = unsafe { libc::write(w.as_raw_fd(), b"ab".as_ptr().cast(), 2) };
+        assert_eq!(written, 2);
         ring.disarm(fd).unwrap();
         ring.settle(fd).unwrap();
         assert_eq!(ring.take_read(fd, 1), Some(Ok(b"a".to_vec())));
