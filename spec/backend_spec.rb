@@ -73,4 +73,53 @@ RSpec.describe 'Polyphony.backend' do
     expect(status).to be_success, err
     expect(out).to match(/\A\[:(io_uring|epoll), "to the thread\\n"\]\n:woken\n\z/)
   end
+
+  # A ring reads for a waiting fiber (IORING_OP_READ): a read stopped while the kernel may be
+  # reading, or timed out, loses no byte and takes none out of order; a read whose IO is closed
+  # by another fiber raises, and the descriptor's next file reads only its own bytes.
+  def reads_program = <<~RUBY
+    require 'polyphony'
+    r, w = IO.pipe
+    got = +''
+    expected = +''
+    600.times do |i|
+      chunk = format('%05d', i)
+      expected << chunk
+      reader = spin { got << r.readpartial(5) }
+      snooze
+      case i % 3
+      when 0 then w.write(chunk); reader.stop
+      when 1 then w.write(chunk); snooze; reader.stop
+      else reader.stop; w.write(chunk)
+      end
+      reader.await
+      got << r.readpartial(5) while got.bytesize < expected.bytesize
+    end
+    p got == expected
+    p(move_on_after(0.02, with_value: :timed_out) { r.gets })
+    w << "after the timeout\n"
+    p r.gets
+    reader = spin { r.read(10) }
+    snooze
+    r.close
+    p(begin; reader.await; rescue IOError => e; e.message; end)
+    r2, w2 = IO.pipe
+    w2 << 'own bytes'
+    w2.close
+    p r2.read
+    begin
+      w << 'x'
+    rescue Errno::EPIPE
+      p :closed
+    end
+  RUBY
+
+  it 'reads in the ring without losing a byte when a read is stopped, timed out or its IO closed' do
+    expected = %(true\n:timed_out\n"after the timeout\\n"\n"stream closed in another fiber"\n"own bytes"\n:closed\n)
+    [{ 'POLYPHONY_BACKEND' => 'io_uring' }, { 'POLYPHONY_BACKEND' => 'epoll' }].each do |env|
+      out, err, status = run_ruby(reads_program, env: env)
+      expect(status).to be_success, err
+      expect(out).to eq(expected)
+    end
+  end
 end

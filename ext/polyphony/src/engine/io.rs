@@ -6,6 +6,7 @@
 //! interrupted are put back. Core methods used on the same IO (`ungetc`, `read_nonblock`,
 //! `eof?`) therefore see every byte, in order.
 
+use super::poller::Poller;
 use super::reactor::Reactor;
 use crate::core::fdtable::Interest;
 use crate::ruby::names::ids;
@@ -14,6 +15,7 @@ use crate::ruby::{self, errors, protect, rb_io, Jump, NIL};
 use rb_sys::{rb_io_t, VALUE};
 use std::os::fd::RawFd;
 use std::os::raw::{c_int, c_long};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An IO object checked open, with its `rb_io_t` (see [`rb_io`]). Not `Copy`: a slice of
@@ -281,8 +283,11 @@ impl OpenIo {
         // Another fiber may have filled the buffer while this one waited: then nothing is read.
         // SAFETY: the buffer was prepared above; `IO#close` frees it, but `read_with` checks
         // the IO is still open (`fd()`) after every wait, before each attempt.
-        self.read_with(reactor, capacity, |fd| unsafe {
-            rb_io::read_into_buffer(fptr, fd)
+        self.read_with(reactor, capacity, true, |fd, read| unsafe {
+            match read {
+                Some(bytes) => rb_io::append_to_buffer(fptr, bytes),
+                None => rb_io::read_into_buffer(fptr, fd),
+            }
         })
     }
 
@@ -295,21 +300,44 @@ impl OpenIo {
     /// A read that returns less than it asked for emptied the descriptor: the next read waits
     /// first, which saves the system call that would fail with `EAGAIN`. (Registrations are
     /// level-triggered, so a descriptor that became ready in between is reported at once.)
+    ///
+    /// With a poller that reads (an io_uring ring, see [`super::uring`]) and a `plain` read (a
+    /// `read(2)` that the ring's may stand in for), the ring reads for the waiting fiber, and
+    /// `attempt` is given what it read (`Some`) instead of reading itself (`None`); the next
+    /// read of the descriptor then waits first too, the ring's read answering at once if
+    /// bytes are there.
     pub fn read_with(
         &self,
         reactor: &Reactor,
         requested: usize,
-        mut attempt: impl FnMut(RawFd) -> Result<usize, c_int>,
+        plain: bool,
+        mut attempt: impl FnMut(RawFd, Option<&[u8]>) -> Result<usize, c_int>,
     ) -> Result<usize, Jump> {
         let fd = self.fd()? as usize;
+        let ring = match plain {
+            true => Some(reactor.poller()?)
+                .filter(|poller| poller.does_reads())
+                .map(|poller| Arc::clone(&*poller)),
+            false => None,
+        };
         let drained = reactor.state().fds.take_drained(fd);
         let after = if drained {
             AfterIo::WaitFirst
         } else {
             AfterIo::Switchpoint
         };
-        let count = self.retry(reactor, Interest::READABLE, after, &mut attempt)?;
-        if count > 0 && count < requested {
+        let mut ring_served = false;
+        let mut read =
+            |fd: RawFd| match ring.as_ref().and_then(|ring| ring.take_read(fd, requested)) {
+                Some(done) => {
+                    ring_served = true;
+                    attempt(fd, Some(&done?))
+                }
+                None => attempt(fd, None),
+            };
+        let ring_read = ring.as_deref().map(|ring| (ring, requested));
+        let count = self.retry(reactor, Interest::READABLE, after, ring_read, &mut read)?;
+        if ring_served || (count > 0 && count < requested) {
             if let Ok(fd) = self.fd() {
                 reactor.state().fds.set_drained(fd as usize);
             }
@@ -328,6 +356,7 @@ impl OpenIo {
             reactor,
             Interest::READABLE,
             AfterIo::StartNewFibers,
+            None,
             &mut attempt,
         )
     }
@@ -343,22 +372,46 @@ impl OpenIo {
             reactor,
             Interest::WRITABLE,
             AfterIo::Switchpoint,
+            None,
             &mut attempt,
         )
     }
 
+    /// Runs `attempt` until it does not fail with `EAGAIN`, waiting for `interest` between
+    /// attempts. With `ring_read` (a poller that reads, and the length wanted), the poller is
+    /// told before each wait that the fiber wants that much read.
     fn retry(
         &self,
         reactor: &Reactor,
         interest: Interest,
         after: AfterIo,
+        ring_read: Option<(&Poller, usize)>,
         attempt: &mut dyn FnMut(RawFd) -> Result<usize, c_int>,
     ) -> Result<usize, Jump> {
+        let mode = self.make_nonblocking(reactor)?;
+        // A ring reads non-blocking descriptors only: its read of a blocking one could not be
+        // cancelled until it is answered.
+        let ring_read = ring_read.filter(|_| mode == Mode::NonBlocking);
+        let wait = |fd: RawFd, attempt: &mut dyn FnMut(RawFd) -> Result<usize, c_int>| {
+            let Some((poller, len)) = ring_read else {
+                return reactor.wait_io(fd, interest, None);
+            };
+            poller.want_read(fd, len);
+            let waited = reactor.wait_io(fd, interest, None);
+            poller.want_read(fd, 0);
+            // The ring's read, if cancelled as the wait ended otherwise, is answered before
+            // anything else reads the descriptor; if it got bytes, they are kept where the
+            // caller keeps what it reads (and put back into the read buffer if it raises).
+            poller.settle_reads(fd).map_err(errors::os)?;
+            if waited.is_err() && poller.has_read(fd) {
+                let _ = attempt(fd);
+            }
+            waited
+        };
         let mut fd = self.fd()?;
         let mut waited = false;
-        if self.make_nonblocking(reactor)? == Mode::Blocking || matches!(after, AfterIo::WaitFirst)
-        {
-            reactor.wait_io(fd, interest, None)?;
+        if mode == Mode::Blocking || matches!(after, AfterIo::WaitFirst) {
+            wait(fd, attempt)?;
             waited = true;
             fd = self.fd()?;
         }
@@ -373,7 +426,7 @@ impl OpenIo {
                     return Ok(count);
                 }
                 Err(libc::EAGAIN) => {
-                    reactor.wait_io(fd, interest, None)?;
+                    wait(fd, attempt)?;
                     waited = true;
                 }
                 Err(libc::EINTR) => check_interrupts()?,

@@ -23,17 +23,24 @@ fn reserve(bytes: &mut Vec<u8>, additional: usize) -> Result<(), Jump> {
         .map_err(|_| errors::no_memory())
 }
 
-/// Reads at most `max` bytes into the spare room of `bytes`, keeping them there.
+/// Reads at most `max` bytes into the spare room of `bytes`, keeping them there. A `plain`
+/// `read` (`read(2)` itself) lets a poller that reads do it (see [`OpenIo::read_with`]).
 fn read_into(
     open: &mut OpenIo,
     reactor: &Reactor,
     bytes: &mut Vec<u8>,
     max: usize,
     read: impl Fn(RawFd, *mut u8, usize) -> isize,
+    plain: bool,
 ) -> Result<usize, Jump> {
     let max = max.min(MAX_READ);
     reserve(bytes, max)?;
-    open.read_with(reactor, max, |fd| {
+    open.read_with(reactor, max, plain, |fd, got| {
+        if let Some(got) = got {
+            // At most `max` bytes, which `reserve` made room for.
+            bytes.extend_from_slice(&got[..got.len().min(max)]);
+            return Ok(got.len().min(max));
+        }
         let spare = bytes.spare_capacity_mut();
         let count = syscall_result(read(fd, spare.as_mut_ptr().cast(), spare.len().min(max)))?;
         // SAFETY: the system call initialized the first `count` bytes of the spare room.
@@ -62,18 +69,28 @@ fn take_buffered(open: &mut OpenIo, max: usize) -> Option<Vec<u8>> {
 /// Reads at most `max` bytes straight from the descriptor (the read buffer being empty),
 /// waiting for some to arrive; an empty result means end of file.
 pub fn read_some(open: &mut OpenIo, reactor: &Reactor, max: usize) -> Result<Vec<u8>, Jump> {
-    read_some_with(open, reactor, max, read_syscall)
+    read_some_from(open, reactor, max, read_syscall, true)
 }
 
-/// Like [`read_some`], with `read` as the system call.
+/// Like [`read_some`], with `read` as the system call (`recv` with flags, say).
 pub fn read_some_with(
     open: &mut OpenIo,
     reactor: &Reactor,
     max: usize,
     read: impl Fn(RawFd, *mut u8, usize) -> isize,
 ) -> Result<Vec<u8>, Jump> {
+    read_some_from(open, reactor, max, read, false)
+}
+
+fn read_some_from(
+    open: &mut OpenIo,
+    reactor: &Reactor,
+    max: usize,
+    read: impl Fn(RawFd, *mut u8, usize) -> isize,
+    plain: bool,
+) -> Result<Vec<u8>, Jump> {
     let mut bytes = Vec::new();
-    if let Err(jump) = read_into(open, reactor, &mut bytes, max, read) {
+    if let Err(jump) = read_into(open, reactor, &mut bytes, max, read, plain) {
         open.unread(&bytes)?;
         return Err(jump);
     }
@@ -96,7 +113,7 @@ pub fn read_until(
             Some(limit) => limit - bytes.len(),
             None => bytes.len().max(CHUNK_SIZE),
         };
-        match read_into(open, reactor, &mut bytes, room, read_syscall) {
+        match read_into(open, reactor, &mut bytes, room, read_syscall, true) {
             Ok(0) => break,
             Ok(_) => {}
             Err(jump) => {

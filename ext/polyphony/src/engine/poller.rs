@@ -219,6 +219,43 @@ impl Poller {
         matches!(self.backend, Backend::Uring(_))
     }
 
+    /// Whether reads are done by the poller itself (a ring's, see [`super::uring`]): a fiber
+    /// about to wait to read says how much it wants ([`Poller::want_read`]) and, woken, takes
+    /// what was read ([`Poller::take_read`]) before reading for itself.
+    pub fn does_reads(&self) -> bool {
+        matches!(&self.backend, Backend::Uring(ring) if ring.does_reads())
+    }
+
+    /// See [`Poller::does_reads`]; nothing with epoll.
+    pub fn want_read(&self, fd: RawFd, len: usize) {
+        if let Backend::Uring(ring) = &self.backend {
+            ring.want_read(fd, len);
+        }
+    }
+
+    /// What the poller read for `fd`, at most `max` bytes (see [`Poller::does_reads`]): bytes
+    /// (none at end of file) or an errno; `None` with epoll, or when nothing was read.
+    pub fn take_read(&self, fd: RawFd, max: usize) -> Option<Result<Vec<u8>, i32>> {
+        match &self.backend {
+            Backend::Uring(ring) => ring.take_read(fd, max),
+            Backend::Epoll(_) => None,
+        }
+    }
+
+    /// Whether the poller read something for `fd` that no read has taken yet.
+    pub fn has_read(&self, fd: RawFd) -> bool {
+        matches!(&self.backend, Backend::Uring(ring) if ring.has_read(fd))
+    }
+
+    /// Waits until the poller's cancelled reads of `fd` have been answered (see
+    /// [`super::uring::Ring::settle`]); nothing with epoll.
+    pub fn settle_reads(&self, fd: RawFd) -> io::Result<()> {
+        match &self.backend {
+            Backend::Uring(ring) => ring.settle(fd),
+            Backend::Epoll(_) => Ok(()),
+        }
+    }
+
     /// No fiber waits on `fd` any more (their waits ended without an event). An epoll
     /// registration stays (one-shot, it is harmless); a ring's request is cancelled, as it
     /// would keep the file open if the descriptor were closed behind the reactor's back.

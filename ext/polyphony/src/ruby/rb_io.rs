@@ -284,6 +284,32 @@ pub unsafe fn read_into_buffer(fptr: *mut rb_io_t, fd: RawFd) -> Result<usize, c
     Ok(count)
 }
 
+/// Adds `bytes` (read for the IO by other means: a ring's read) after those in the (prepared)
+/// read buffer, growing it if need be; returns how many bytes it holds.
+///
+/// # Safety
+/// `fptr` must be the non-null `rb_io_t` of a live IO whose buffer [`prepare_buffer`] made.
+pub unsafe fn append_to_buffer(fptr: *mut rb_io_t, bytes: &[u8]) -> Result<usize, c_int> {
+    let pending = buffered(fptr).to_vec();
+    let needed = pending.len() + bytes.len();
+    let buf = &mut (*fptr).rbuf;
+    if (buf.capa as usize) < needed {
+        let old = buf.ptr;
+        // SAFETY: ruby_xrealloc may raise NoMemoryError, under `protect`; it is reported as
+        // ENOMEM (the bytes are lost then, as the process is out of memory).
+        let grown = protect(|| rb_sys::ruby_xrealloc(old.cast(), needed as _) as VALUE)
+            .map_err(|_| libc::ENOMEM)?;
+        buf.ptr = grown as *mut c_char;
+        buf.capa = needed as c_int;
+    }
+    let start = buf.ptr.cast::<u8>();
+    std::ptr::copy(start.add(buf.off as usize), start, pending.len());
+    std::ptr::copy_nonoverlapping(bytes.as_ptr(), start.add(pending.len()), bytes.len());
+    buf.off = 0;
+    buf.len = needed as c_int;
+    Ok(needed)
+}
+
 /// A system call's result as a count, or its `errno`.
 pub fn syscall_result(result: isize) -> Result<usize, c_int> {
     if result >= 0 {
