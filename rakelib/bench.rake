@@ -31,13 +31,13 @@ module Bench
   TRACE_BASELINE_COMMIT = '50c91b5^'
   TRACE_BASELINE_DIR = 'tmp/trace-baseline'
 
+  module_function
+
   # The TRACE_BASELINE the trace rows use: the environment's, or the built baseline's lib.
   def trace_baseline
     built = File.expand_path("#{TRACE_BASELINE_DIR}/lib")
     ENV.fetch('TRACE_BASELINE') { built if File.exist?("#{built}/polyphony/polyphony.so") }
   end
-
-  module_function
 
   # The scripts BENCH_ONLY names (comma-separated), or all of them.
   def scripts

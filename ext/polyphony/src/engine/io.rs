@@ -314,7 +314,7 @@ impl OpenIo {
         mut attempt: impl FnMut(RawFd, Option<&[u8]>) -> Result<usize, c_int>,
     ) -> Result<usize, Jump> {
         let fd = self.fd()? as usize;
-        let ring = match plain {
+        let ring = match plain && requested > 0 {
             true => Some(reactor.poller()?)
                 .filter(|poller| poller.does_reads())
                 .map(|poller| Arc::clone(&*poller)),
