@@ -30,14 +30,17 @@ require 'tempfile'
 require 'openssl' # for polyphony/openssl's TLS extensions
 require 'open3'
 # The libraries of polyphony/adapters/*, those this Ruby has (Debian builds pg and mysql2
-# only for some Rubies), and the Sequel extension that the sequel adapter turns on.
+# only for some Rubies), and the Sequel extension and pool that the sequel adapter uses.
 ADAPTERS = %w[postgres sequel redis mysql2 irb readline fs open3].freeze
 %w[pg sequel redis mysql2 irb readline].each do |library|
   require library
 rescue LoadError
   nil
 end
-Sequel.extension :fiber_concurrency if defined?(Sequel.extension)
+if defined?(Sequel.extension)
+  Sequel.extension :fiber_concurrency
+  require 'sequel/connection_pool/threaded' # Polyphony::FiberConnectionPool's superclass
+end
 
 # The name of `mod` if it is reachable by that name (anonymous and singleton classes have
 # none; some classes report a name that no constant holds).
