@@ -24,7 +24,7 @@
 //! stays in the reactor for a while, and the main thread wakes it only when it parked or
 //! sleeps past what is now due: about one wake-up per [`STALL`] in a busy program.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -40,8 +40,11 @@ const NEVER: u64 = u64::MAX;
 /// watchdog looks again whenever `epoch` moved, and a stale read costs at most a tick that
 /// `Polyphony.__tick` finds nothing to do for.
 struct Shared {
-    /// The process the watchdog runs in (0: none yet): a forked child starts its own.
-    pid: AtomicU32,
+    /// Whether this process has a watchdog: cleared in a forked child (see
+    /// [`forked_child`]), which starts its own. A flag rather than a process id compared
+    /// with `getpid()`: the main fiber checks it each time it spins a fiber, and `getpid`
+    /// is a system call.
+    running: AtomicBool,
     /// The main thread, for `pthread_kill`, and its kernel thread id, for `/proc`.
     main_thread: AtomicUsize,
     main_tid: AtomicI32,
@@ -63,7 +66,7 @@ struct Shared {
 }
 
 static SHARED: Shared = Shared {
-    pid: AtomicU32::new(0),
+    running: AtomicBool::new(false),
     main_thread: AtomicUsize::new(0),
     main_tid: AtomicI32::new(0),
     wake_fd: AtomicI32::new(-1),
@@ -145,7 +148,7 @@ pub fn note_runnable() {
 /// sleeps with no limit while `unlimited_is_late` (fibers are runnable, or descriptors are
 /// waited on: the watchdog then looks every `STALL`, or watches the descriptors).
 fn wake_if_late(due: u64, unlimited_is_late: bool) {
-    if SHARED.pid.load(Ordering::Relaxed) != std::process::id() {
+    if !SHARED.running.load(Ordering::Relaxed) {
         start();
         return;
     }
@@ -196,9 +199,20 @@ fn start() {
     SHARED.main_tid.store(tid, Ordering::Relaxed);
     SHARED.sleeping_until.store(NEVER, Ordering::Relaxed);
     SHARED.woken.store(false, Ordering::Relaxed);
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a handler that only stores to an atomic, which is allowed in the
+    // child of a fork.
+    AT_FORK.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(forked_child));
+    });
     if spawn_watch() {
-        SHARED.pid.store(std::process::id(), Ordering::Relaxed);
+        SHARED.running.store(true, Ordering::Relaxed);
     }
+}
+
+/// Runs in the child of every `fork`: the parent's watchdog thread is not there.
+extern "C" fn forked_child() {
+    SHARED.running.store(false, Ordering::Relaxed);
 }
 
 /// Runs [`watch`] on a detached thread made with `pthread_create`, not std's `spawn`: std
