@@ -14,7 +14,13 @@
 #             are steady, so the pinned figure is the floor the ratio is taken against);
 #   syscalls: the 4 system calls of a round trip (write, read, write, read) in one thread,
 #             with no waiting: the cost of the IO alone.
+#
+# The pipe ping-pong is also run with each backend in a process of its own
+# (`POLYPHONY_BACKEND=epoll` and `io_uring`, where the kernel sets up rings): its time, and
+# the system calls per round trip, counted with strace (when it is installed) over 10,000
+# round trips less those of 10.
 require 'rbconfig'
+require 'tempfile'
 require 'socket'
 
 ROUND_TRIPS = 20_000
@@ -74,6 +80,20 @@ end
 require 'polyphony'
 require_relative 'report'
 
+# Child process: the pipe ping-pong between 2 fibers with the backend its environment names,
+# printing seconds per round trip; or, with a count, that many round trips, for strace.
+if (count = ENV.fetch('POLYPHONY_BENCH_BACKEND_TRIPS', nil))
+  ping_pong('pipe', Integer(count), FIBERS)
+  exit
+end
+if ENV['POLYPHONY_BENCH_BACKEND_TIME']
+  abort "no #{ENV.fetch('POLYPHONY_BACKEND', nil)} backend here" unless Polyphony.backend.to_s == ENV['POLYPHONY_BACKEND']
+  job = ->(n) { ping_pong('pipe', n, FIBERS) }
+  timed(ROUND_TRIPS / 10, job) # warm-up
+  print Array.new(ROUNDS) { timed(ROUND_TRIPS, job) }.min
+  exit
+end
+
 # One round of a floor in a fresh plain `ruby` (the child times itself: no start-up cost).
 def floor_job(kind, what, pin: false)
   lambda do |_count|
@@ -113,4 +133,34 @@ puts "Ruby #{RUBY_VERSION}, #{`nproc`.strip} cores; #{ROUND_TRIPS} round trips o
   row("#{NAMES[kind]} ping-pong between 2 fibers", fibers, pinned, threads_floor, **target)
   row("#{NAMES[kind]} ping-pong between 2 fibers", fibers, calls, '4 bare system calls, one thread')
   row("#{NAMES[kind]} ping-pong between 2 threads, unpinned", threads, pinned, threads_floor)
+end
+
+# The pipe ping-pong with each backend, in processes of their own: its time, and the system
+# calls per round trip (nil without strace).
+def backend_syscalls(backend)
+  counts = [10, 10_010].map do |trips|
+    Tempfile.create('strace') do |file|
+      env = { 'POLYPHONY_BACKEND' => backend, 'POLYPHONY_BENCH_BACKEND_TRIPS' => trips.to_s }
+      ruby = [RbConfig.ruby, "-I#{File.expand_path('../lib', __dir__)}", __FILE__]
+      system(env, 'strace', '-f', '-c', '-o', file.path, *ruby, out: File::NULL, err: File::NULL) or return nil
+      File.read(file.path)[/^\s*100\.00\s+\S+\s+\S+\s+(\d+)/, 1].to_i
+    end
+  end
+  (counts.last - counts.first) / 10_000.0
+end
+
+bare = per_round_trip([[false, floor_job('pipe', 'syscalls')]]).first
+%w[epoll io_uring].each do |backend|
+  env = { 'POLYPHONY_BACKEND' => backend, 'POLYPHONY_BENCH_BACKEND_TIME' => '1' }
+  seconds = IO.popen(env, [RbConfig.ruby, "-I#{File.expand_path('../lib', __dir__)}", __FILE__], err: File::NULL, &:read)
+  if seconds.empty?
+    puts "no #{backend} backend here: its rows are left out"
+    next
+  end
+  row("pipe ping-pong between 2 fibers, #{backend} backend", Float(seconds), bare, '4 bare system calls, one thread')
+  calls = backend_syscalls(backend)
+  next puts('strace is not installed: system calls per round trip not counted') unless calls
+
+  Report.row(group: 'io', name: "system calls per pipe round trip between 2 fibers, #{backend} backend", figure: calls,
+             unit: 'syscalls', floor: 4, floor_name: 'the 4 bare system calls')
 end
