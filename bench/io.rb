@@ -20,7 +20,6 @@
 # the system calls per round trip, counted with strace (when it is installed) over 10,000
 # round trips less those of 10.
 require 'rbconfig'
-require 'tempfile'
 require 'socket'
 
 ROUND_TRIPS = 20_000
@@ -139,12 +138,8 @@ end
 # calls per round trip (nil without strace).
 def backend_syscalls(backend)
   counts = [10, 10_010].map do |trips|
-    Tempfile.create('strace') do |file|
-      env = { 'POLYPHONY_BACKEND' => backend, 'POLYPHONY_BENCH_BACKEND_TRIPS' => trips.to_s }
-      ruby = [RbConfig.ruby, "-I#{File.expand_path('../lib', __dir__)}", __FILE__]
-      system(env, 'strace', '-f', '-c', '-o', file.path, *ruby, out: File::NULL, err: File::NULL) or return nil
-      File.read(file.path)[/^\s*100\.00\s+\S+\s+\S+\s+(\d+)/, 1].to_i
-    end
+    env = { 'POLYPHONY_BACKEND' => backend, 'POLYPHONY_BENCH_BACKEND_TRIPS' => trips.to_s }
+    strace_syscalls(env, __FILE__) or return nil
   end
   (counts.last - counts.first) / 10_000.0
 end

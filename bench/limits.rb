@@ -19,7 +19,6 @@
 require 'polyphony'
 require 'rbconfig'
 require 'socket'
-require 'tempfile'
 require_relative 'timing'
 require_relative 'report'
 
@@ -69,12 +68,7 @@ end
 # nil without strace.
 def syscalls_per_sleep
   counts = [10, 100_010].map do |sleeps|
-    Tempfile.create('strace') do |file|
-      ruby = [RbConfig.ruby, "-I#{File.expand_path('../lib', __dir__)}", __FILE__]
-      env = { 'POLYPHONY_BENCH_SLEEPS' => sleeps.to_s }
-      system(env, 'strace', '-f', '-c', '-o', file.path, *ruby, out: File::NULL, err: File::NULL) or return nil
-      File.read(file.path)[/^\s*100\.00\s+\S+\s+\S+\s+(\d+)/, 1].to_i
-    end
+    strace_syscalls({ 'POLYPHONY_BENCH_SLEEPS' => sleeps.to_s }, __FILE__) or return nil
   end
   (counts.last - counts.first) / 100_000.0
 end

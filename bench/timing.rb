@@ -2,6 +2,9 @@
 
 # Timing helpers shared by the benchmarks.
 
+require 'rbconfig'
+require 'tempfile'
+
 # Seconds per iteration of one round of `count` iterations, after a full GC.
 def timed(count, job)
   GC.start
@@ -14,6 +17,15 @@ end
 # the same heap and machine state; returns seconds per iteration for each job.
 def per_iteration(count, *jobs, rounds: 5)
   rounds.times.map { jobs.map { |job| timed(count, job) } }.transpose.map(&:min)
+end
+
+# The system calls strace counts in `ruby -I lib script` run with `env` (nil without strace).
+def strace_syscalls(env, script)
+  Tempfile.create('strace') do |file|
+    ruby = [RbConfig.ruby, "-I#{File.expand_path('../lib', __dir__)}", script]
+    system(env, 'strace', '-f', '-c', '-o', file.path, *ruby, out: File::NULL, err: File::NULL) or return nil
+    File.read(file.path)[/^\s*100\.00\s+\S+\s+\S+\s+(\d+)/, 1].to_i
+  end
 end
 
 # `taskset` pinning to the first CPU this process may use, or nil without taskset: a floor of
