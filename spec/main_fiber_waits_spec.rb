@@ -107,25 +107,39 @@ RSpec.describe 'the main fiber waiting inside a library' do
   end
 
   describe 'OpenSSL' do
-    before(:all) { require 'openssl' }
-
-    it 'ends a read that gets no answer at the deadline, and lets a ticking fiber run' do
-      tls = Services.tls
-      context = OpenSSL::SSL::SSLContext.new
-      context.set_params(verify_mode: OpenSSL::SSL::VERIFY_PEER, ca_file: tls[:cert])
-      ssl = OpenSSL::SSL::SSLSocket.new(TCPSocket.new(tls[:host], tls[:port]), context)
-      ssl.hostname = 'localhost'
-      ssl.sync_close = true
-      ssl.connect
-      in_main_fiber do
-        ticks = 0
-        ticker = spin { loop { ticks += 1; sleep 0.02 } }
-        result = move_on_after(0.3, with_value: :moved_on) { ssl.sysread(10) }
-        ticker.stop
-        expect([result, ticks >= 3]).to eq([:moved_on, true])
-      end
-    ensure
-      ssl&.close
+    # The watchdog is a thread of the process that started it: a forked child (going on in its
+    # root fiber, as `fork` without a block does) starts its own.
+    it 'ends a read that gets no answer at the deadline, and lets a ticking fiber run, in forked children too' do
+      out, err, status, = run_ruby(<<~RUBY, env: { 'TLS' => Services.tls.inspect })
+        require 'polyphony'
+        require 'openssl'
+        tls = eval(ENV['TLS']) # rubocop:disable Security/Eval
+        def check(tls)
+          context = OpenSSL::SSL::SSLContext.new
+          context.set_params(verify_mode: OpenSSL::SSL::VERIFY_PEER, ca_file: tls[:cert])
+          ssl = OpenSSL::SSL::SSLSocket.new(TCPSocket.new(tls[:host], tls[:port]), context)
+          ssl.hostname = 'localhost'
+          ssl.sync_close = true
+          ssl.connect
+          ticks = 0
+          ticker = spin { loop { ticks += 1; sleep 0.02 } }
+          outcome = move_on_after(0.3, with_value: :moved_on) { ssl.sysread(10) }
+          ticker.stop
+          ssl.close
+          [outcome, ticks >= 3, Fiber.current.blocking?]
+        end
+        p check(tls)
+        2.times do
+          if (pid = fork)
+            Process.wait(pid)
+          else
+            p check(tls)
+            exit!(0)
+          end
+        end
+      RUBY
+      expect(status).to be_success, err
+      expect(out).to eq("[:moved_on, true, true]\n" * 3)
     end
   end
 
@@ -137,40 +151,5 @@ RSpec.describe 'the main fiber waiting inside a library' do
     order << :main
     snooze
     expect(order).to eq(%i[main fiber])
-  end
-
-  # The watchdog is a thread of the process that started it: a forked child (going on in its
-  # root fiber, as `fork` without a block does) starts its own.
-  it 'ends a C-level wait of the main fiber at its deadline in forked children too' do
-    out, err, status, = run_ruby(<<~RUBY, env: { 'TLS' => Services.tls.inspect })
-      require 'polyphony'
-      require 'openssl'
-      tls = eval(ENV['TLS']) # rubocop:disable Security/Eval
-      def check(tls)
-        context = OpenSSL::SSL::SSLContext.new
-        context.set_params(verify_mode: OpenSSL::SSL::VERIFY_PEER, ca_file: tls[:cert])
-        ssl = OpenSSL::SSL::SSLSocket.new(TCPSocket.new(tls[:host], tls[:port]), context)
-        ssl.hostname = 'localhost'
-        ssl.sync_close = true
-        ssl.connect
-        ticks = 0
-        ticker = spin { loop { ticks += 1; sleep 0.02 } }
-        outcome = move_on_after(0.3, with_value: :moved_on) { ssl.sysread(10) }
-        ticker.stop
-        ssl.close
-        [outcome, ticks >= 3, Fiber.current.blocking?]
-      end
-      p check(tls)
-      2.times do
-        if (pid = fork)
-          Process.wait(pid)
-        else
-          p check(tls)
-          exit!(0)
-        end
-      end
-    RUBY
-    expect(status).to be_success, err
-    expect(out).to eq("[:moved_on, true, true]\n" * 3)
   end
 end
