@@ -314,10 +314,15 @@ impl OpenIo {
         mut attempt: impl FnMut(RawFd, Option<&[u8]>) -> Result<usize, c_int>,
     ) -> Result<usize, Jump> {
         let fd = self.fd()? as usize;
+        // The poller as it is (none is made for a read that may not wait; a ring made later
+        // serves the next read).
         let ring = match plain && requested > 0 {
-            true => Some(reactor.poller()?)
+            true => reactor
+                .poller
+                .borrow()
+                .as_ref()
                 .filter(|poller| poller.does_reads())
-                .map(|poller| Arc::clone(&*poller)),
+                .map(Arc::clone),
             false => None,
         };
         let drained = reactor.state().fds.take_drained(fd);

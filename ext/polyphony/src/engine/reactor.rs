@@ -502,13 +502,8 @@ impl Reactor {
         let io_waits = state.fds.waiting() > 0;
         if io_waits {
             // The watchdog polls the poller's descriptor: what is armed must be in effect.
-            if let Some(ring) = self
-                .poller
-                .borrow()
-                .as_ref()
-                .filter(|p| p.queues_requests())
-            {
-                ring.flush();
+            if let Some(poller) = &*self.poller.borrow() {
+                poller.flush();
             }
         }
         watchdog::leave(

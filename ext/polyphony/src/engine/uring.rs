@@ -250,12 +250,13 @@ impl Inner {
         Ok(())
     }
 
-    /// Whether a read of `fd` that was cancelled has not been answered yet.
-    fn cancelled_read_pending(&self, fd: RawFd) -> bool {
+    /// The reads of `fd` that were cancelled (its outstanding request is another) and whose
+    /// answers are still wanted.
+    fn cancelled_reads(&mut self, fd: RawFd) -> impl Iterator<Item = &mut ReadOp> {
         let current = self.expected.get(fd as usize).copied().unwrap_or(0);
         self.reads
-            .iter()
-            .any(|read| read.fd == fd && !read.orphaned && read.generation != current)
+            .iter_mut()
+            .filter(move |read| read.fd == fd && !read.orphaned && read.generation != current)
     }
 
     /// Takes in a read's answer; returns whether the descriptor is to be reported readable.
@@ -526,15 +527,12 @@ impl Ring {
     pub fn settle(&self, fd: RawFd) -> io::Result<()> {
         let mut inner = self.lock();
         let deadline = Instant::now() + SETTLE_LIMIT;
-        while inner.cancelled_read_pending(fd) {
+        while inner.cancelled_reads(fd).next().is_some() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                let current = inner.expected.get(fd as usize).copied().unwrap_or(0);
-                for read in inner.reads.iter_mut() {
-                    if read.fd == fd && read.generation != current {
-                        read.orphaned = true;
-                    }
-                }
+                inner
+                    .cancelled_reads(fd)
+                    .for_each(|read| read.orphaned = true);
                 break;
             }
             let timespec = types::Timespec::from(left);

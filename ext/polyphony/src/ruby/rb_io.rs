@@ -233,7 +233,16 @@ pub unsafe fn unread(fptr: *mut rb_io_t, bytes: &[u8]) -> Result<(), Jump> {
         return Ok(());
     }
     let pending = buffered(fptr).to_vec();
-    let needed = bytes.len() + pending.len();
+    refill(fptr, bytes, &pending)
+}
+
+/// Makes the read buffer hold `front` then `back`, growing it with Ruby's allocator if need
+/// be.
+///
+/// # Safety
+/// `fptr` must be the non-null `rb_io_t` of a live IO; neither slice may point into its buffer.
+unsafe fn refill(fptr: *mut rb_io_t, front: &[u8], back: &[u8]) -> Result<(), Jump> {
+    let needed = front.len() + back.len();
     let buf = &mut (*fptr).rbuf;
     if buf.ptr.is_null() || (buf.capa as usize) < needed {
         let capacity = needed.max(READ_BUFFER_CAPACITY);
@@ -244,8 +253,8 @@ pub unsafe fn unread(fptr: *mut rb_io_t, bytes: &[u8]) -> Result<(), Jump> {
         buf.capa = capacity as c_int;
     }
     let start = buf.ptr.cast::<u8>();
-    std::ptr::copy_nonoverlapping(bytes.as_ptr(), start, bytes.len());
-    std::ptr::copy_nonoverlapping(pending.as_ptr(), start.add(bytes.len()), pending.len());
+    std::ptr::copy_nonoverlapping(front.as_ptr(), start, front.len());
+    std::ptr::copy_nonoverlapping(back.as_ptr(), start.add(front.len()), back.len());
     buf.off = 0;
     buf.len = needed as c_int;
     Ok(())
@@ -285,29 +294,15 @@ pub unsafe fn read_into_buffer(fptr: *mut rb_io_t, fd: RawFd) -> Result<usize, c
 }
 
 /// Adds `bytes` (read for the IO by other means: a ring's read) after those in the (prepared)
-/// read buffer, growing it if need be; returns how many bytes it holds.
+/// read buffer, growing it if need be; returns how many bytes it holds. Out of memory, the
+/// error is ENOMEM (and the bytes are lost).
 ///
 /// # Safety
 /// `fptr` must be the non-null `rb_io_t` of a live IO whose buffer [`prepare_buffer`] made.
 pub unsafe fn append_to_buffer(fptr: *mut rb_io_t, bytes: &[u8]) -> Result<usize, c_int> {
     let pending = buffered(fptr).to_vec();
-    let needed = pending.len() + bytes.len();
-    let buf = &mut (*fptr).rbuf;
-    if (buf.capa as usize) < needed {
-        let old = buf.ptr;
-        // SAFETY: ruby_xrealloc may raise NoMemoryError, under `protect`; it is reported as
-        // ENOMEM (the bytes are lost then, as the process is out of memory).
-        let grown = protect(|| rb_sys::ruby_xrealloc(old.cast(), needed as _) as VALUE)
-            .map_err(|_| libc::ENOMEM)?;
-        buf.ptr = grown as *mut c_char;
-        buf.capa = needed as c_int;
-    }
-    let start = buf.ptr.cast::<u8>();
-    std::ptr::copy(start.add(buf.off as usize), start, pending.len());
-    std::ptr::copy_nonoverlapping(bytes.as_ptr(), start.add(pending.len()), bytes.len());
-    buf.off = 0;
-    buf.len = needed as c_int;
-    Ok(needed)
+    refill(fptr, &pending, bytes).map_err(|_| libc::ENOMEM)?;
+    Ok(pending.len() + bytes.len())
 }
 
 /// A system call's result as a count, or its `errno`.
