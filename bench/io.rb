@@ -79,20 +79,6 @@ end
 require 'polyphony'
 require_relative 'report'
 
-# Child process: the pipe ping-pong between 2 fibers with the backend its environment names,
-# printing seconds per round trip; or, with a count, that many round trips, for strace.
-if (count = ENV.fetch('POLYPHONY_BENCH_BACKEND_TRIPS', nil))
-  ping_pong('pipe', Integer(count), FIBERS)
-  exit
-end
-if ENV['POLYPHONY_BENCH_BACKEND_TIME']
-  abort "no #{ENV.fetch('POLYPHONY_BACKEND', nil)} backend here" unless Polyphony.backend.to_s == ENV['POLYPHONY_BACKEND']
-  job = ->(n) { ping_pong('pipe', n, FIBERS) }
-  timed(ROUND_TRIPS / 10, job) # warm-up
-  print Array.new(ROUNDS) { timed(ROUND_TRIPS, job) }.min
-  exit
-end
-
 # One round of a floor in a fresh plain `ruby` (the child times itself: no start-up cost).
 def floor_job(kind, what, pin: false)
   lambda do |_count|
@@ -107,6 +93,20 @@ def per_round_trip(jobs)
   ROUNDS.times.map do
     jobs.map { |local, job| local ? timed(ROUND_TRIPS, job) : job.call(ROUND_TRIPS) }
   end.transpose.map(&:min)
+end
+
+# Child process: the pipe ping-pong between 2 fibers with the backend its environment names,
+# printing seconds per round trip; or, with a count, that many round trips, for strace.
+if (count = ENV.fetch('POLYPHONY_BENCH_BACKEND_TRIPS', nil))
+  ping_pong('pipe', Integer(count), FIBERS)
+  exit
+end
+if ENV['POLYPHONY_BENCH_BACKEND_TIME']
+  abort "no #{ENV.fetch('POLYPHONY_BACKEND', nil)} backend here" unless Polyphony.backend.to_s == ENV['POLYPHONY_BACKEND']
+  job = ->(n) { ping_pong('pipe', n, FIBERS) }
+  timed(ROUND_TRIPS / 10, job) # warm-up
+  print per_round_trip([[true, job]]).first
+  exit
 end
 
 NAMES = { 'pipe' => 'pipe', 'socket' => 'UNIX socket pair' }.freeze
