@@ -3,6 +3,7 @@
 require_relative 'spec_helper'
 require_relative 'support/services'
 require_relative 'support/clients'
+require 'openssl'
 
 # The watchdog (lib/polyphony/watchdog.rb): in the main fiber, where Ruby runs no scheduler
 # hook, a library that waits in C (pg, mysql2, OpenSSL) lets the other fibers run, and the
@@ -140,6 +141,53 @@ RSpec.describe 'the main fiber waiting inside a library' do
       RUBY
       expect(status).to be_success, err
       expect(out).to eq("[:moved_on, true, true]\n" * 3)
+    end
+
+    # The watchdog slept until the only timer's deadline (10 s here) and was not woken for a
+    # fiber made runnable meanwhile: the fiber waited for that timer. Found with a TLS
+    # handshake whose server fiber, spun by its accept loop, waited while the client connected
+    # from the main fiber.
+    {
+      'spun' => ->(wake) { spin(&wake) },
+      'sent a message' => ->(wake) { spin { receive and wake.call }.tap { snooze } << :go },
+      'whose pipe is closed' => lambda do |wake|
+        reader, writer = IO.pipe
+        spin do
+          reader.read
+        rescue IOError
+          wake.call
+        end
+        snooze
+        reader.close
+        writer.close
+      end
+    }.each do |how, make_runnable|
+      it "runs a fiber #{how} while the only timer is far away, as the main fiber waits in C" do
+        tls = Services.tls
+        context = OpenSSL::SSL::SSLContext.new
+        context.set_params(verify_mode: OpenSSL::SSL::VERIFY_PEER, ca_file: tls[:cert])
+        ssl = OpenSSL::SSL::SSLSocket.new(TCPSocket.new(tls[:host], tls[:port]), context)
+        ssl.hostname = 'localhost'
+        ssl.sync_close = true
+        ssl.connect
+        main = Fiber.current
+        woken = Class.new(StandardError)
+        took = timed do
+          expect do
+            cancel_after(10) do
+              # Out of the reactor for longer than the watchdog's look-again period, so that
+              # it sleeps until the deadline; then a fiber to run, and a read with no answer.
+              computing_until = now + 0.05
+              nil while now < computing_until
+              make_runnable.call(-> { main.raise(woken) })
+              in_main_fiber { ssl.sysread(10) }
+            end
+          end.to raise_error(woken)
+        end
+        expect(took).to be < 5
+      ensure
+        ssl&.close
+      end
     end
   end
 

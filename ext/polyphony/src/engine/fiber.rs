@@ -54,9 +54,6 @@ pub fn spin(reactor: &Reactor, parent: VALUE, tag: VALUE, block: VALUE) -> Resul
     state.adopt(parent, reactor.root(), fiber, tag, block);
     state.schedule(fiber, NIL, false);
     drop(state);
-    if reactor.is_main() {
-        super::watchdog::note_runnable();
-    }
     if reactor.trace_hook() != NIL {
         trace::emit(reactor, Event::Spin, fiber, &[]);
         trace::emit(reactor, Event::Schedule, fiber, &[NIL]);

@@ -261,7 +261,7 @@ fn create() -> Result<Obj<Reactor>, Jump> {
     };
     // A root fiber says so (`Fiber#main?`), whichever thread asks.
     ruby::ivar_set(root, ids().main, ruby::TRUE)?;
-    let state = State::new(root, root_tag);
+    let state = State::new(root, root_tag, main_thread);
     let poller = Arc::new(poller);
     if main_thread {
         watchdog::set_epoll_fd(poller.raw_fd());
@@ -327,11 +327,6 @@ impl Reactor {
     /// The thread's root fiber.
     pub fn root(&self) -> VALUE {
         self.root
-    }
-
-    /// Whether this is the main thread's reactor.
-    pub fn is_main(&self) -> bool {
-        self.main
     }
 
     /// The value that fibers return when they end.

@@ -54,11 +54,15 @@ pub struct State {
     pub idle_hook: VALUE,
     /// Whether the idle hook is being called (a wait inside it does not call it again).
     pub(super) in_idle_hook: bool,
+    /// Whether this is the main thread's state, whose root fiber the watchdog looks after:
+    /// a fiber queued while that fiber runs its own code is news for the watchdog.
+    watched: bool,
 }
 
 impl State {
-    /// A new thread's state, whose only fiber is its root, `root`, tagged `root_tag`.
-    pub fn new(root: VALUE, root_tag: VALUE) -> Self {
+    /// A new thread's state, whose only fiber is its root, `root`, tagged `root_tag`;
+    /// `watched` for the main thread's (see `watchdog`).
+    pub fn new(root: VALUE, root_tag: VALUE, watched: bool) -> Self {
         let mut state = State {
             runqueue: RunQueue::default(),
             timers: Timers::default(),
@@ -77,6 +81,7 @@ impl State {
             interjections: Vec::new(),
             idle_hook: ruby::NIL,
             in_idle_hook: false,
+            watched,
         };
         state.fibers.insert(root, FiberRecord::root(root_tag));
         state
@@ -130,6 +135,12 @@ impl State {
             }
         }
         self.runqueue.push(fiber, value, urgent, first);
+        if self.watched {
+            // A fiber queued while the main fiber is out of the reactor (it spun one, sent
+            // a message, closed a descriptor a fiber waited on): the watchdog lets it run
+            // while the main fiber then waits in C.
+            super::watchdog::note_runnable();
+        }
     }
 
     /// Queues `stop` for `fiber`, a child stopped because its parent ended. An error queued

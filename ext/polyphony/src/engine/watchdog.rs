@@ -38,7 +38,11 @@ const NEVER: u64 = u64::MAX;
 /// What the main thread tells the watchdog: plain atomics, the watchdog's thread holds no
 /// GVL and reads nothing of Ruby's. Relaxed, but for `epoch` (and `woken`'s hand-over): the
 /// watchdog looks again whenever `epoch` moved, and a stale read costs at most a tick that
-/// `Polyphony.__tick` finds nothing to do for.
+/// `Polyphony.__tick` finds nothing to do for. The one exchange that must not go stale is
+/// sequentially consistent: the main thread publishes `runnable` and `deadline` and then reads
+/// how long the watchdog sleeps; the watchdog publishes how long it sleeps and then reads
+/// them. Either the main thread sees a sleep that would miss the news and wakes it, or the
+/// watchdog sees the news before it sleeps.
 struct Shared {
     /// Whether this process has a watchdog: cleared in a forked child (see
     /// [`forked_child`]), which starts its own. A flag rather than a process id compared
@@ -59,8 +63,12 @@ struct Shared {
     runnable: AtomicBool,
     /// The reactor's next timer, in nanoseconds from `origin`.
     deadline: AtomicU64,
-    /// Until when the watchdog sleeps (`NEVER`: parked, or waiting for a descriptor only).
+    /// Until when the watchdog sleeps (`NEVER`: parked, waiting for a descriptor only, or
+    /// between two sleeps, looking at what is due).
     sleeping_until: AtomicU64,
+    /// Whether its sleep ends within `STALL`: it then looks at fibers made runnable meanwhile
+    /// in time. A longer sleep (until a far timer) is woken for them.
+    looks_soon: AtomicBool,
     /// Set when the wake eventfd was written and not yet drained.
     woken: AtomicBool,
 }
@@ -76,6 +84,7 @@ static SHARED: Shared = Shared {
     runnable: AtomicBool::new(false),
     deadline: AtomicU64::new(NEVER),
     sleeping_until: AtomicU64::new(NEVER),
+    looks_soon: AtomicBool::new(false),
     woken: AtomicBool::new(false),
 };
 
@@ -118,9 +127,9 @@ pub fn leave(runnable: bool, deadline: Option<Instant>, io_waits: bool) {
     SHARED.runnable.store(runnable, Ordering::Relaxed);
     SHARED.deadline.store(deadline, Ordering::Relaxed);
     SHARED.out.store(true, Ordering::Relaxed);
-    SHARED.epoch.fetch_add(1, Ordering::AcqRel);
+    SHARED.epoch.fetch_add(1, Ordering::SeqCst);
     if runnable || deadline != NEVER || io_waits {
-        wake_if_late(deadline, runnable || io_waits);
+        wake_if_late(deadline, runnable, io_waits);
     }
 }
 
@@ -132,28 +141,32 @@ pub fn note_deadline(deadline: Instant) {
         return;
     }
     let deadline = nanos(deadline);
-    SHARED.deadline.fetch_min(deadline, Ordering::Relaxed);
-    wake_if_late(deadline, false);
+    SHARED.deadline.fetch_min(deadline, Ordering::SeqCst);
+    wake_if_late(deadline, false, false);
 }
 
-/// A fiber was queued while the main fiber was out of the reactor (it spun one).
+/// A fiber of the main thread was queued: news for the watchdog while the main fiber is out
+/// of the reactor (it spun one, sent one a message, closed a descriptor one waits on).
 #[inline]
 pub fn note_runnable() {
-    if SHARED.out.load(Ordering::Relaxed) && !SHARED.runnable.swap(true, Ordering::Relaxed) {
-        wake_if_late(NEVER, true);
+    if SHARED.out.load(Ordering::Relaxed) && !SHARED.runnable.swap(true, Ordering::SeqCst) {
+        wake_if_late(NEVER, true, false);
     }
 }
 
-/// Starts the watchdog if this process has none, or wakes it if it sleeps past `due`, or
-/// sleeps with no limit while `unlimited_is_late` (fibers are runnable, or descriptors are
-/// waited on: the watchdog then looks every `STALL`, or watches the descriptors).
-fn wake_if_late(due: u64, unlimited_is_late: bool) {
+/// Starts the watchdog if this process has none, or wakes it if it would look too late:
+/// it sleeps past `due`; or fibers are `runnable` and it sleeps longer than `STALL` (until a
+/// far timer, say); or descriptors are waited on (`io_waits`) and it sleeps with no limit.
+fn wake_if_late(due: u64, runnable: bool, io_waits: bool) {
     if !SHARED.running.load(Ordering::Relaxed) {
         start();
         return;
     }
-    let sleeping_until = SHARED.sleeping_until.load(Ordering::Relaxed);
-    if due < sleeping_until || (unlimited_is_late && sleeping_until == NEVER) {
+    let sleeping_until = SHARED.sleeping_until.load(Ordering::SeqCst);
+    let late = due < sleeping_until
+        || (runnable && !SHARED.looks_soon.load(Ordering::SeqCst))
+        || (io_waits && sleeping_until == NEVER);
+    if late {
         wake();
     }
 }
@@ -198,6 +211,7 @@ fn start() {
     SHARED.main_thread.store(thread as usize, Ordering::Relaxed);
     SHARED.main_tid.store(tid, Ordering::Relaxed);
     SHARED.sleeping_until.store(NEVER, Ordering::Relaxed);
+    SHARED.looks_soon.store(false, Ordering::Relaxed);
     SHARED.woken.store(false, Ordering::Relaxed);
     static AT_FORK: std::sync::Once = std::sync::Once::new();
     // SAFETY: registers a handler that only stores to an atomic, which is allowed in the
@@ -256,7 +270,7 @@ fn watch() {
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
     }
     loop {
-        let epoch = SHARED.epoch.load(Ordering::Acquire);
+        let epoch = SHARED.epoch.load(Ordering::SeqCst);
         if !SHARED.out.load(Ordering::Relaxed) {
             // Parked once the main fiber stays in the reactor for a while: a program whose
             // main fiber comes and goes (an accept loop) is looked at every `STALL` instead
@@ -269,8 +283,8 @@ fn watch() {
         }
         // Runnable fibers are due once the main fiber stayed out for `STALL`.
         let now = nanos(Instant::now());
-        let mut due = SHARED.deadline.load(Ordering::Relaxed);
-        if SHARED.runnable.load(Ordering::Relaxed) {
+        let mut due = SHARED.deadline.load(Ordering::SeqCst);
+        if SHARED.runnable.load(Ordering::SeqCst) {
             due = due.min(now + STALL.as_nanos() as u64);
         }
         let io_ready = due > now && sleep(due, true);
@@ -297,8 +311,7 @@ fn watch() {
 
 /// Sleeps while the main fiber is in the reactor, until the main thread wakes it.
 fn park() {
-    SHARED.sleeping_until.store(NEVER, Ordering::Relaxed);
-    if !SHARED.out.load(Ordering::Relaxed) {
+    if !SHARED.out.load(Ordering::SeqCst) {
         sleep(NEVER, false);
     }
 }
@@ -307,7 +320,9 @@ fn park() {
 /// (with `descriptors`) an event ready in the reactor's epoll set; returns whether that is
 /// what ended the sleep.
 fn sleep(until: u64, descriptors: bool) -> bool {
-    SHARED.sleeping_until.store(until, Ordering::Relaxed);
+    let soon = until != NEVER && until <= nanos(Instant::now()) + STALL.as_nanos() as u64;
+    SHARED.looks_soon.store(soon, Ordering::SeqCst);
+    SHARED.sleeping_until.store(until, Ordering::SeqCst);
     let wake_fd = SHARED.wake_fd.load(Ordering::Relaxed);
     let mut fds = [
         libc::pollfd {
@@ -335,7 +350,9 @@ fn sleep(until: u64, descriptors: bool) -> bool {
     // SAFETY: `fds` has `count` entries, `timeout_ptr` is null or points to `timeout`, both
     // alive on this frame.
     let ready = unsafe { libc::ppoll(fds.as_mut_ptr(), count, timeout_ptr, std::ptr::null()) };
-    SHARED.sleeping_until.store(NEVER, Ordering::Relaxed);
+    // Looking at what is due until the next sleep: any news wakes that one.
+    SHARED.sleeping_until.store(NEVER, Ordering::SeqCst);
+    SHARED.looks_soon.store(false, Ordering::SeqCst);
     if fds[0].revents != 0 {
         let mut count: u64 = 0;
         // SAFETY: reads 8 bytes into a local from the watchdog's own eventfd.
