@@ -151,6 +151,14 @@ RSpec.describe Polyphony::HTTP::Server do
       end
     end
 
+    it 'logs "-" for the address of a client that reset before its address could be read' do
+      log = StringIO.new
+      env = { 'REMOTE_ADDR' => '', 'REQUEST_METHOD' => 'GET', 'REQUEST_URI' => '/',
+              'SERVER_PROTOCOL' => 'HTTP/1.1' }
+      Polyphony::HTTP::AccessLog.new(log).write(env, 200, 2, 0.001)
+      expect(log.string).to match(%r{\A- - - \[[^\]]+\] "GET / HTTP/1\.1" 200 2 0\.0010\n\z})
+    end
+
     it 'serves 200 concurrent keep-alive clients, each in order' do
       app = lambda do |env|
         sleep 0.01

@@ -26,7 +26,11 @@ module Polyphony
       def write(env, status, bytes, seconds)
         time = Time.now.strftime('%d/%b/%Y:%H:%M:%S %z')
         request = "#{env['REQUEST_METHOD']} #{env['REQUEST_URI']} #{env['SERVER_PROTOCOL']}"
-        @io.write("#{env['REMOTE_ADDR']} - - [#{time}] \"#{request}\" #{status} " \
+        # A client that reset before its address could be read has none: "-", as for the
+        # other fields the format has no value for.
+        address = env['REMOTE_ADDR'].to_s
+        address = '-' if address.empty?
+        @io.write("#{address} - - [#{time}] \"#{request}\" #{status} " \
                   "#{bytes.zero? ? '-' : bytes} #{format('%.4f', seconds)}\n")
       rescue IOError, SystemCallError
         nil
