@@ -103,7 +103,8 @@ unsafe extern "C" fn io_readpartial(argc: c_int, argv: *const VALUE, io: VALUE) 
         if max == 0 {
             return binary_result_at(&[], buffer, keep);
         }
-        match io_ops::read_partial(&mut open, reactor::current()?, max)? {
+        let reactor = reactor::current()?;
+        match open.read_waiting_here(reactor, |open| io_ops::read_partial(open, reactor, max))? {
             Some(bytes) => binary_result_at(&bytes, buffer, keep),
             None => {
                 if buffer != NIL {
@@ -211,7 +212,9 @@ unsafe extern "C" fn io_gets(argc: c_int, argv: *const VALUE, io: VALUE) -> VALU
         let Some((mut open, line_args)) = line_reader(io, args)? else {
             return ruby::call_super(args);
         };
-        let line = lines::read_line(&mut open, reactor::current()?, &line_args)?;
+        let reactor = reactor::current()?;
+        let line =
+            open.read_waiting_here(reactor, |open| lines::read_line(open, reactor, &line_args))?;
         set_last_line(line)?;
         Ok(line)
     })
@@ -225,7 +228,10 @@ unsafe extern "C" fn io_readline(argc: c_int, argv: *const VALUE, io: VALUE) -> 
         let Some((mut open, line_args)) = line_reader(io, args)? else {
             return ruby::call_super(args);
         };
-        match lines::read_line(&mut open, reactor::current()?, &line_args)? {
+        let reactor = reactor::current()?;
+        let line =
+            open.read_waiting_here(reactor, |open| lines::read_line(open, reactor, &line_args))?;
+        match line {
             NIL => Err(errors::eof()),
             line => {
                 set_last_line(line)?;
@@ -554,6 +560,7 @@ pub unsafe extern "C" fn io_close_write(argc: c_int, argv: *const VALUE, io: VAL
 
 /// Defines `Polyphony::IOExtensions`, which `lib/polyphony/io.rb` prepends to IO.
 pub fn init() {
+    crate::engine::io::init();
     let io = On::Instance(module_under(classes().polyphony, c"IOExtensions"));
     define(io, &[c"read"], Variadic(io_read));
     define(io, &[c"readpartial"], Variadic(io_readpartial));

@@ -13,9 +13,10 @@ use crate::ruby::names::ids;
 pub use crate::ruby::rb_io::syscall_result;
 use crate::ruby::{self, errors, protect, rb_io, Jump, NIL};
 use rb_sys::{rb_io_t, VALUE};
+use std::cell::Cell;
 use std::os::fd::RawFd;
 use std::os::raw::{c_int, c_long};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// An IO object checked open, with its `rb_io_t` (see [`rb_io`]). Not `Copy`: a slice of
@@ -24,6 +25,32 @@ use std::time::Duration;
 pub struct OpenIo {
     io: VALUE,
     fptr: *mut rb_io_t,
+    /// Set while [`OpenIo::read_waiting_here`] runs a read: a wait for readability is then
+    /// not made where the read finds it needs one, but reported to it ([`would_block`]).
+    wait_above: Cell<bool>,
+    /// What [`OpenIo::make_nonblocking`] found, and for which descriptor: an operation that
+    /// runs its read again asks once.
+    mode: Cell<Option<(RawFd, Mode)>>,
+}
+
+/// The error a read of [`OpenIo::read_waiting_here`] ends with when it would wait: an
+/// `IOError` made at load ([`init`]), which that method catches (were it ever raised to Ruby,
+/// it would say what went wrong).
+static WOULD_BLOCK: OnceLock<usize> = OnceLock::new();
+
+fn would_block() -> VALUE {
+    *WOULD_BLOCK.get().expect("polyphony is initialized") as VALUE
+}
+
+/// Makes the error of [`would_block`]; called once, at load.
+pub fn init() {
+    WOULD_BLOCK.get_or_init(|| {
+        let message = "polyphony: internal error: a read's deferred wait was not made";
+        let error = errors::io(message)
+            .exception()
+            .expect("an IOError is made at load");
+        ruby::keep_forever(error) as usize
+    });
 }
 
 /// What an operation that completed without waiting does before it returns: every IO
@@ -70,7 +97,12 @@ impl OpenIo {
         rb_io::descriptor(io)?;
         // SAFETY: `io` is a T_FILE, initialized (rb_io_descriptor raised otherwise).
         let fptr = unsafe { rb_io::fptr(io) };
-        Ok(Self { io, fptr })
+        Ok(Self {
+            io,
+            fptr,
+            wait_above: Cell::new(false),
+            mode: Cell::new(None),
+        })
     }
 
     /// The open IO `io` when core's checks for reading (or writing) would pass without doing
@@ -93,7 +125,12 @@ impl OpenIo {
             let plain = mode & wanted != 0
                 && !rb_io::core_buffers_bytes(fptr, mode, reading)
                 && rb_io::write_io(io) == io;
-            plain.then_some(Self { io, fptr })
+            plain.then_some(Self {
+                io,
+                fptr,
+                wait_above: Cell::new(false),
+                mode: Cell::new(None),
+            })
         }
     }
 
@@ -149,6 +186,18 @@ impl OpenIo {
     /// collector), which removed its registration from the poller.
     pub fn make_nonblocking(&self, reactor: &Reactor) -> Result<Mode, Jump> {
         let fd = self.fd()?;
+        if let Some((checked_fd, mode)) = self.mode.get() {
+            if checked_fd == fd {
+                return Ok(mode);
+            }
+        }
+        let mode = self.check_mode(reactor, fd)?;
+        self.mode.set(Some((fd, mode)));
+        Ok(mode)
+    }
+
+    /// See [`OpenIo::make_nonblocking`]: what the IO's record says, or the descriptor's flags.
+    fn check_mode(&self, reactor: &Reactor, fd: RawFd) -> Result<Mode, Jump> {
         let name = ids().checked_mode;
         let checked = ruby::ivar_get(self.io, name);
         if rb_sys::FIXNUM_P(checked) {
@@ -263,6 +312,9 @@ impl OpenIo {
     /// Drops the first `count` buffered bytes (they were handed to the caller).
     pub fn consume(&mut self, count: usize) {
         debug_assert!(count <= self.buffered().len());
+        // A read that took bytes waits where it is from now on (see `read_waiting_here`):
+        // starting it again would put back and take again all it took.
+        self.wait_above.set(false);
         // SAFETY: `fptr` is the rb_io_t of the live IO `io`, holding `count` bytes.
         unsafe { rb_io::consume(self.fptr, count) };
     }
@@ -289,6 +341,47 @@ impl OpenIo {
                 None => rb_io::read_into_buffer(fptr, fd),
             }
         })
+    }
+
+    /// Runs `read`, a read of this IO that may wait for readability, so that its wait is made
+    /// here rather than in the frames `read` goes through (`read_line`, `fill`, `retry`...),
+    /// then runs it again. What a waiting fiber's stack holds is what every minor collection
+    /// scans, for every waiting fiber: 864 bytes less for a fiber waiting in `gets`. Only a
+    /// read that has taken nothing from the read buffer yet is run again; once it takes bytes
+    /// ([`OpenIo::consume`]) it waits where it is. With a poller that reads, the wait stays
+    /// where the read is (the ring reads for it).
+    pub fn read_waiting_here<T>(
+        &mut self,
+        reactor: &Reactor,
+        mut read: impl FnMut(&mut Self) -> Result<T, Jump>,
+    ) -> Result<T, Jump> {
+        let ring = reactor
+            .poller
+            .borrow()
+            .as_ref()
+            .is_some_and(|p| p.does_reads());
+        if ring {
+            return read(self);
+        }
+        // The last read emptied the descriptor: the wait comes first (as `read_with` would
+        // make it), here.
+        if self.buffered().is_empty() && self.make_nonblocking(reactor)? == Mode::NonBlocking {
+            let fd = self.fd()?;
+            if reactor.state().fds.take_drained(fd as usize) {
+                reactor.wait_io(fd, Interest::READABLE, None)?;
+            }
+        }
+        loop {
+            self.wait_above.set(true);
+            let outcome = read(self);
+            self.wait_above.set(false);
+            match outcome {
+                Err(jump) if jump.error == would_block() => {
+                    reactor.wait_io(self.fd()?, Interest::READABLE, None)?;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Runs `attempt` (a non-blocking read of at most `requested` bytes) until it succeeds,
@@ -399,6 +492,9 @@ impl OpenIo {
         let ring_read = ring_read.filter(|_| mode == Mode::NonBlocking);
         let wait = |fd: RawFd, attempt: &mut dyn FnMut(RawFd) -> Result<usize, c_int>| {
             let Some((poller, len)) = ring_read else {
+                if self.wait_above.get() && mode == Mode::NonBlocking && interest.readable {
+                    return Err(Jump::raise(would_block()));
+                }
                 return reactor.wait_io(fd, interest, None);
             };
             poller.want_read(fd, len);
