@@ -148,6 +148,28 @@ RSpec.describe 'IO in fibers' do
       expect(r.gets).to eq("world\n")
     end
 
+    # gets, readline and readpartial wait from their own frame, then read again
+    # (OpenIo::read_waiting_here): before any byte came, after a read that emptied the pipe,
+    # and, once part of a line was taken, where the read is.
+    it 'reads what comes after each kind of wait, and a stop during a wait takes nothing' do
+      r, w = pipe
+      reader = spin { [r.gets, r.readpartial(100), r.gets, r.readline, r.gets] }
+      writes = ["one\n", 'two', 'thr', "ee\n", "four\nfi", "ve\n"]
+      writes.each do |bytes|
+        sleep 0.02 # the reader takes what came, then waits
+        w << bytes
+      end
+      w.close
+      expect(reader.await).to eq(["one\n", 'two', "three\n", "four\n", "five\n"])
+      r, w = pipe
+      stopped = spin { r.gets }
+      snooze
+      stopped.stop
+      w << "kept\n"
+      expect(stopped.await).to be_nil
+      expect(r.gets).to eq("kept\n")
+    end
+
     it 'handles a separator split across two reads' do
       r, w = pipe
       spin do
