@@ -24,7 +24,7 @@
 //! stays in the reactor for a while, and the main thread wakes it only when it parked or
 //! sleeps past what is now due: about one wake-up per [`STALL`] in a busy program.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -49,8 +49,8 @@ struct Shared {
     /// with `getpid()`: the main fiber checks it each time it spins a fiber, and `getpid`
     /// is a system call.
     running: AtomicBool,
-    /// The main thread, for `pthread_kill`, and its kernel thread id, for `/proc`.
-    main_thread: AtomicUsize,
+    /// The process and its main thread's kernel thread id, for `tgkill` and `/proc`.
+    pid: AtomicI32,
     main_tid: AtomicI32,
     /// The eventfd that wakes the watchdog, and the reactor's epoll descriptor.
     wake_fd: AtomicI32,
@@ -75,7 +75,7 @@ struct Shared {
 
 static SHARED: Shared = Shared {
     running: AtomicBool::new(false),
-    main_thread: AtomicUsize::new(0),
+    pid: AtomicI32::new(0),
     main_tid: AtomicI32::new(0),
     wake_fd: AtomicI32::new(-1),
     epoll_fd: AtomicI32::new(-1),
@@ -192,10 +192,10 @@ fn wake() {
 #[cold]
 fn start() {
     // SAFETY: plain system calls on values of this thread's own.
-    let (wake_fd, thread, tid) = unsafe {
+    let (wake_fd, pid, tid) = unsafe {
         (
             libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK),
-            libc::pthread_self(),
+            libc::getpid(),
             libc::gettid(),
         )
     };
@@ -208,7 +208,7 @@ fn start() {
         // SAFETY: the parent's watchdog eventfd, which nothing in this process uses.
         unsafe { libc::close(inherited) };
     }
-    SHARED.main_thread.store(thread as usize, Ordering::Relaxed);
+    SHARED.pid.store(pid, Ordering::Relaxed);
     SHARED.main_tid.store(tid, Ordering::Relaxed);
     SHARED.sleeping_until.store(NEVER, Ordering::Relaxed);
     SHARED.looks_soon.store(false, Ordering::Relaxed);
@@ -299,10 +299,20 @@ fn watch() {
             sleep(nanos(Instant::now()) + STALL.as_nanos() as u64, false);
             continue;
         }
-        let thread = SHARED.main_thread.load(Ordering::Relaxed) as libc::pthread_t;
-        // SAFETY: the main thread lives as long as the process; the signal has a Ruby
-        // handler (`lib/polyphony/watchdog.rb`) before any reactor exists.
-        unsafe { libc::pthread_kill(thread, signal()) };
+        let (pid, tid) = (
+            SHARED.pid.load(Ordering::Relaxed),
+            SHARED.main_tid.load(Ordering::Relaxed),
+        );
+        // `tgkill` itself, not `pthread_kill`: glibc's takes a lock in the target thread's
+        // descriptor, which a fork that came while the parent's watchdog held it leaves
+        // locked in the child. The child's watchdog then waited on that lock for ever, and
+        // its main fiber never got a tick (seen in Debian trixie's chroot, Ruby 3.3: the
+        // watchdog thread in `__lll_lock_wait_private` on a word of the main thread's
+        // static TLS block, and the child's `move_on_after` never fired).
+        // SAFETY: a system call with plain integers; the main thread lives as long as the
+        // process, and the signal has a Ruby handler (`lib/polyphony/watchdog.rb`) before
+        // any reactor exists.
+        unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signal()) };
         // The tick is taken when the main fiber enters the reactor; until then (or if it
         // is not, the handler found nothing to do), not again before `STALL`.
         sleep(nanos(Instant::now()) + STALL.as_nanos() as u64, false);
