@@ -3,7 +3,7 @@
 require_relative 'spec_helper'
 require_relative 'support/services'
 require_relative 'support/clients'
-require 'openssl'
+require_relative 'support/tls_client'
 
 # The watchdog (lib/polyphony/watchdog.rb): in the main fiber, where Ruby runs no scheduler
 # hook, a library that waits in C (pg, mysql2, OpenSSL) lets the other fibers run, and the
@@ -113,15 +113,10 @@ RSpec.describe 'the main fiber waiting inside a library' do
     it 'ends a read that gets no answer at the deadline, and lets a ticking fiber run, in forked children too' do
       out, err, status, = run_ruby(<<~RUBY, env: { 'TLS' => Services.tls.inspect })
         require 'polyphony'
-        require 'openssl'
+        require './spec/support/tls_client'
         tls = eval(ENV['TLS']) # rubocop:disable Security/Eval
         def check(tls)
-          context = OpenSSL::SSL::SSLContext.new
-          context.set_params(verify_mode: OpenSSL::SSL::VERIFY_PEER, ca_file: tls[:cert])
-          ssl = OpenSSL::SSL::SSLSocket.new(TCPSocket.new(tls[:host], tls[:port]), context)
-          ssl.hostname = 'localhost'
-          ssl.sync_close = true
-          ssl.connect
+          ssl = TLSClient.connect(tls)
           ticks = 0
           ticker = spin { loop { ticks += 1; sleep 0.02 } }
           outcome = move_on_after(0.3, with_value: :moved_on) { ssl.sysread(10) }
@@ -163,13 +158,7 @@ RSpec.describe 'the main fiber waiting inside a library' do
       end
     }.each do |how, make_runnable|
       it "runs a fiber #{how} while the only timer is far away, as the main fiber waits in C" do
-        tls = Services.tls
-        context = OpenSSL::SSL::SSLContext.new
-        context.set_params(verify_mode: OpenSSL::SSL::VERIFY_PEER, ca_file: tls[:cert])
-        ssl = OpenSSL::SSL::SSLSocket.new(TCPSocket.new(tls[:host], tls[:port]), context)
-        ssl.hostname = 'localhost'
-        ssl.sync_close = true
-        ssl.connect
+        ssl = TLSClient.connect(Services.tls)
         main = Fiber.current
         woken = Class.new(StandardError)
         took = timed do
