@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
-# Echo server benchmark: drives the tutorial echo server (Polyphony), a
-# thread-per-client Ruby server and a single-threaded Rust server (the
-# ceiling) with bench/loadgen, and prints a table per connection count, then reports each
+# Echo server benchmark: drives the tutorial echo server (Polyphony, with each backend: epoll,
+# the default, and io_uring), a thread-per-client Ruby server and a single-threaded Rust server
+# (the ceiling) with bench/loadgen, and prints a table per connection count, then reports each
 # figure beside the ceiling's through bench/report.rb: rates, latencies, whether every round
 # trip was answered, and fairness (each connection's completed round trips when half of all
 # were done, as the lowest and highest relative to the mean: 1..1 is perfectly fair).
@@ -40,7 +40,8 @@ TARGETS = {
 
 SERVERS = {
   'ceiling' => [File.join(ROOT, 'bench/target/release/echo_ceiling'), PORT.to_s],
-  'polyphony' => [RUBY, '-Ilib', 'examples/echo_server.rb'],
+  'polyphony' => [{ 'POLYPHONY_BACKEND' => 'epoll' }, RUBY, '-Ilib', 'examples/echo_server.rb'],
+  'polyphony io_uring' => [{ 'POLYPHONY_BACKEND' => 'io_uring' }, RUBY, '-Ilib', 'examples/echo_server.rb'],
   'threads' => [RUBY, 'bench/echo_threads.rb', PORT.to_s]
 }.freeze
 
@@ -257,6 +258,7 @@ servers = SERVERS.keys
 unless File.exist?(POLYPHONY_SERVER)
   puts 'note: examples/echo_server.rb not found, skipping the polyphony server'
   servers.delete('polyphony')
+  servers.delete('polyphony io_uring')
 end
 
 counts = ENV.fetch('ECHO_CONNECTIONS', '10,1000,10000').split(',').map { Integer(_1) }

@@ -4,7 +4,7 @@
 # threads, one process: Rails' default) and Thin, each alone on the port, driven by wrk (2
 # threads) in the same run; the rows give the ratio to Puma's figure:
 #
-# - hello world at 50 connections (Thin too);
+# - hello world at 50 connections (Thin too, and Polyphony with `POLYPHONY_BACKEND=io_uring`);
 # - an app that waits 50 ms per request (`sleep`, as a query would) at 200 connections;
 # - the Sinatra example on PostgreSQL (`SELECT pg_sleep(0.01)`, a pool of 50 connections for
 #   Polyphony's fibers, 5 for Puma's 5 threads: a thread holds one while it runs) at 200
@@ -91,7 +91,9 @@ end
 
 # hello world
 results = %i[polyphony puma thin].to_h { |server| [server, serving(server, HELLO) { |port| wrk(port, '/', 50) }] }
+results[:io_uring] = serving(:polyphony, HELLO, env: { 'POLYPHONY_BACKEND' => 'io_uring' }) { |port| wrk(port, '/', 50) }
 rate_row('hello world, 50 connections: polyphony', results[:polyphony], results[:puma], target: '>= 1.5x')
+rate_row('hello world, 50 connections: polyphony io_uring', results[:io_uring], results[:puma])
 rate_row('hello world, 50 connections: thin', results[:thin], results[:puma])
 
 # an app that waits 50 ms

@@ -122,4 +122,67 @@ RSpec.describe 'Polyphony.backend' do
       expect(out).to eq(expected)
     end
   end
+
+  # A ring also accepts, connects and writes for a waiting fiber (IORING_OP_ACCEPT, CONNECT,
+  # WRITE): an accept stopped while the kernel may be accepting loses no connection and takes
+  # none out of order; a write stopped while it waits sent a prefix of its bytes, and the next
+  # write's follow them; a connect stopped while it waits (a listener with a full queue) and
+  # one refused end as with epoll, with core's messages.
+  def sockets_program = <<~RUBY
+    require 'polyphony'
+    server = TCPServer.new('127.0.0.1', 0)
+    port = server.addr[1]
+    clients = []
+    accepted = []
+    60.times do |i|
+      acceptor = spin { accepted << server.accept }
+      snooze
+      case i % 3
+      when 0 then clients << TCPSocket.new('127.0.0.1', port); acceptor.stop
+      when 1 then clients << TCPSocket.new('127.0.0.1', port); snooze; acceptor.stop
+      else acceptor.stop; clients << TCPSocket.new('127.0.0.1', port)
+      end
+      acceptor.await
+      accepted << server.accept while accepted.size < clients.size
+    end
+    p clients.map { _1.local_address.ip_port } == accepted.map { _1.remote_address.ip_port }
+    first = ('a'..'z').map { _1 * 1000 }.join * 200
+    writer = spin { clients[0].write(first) }
+    sleep 0.05
+    writer.stop
+    writer.await
+    reader = spin { accepted[0].read }
+    clients[0].write('the end')
+    clients[0].close
+    got = reader.await
+    p [got.end_with?('the end'), first.start_with?(got.delete_suffix('the end')), got.bytesize > 7]
+    full = TCPServer.new('127.0.0.1', 0)
+    full.listen(0)
+    Array.new(3) { Socket.new(:INET, :STREAM) }.each do |socket|
+      socket.connect_nonblock(full.local_address, exception: false)
+    end
+    p(move_on_after(0.2, with_value: :timed_out) { TCPSocket.new('127.0.0.1', full.addr[1]) })
+    closed_port = TCPServer.new('127.0.0.1', 0).then { |s| s.addr[1].tap { s.close } }
+    [-> { TCPSocket.new('127.0.0.1', closed_port) },
+     -> { Socket.new(:INET, :STREAM).connect(Addrinfo.tcp('127.0.0.1', closed_port)) }].each do |connect|
+      connect.call
+    rescue Errno::ECONNREFUSED => e
+      puts e.message.sub(closed_port.to_s, 'PORT')
+    end
+  RUBY
+
+  it 'accepts, connects and writes in the ring as epoll does, when stopped too' do
+    expected = <<~OUT
+      true
+      [true, true, true]
+      :timed_out
+      Connection refused - connect(2) for "127.0.0.1" port PORT
+      Connection refused - connect(2) for 127.0.0.1:PORT
+    OUT
+    [{ 'POLYPHONY_BACKEND' => 'io_uring' }, { 'POLYPHONY_BACKEND' => 'epoll' }].each do |env|
+      out, err, status = run_ruby(sockets_program, env: env)
+      expect(status).to be_success, err
+      expect(out).to eq(expected)
+    end
+  end
 end

@@ -8,6 +8,7 @@
 
 use super::poller::Poller;
 use super::reactor::Reactor;
+use super::uring::{Done, Want, MAX_RING_WRITE};
 use crate::core::fdtable::Interest;
 use crate::ruby::names::ids;
 pub use crate::ruby::rb_io::syscall_result;
@@ -55,6 +56,27 @@ pub fn init() {
 
 /// What an operation that completed without waiting does before it returns: every IO
 /// operation is a switchpoint.
+/// What a fiber about to wait asks a poller that does operations (see
+/// [`Poller::does_operations`]) to do for it: `want` says what (asked when the wait begins),
+/// and the wait leaves the fiber's ticket in `ticket`.
+#[derive(Clone, Copy)]
+struct RingWork<'a> {
+    poller: &'a Poller,
+    want: &'a dyn Fn() -> Want,
+    ticket: &'a Cell<u64>,
+}
+
+/// The reactor's poller, if it does operations for waiting fibers (none is made for an
+/// operation that may not wait; a ring made later serves the next one).
+fn operating_poller(reactor: &Reactor) -> Option<Arc<Poller>> {
+    reactor
+        .poller
+        .borrow()
+        .as_ref()
+        .filter(|poller| poller.does_operations())
+        .map(Arc::clone)
+}
+
 #[derive(Clone, Copy)]
 enum AfterIo {
     /// See [`Reactor::yield_after_io`].
@@ -355,12 +377,7 @@ impl OpenIo {
         reactor: &Reactor,
         mut read: impl FnMut(&mut Self) -> Result<T, Jump>,
     ) -> Result<T, Jump> {
-        let ring = reactor
-            .poller
-            .borrow()
-            .as_ref()
-            .is_some_and(|p| p.does_reads());
-        if ring {
+        if operating_poller(reactor).is_some() {
             return read(self);
         }
         // The last read emptied the descriptor: the wait comes first (as `read_with` would
@@ -407,17 +424,7 @@ impl OpenIo {
         mut attempt: impl FnMut(RawFd, Option<&[u8]>) -> Result<usize, c_int>,
     ) -> Result<usize, Jump> {
         let fd = self.fd()? as usize;
-        // The poller as it is (none is made for a read that may not wait; a ring made later
-        // serves the next read).
-        let ring = match plain && requested > 0 {
-            true => reactor
-                .poller
-                .borrow()
-                .as_ref()
-                .filter(|poller| poller.does_reads())
-                .map(Arc::clone),
-            false => None,
-        };
+        let ring = operating_poller(reactor).filter(|_| plain && requested > 0);
         let drained = reactor.state().fds.take_drained(fd);
         let after = if drained {
             AfterIo::WaitFirst
@@ -433,8 +440,14 @@ impl OpenIo {
                 }
                 None => attempt(fd, None),
             };
-        let ring_read = ring.as_deref().map(|ring| (ring, requested));
-        let count = self.retry(reactor, Interest::READABLE, after, ring_read, &mut read)?;
+        let want = || Want::Read(requested);
+        let ticket = Cell::new(0);
+        let work = ring.as_deref().map(|poller| RingWork {
+            poller,
+            want: &want,
+            ticket: &ticket,
+        });
+        let count = self.retry(reactor, Interest::READABLE, after, work, &mut read)?;
         if ring_served || (count > 0 && count < requested) {
             if let Ok(fd) = self.fd() {
                 reactor.state().fds.set_drained(fd as usize);
@@ -444,18 +457,36 @@ impl OpenIo {
     }
 
     /// Like [`OpenIo::read_with`], for accepting connections: a connection accepted at once
-    /// lets only the newly spun fibers run (see [`Reactor::start_new_fibers`]).
+    /// lets only the newly spun fibers run (see [`Reactor::start_new_fibers`]). With a poller
+    /// that does operations, the ring accepts for the waiting fiber, and `attempt` is given
+    /// the descriptor and the peer's address it accepted (`Some`) instead of accepting itself
+    /// (`None`).
     pub fn accept_with(
         &self,
         reactor: &Reactor,
-        mut attempt: impl FnMut(RawFd) -> Result<usize, c_int>,
+        mut attempt: impl FnMut(RawFd, Option<(RawFd, Vec<u8>)>) -> Result<usize, c_int>,
     ) -> Result<usize, Jump> {
+        let ring = operating_poller(reactor);
+        let want = || Want::Accept;
+        let ticket = Cell::new(0);
+        let work = ring.as_deref().map(|poller| RingWork {
+            poller,
+            want: &want,
+            ticket: &ticket,
+        });
+        // An accept's answer is for any fiber (ticket 0).
+        let mut accept = |fd: RawFd| match ring.as_ref().and_then(|ring| ring.take_done(fd, 0)) {
+            Some(Ok(Done::Accepted(accepted, address))) => attempt(fd, Some((accepted, address))),
+            Some(Ok(_)) => Err(libc::EIO),
+            Some(Err(errno)) => Err(errno),
+            None => attempt(fd, None),
+        };
         self.retry(
             reactor,
             Interest::READABLE,
             AfterIo::StartNewFibers,
-            None,
-            &mut attempt,
+            work,
+            &mut accept,
         )
     }
 
@@ -475,37 +506,101 @@ impl OpenIo {
         )
     }
 
+    /// Like [`OpenIo::write_with`], for a `write(2)` of `bytes` (their address and length,
+    /// taken again for every attempt): with a poller that does operations, the ring writes a
+    /// copy of them (at most [`MAX_RING_WRITE`]) for the waiting fiber.
+    fn write_bytes(
+        &self,
+        reactor: &Reactor,
+        bytes: &dyn Fn() -> (*const u8, usize),
+    ) -> Result<usize, Jump> {
+        let ring = operating_poller(reactor);
+        let ticket = Cell::new(0);
+        let want = || {
+            let (ptr, len) = bytes();
+            // SAFETY: `bytes` gives the current address and length of the caller's bytes; no
+            // Ruby code runs while they are copied.
+            Want::Write(
+                unsafe { std::slice::from_raw_parts(ptr, len.min(MAX_RING_WRITE)) }.to_vec(),
+            )
+        };
+        let work = ring.as_deref().map(|poller| RingWork {
+            poller,
+            want: &want,
+            ticket: &ticket,
+        });
+        let mut write = |fd: RawFd| {
+            let done = ring
+                .as_ref()
+                .filter(|_| ticket.get() != 0)
+                .and_then(|ring| ring.take_done(fd, ticket.get()));
+            match done {
+                Some(Ok(Done::Wrote(count))) => Ok(count),
+                Some(Ok(_)) => Err(libc::EIO),
+                Some(Err(errno)) => Err(errno),
+                None => {
+                    let (ptr, len) = bytes();
+                    // SAFETY: `ptr` and `len` describe the caller's live bytes.
+                    syscall_result(unsafe { libc::write(fd, ptr.cast(), len) })
+                }
+            }
+        };
+        self.retry(
+            reactor,
+            Interest::WRITABLE,
+            AfterIo::Switchpoint,
+            work,
+            &mut write,
+        )
+    }
+
     /// Runs `attempt` until it does not fail with `EAGAIN`, waiting for `interest` between
-    /// attempts. With `ring_read` (a poller that reads, and the length wanted), the poller is
-    /// told before each wait that the fiber wants that much read.
+    /// attempts. With `ring` (a poller that does operations), the poller is told before each
+    /// wait what the fiber waits to do.
     fn retry(
         &self,
         reactor: &Reactor,
         interest: Interest,
         after: AfterIo,
-        ring_read: Option<(&Poller, usize)>,
+        ring: Option<RingWork<'_>>,
         attempt: &mut dyn FnMut(RawFd) -> Result<usize, c_int>,
     ) -> Result<usize, Jump> {
         let mode = self.make_nonblocking(reactor)?;
-        // A ring reads non-blocking descriptors only: its read of a blocking one could not be
-        // cancelled until it is answered.
-        let ring_read = ring_read.filter(|_| mode == Mode::NonBlocking);
+        // A ring works on non-blocking descriptors only: its operation on a blocking one could
+        // not be cancelled until it is answered.
+        let ring = ring.filter(|_| mode == Mode::NonBlocking);
         let wait = |fd: RawFd, attempt: &mut dyn FnMut(RawFd) -> Result<usize, c_int>| {
-            let Some((poller, len)) = ring_read else {
+            let Some(RingWork {
+                poller,
+                want,
+                ticket,
+            }) = ring
+            else {
                 if self.wait_above.get() && mode == Mode::NonBlocking && interest.readable {
                     return Err(Jump::raise(would_block()));
                 }
                 return reactor.wait_io(fd, interest, None);
             };
-            poller.want_read(fd, len);
+            let want = want();
+            ticket.set(poller.want(fd, Some(want.clone())));
             let waited = reactor.wait_io(fd, interest, None);
-            poller.want_read(fd, 0);
-            // The ring's read, if cancelled as the wait ended otherwise, is answered before
-            // anything else reads the descriptor; if it got bytes, they are kept where the
-            // caller keeps what it reads (and put back into the read buffer if it raises).
-            poller.settle_reads(fd).map_err(errors::os)?;
-            if waited.is_err() && poller.has_read(fd) {
-                let _ = attempt(fd);
+            poller.want(fd, None);
+            // The ring's operation, if cancelled as the wait ended otherwise, is answered
+            // before anything else is done with the descriptor.
+            poller.settle(fd).map_err(errors::os)?;
+            if waited.is_err() {
+                match want {
+                    // Bytes it read are kept where the caller keeps what it reads (and put
+                    // back into the read buffer when it raises).
+                    Want::Read(_) if poller.has_kept(fd) => {
+                        let _ = attempt(fd);
+                    }
+                    // A connection it accepted waits for the next accept.
+                    Want::Read(_) | Want::Accept => {}
+                    // Bytes it wrote were sent, as if the fiber was stopped right after its
+                    // own write.
+                    Want::Write(_) | Want::Connect(_) => poller.abandon(fd, ticket.get()),
+                }
             }
             waited
         };
@@ -550,12 +645,14 @@ impl OpenIo {
             if written >= total {
                 return Ok(written);
             }
-            written += self.write_with(reactor, |fd| {
+            written += self.write_bytes(reactor, &|| {
                 let (ptr, total) = bytes();
-                let rest = total.saturating_sub(written);
                 // SAFETY: `bytes` gives the current address and length of the caller's bytes
                 // (taken again after every wait), of which the first `written` are done.
-                syscall_result(unsafe { libc::write(fd, ptr.add(written).cast(), rest) })
+                (
+                    unsafe { ptr.add(written.min(total)) },
+                    total.saturating_sub(written),
+                )
             })?;
         }
     }

@@ -15,7 +15,7 @@
 //! `Thread#raise`, `Thread#kill`) call [`wake`], which notifies the poller so the wait ends
 //! at once.
 
-use super::uring::Ring;
+use super::uring::{Done, Ring, Want};
 use crate::core::fdtable::{Arm, Interest};
 use crate::ruby::{protect, Jump, NIL};
 use polling::Event;
@@ -219,22 +219,24 @@ impl Poller {
         matches!(self.backend, Backend::Uring(_))
     }
 
-    /// Whether reads are done by the poller itself (a ring's, see [`super::uring`]): a fiber
-    /// about to wait to read says how much it wants ([`Poller::want_read`]) and, woken, takes
-    /// what was read ([`Poller::take_read`]) before reading for itself.
-    pub fn does_reads(&self) -> bool {
-        matches!(&self.backend, Backend::Uring(ring) if ring.does_reads())
+    /// Whether the poller does reads, writes, accepts and connects for waiting fibers (a
+    /// ring's, see [`super::uring`]): a fiber about to wait says what it waits to do
+    /// ([`Poller::want`]) and, woken, takes what was done ([`Poller::take_read`],
+    /// [`Poller::take_done`]) before doing it itself.
+    pub fn does_operations(&self) -> bool {
+        matches!(&self.backend, Backend::Uring(ring) if ring.does_operations())
     }
 
-    /// See [`Poller::does_reads`]; nothing with epoll.
-    pub fn want_read(&self, fd: RawFd, len: usize) {
-        if let Backend::Uring(ring) = &self.backend {
-            ring.want_read(fd, len);
+    /// See [`Poller::does_operations`] and [`super::uring::Ring::want`]; 0 with epoll.
+    pub fn want(&self, fd: RawFd, want: Option<Want>) -> u64 {
+        match &self.backend {
+            Backend::Uring(ring) => ring.want(fd, want),
+            Backend::Epoll(_) => 0,
         }
     }
 
-    /// What the poller read for `fd`, at most `max` bytes (see [`Poller::does_reads`]): bytes
-    /// (none at end of file) or an errno; `None` with epoll, or when nothing was read.
+    /// What the poller read for `fd`, at most `max` bytes (see [`Poller::does_operations`]):
+    /// bytes (none at end of file) or an errno; `None` with epoll, or when nothing was read.
     pub fn take_read(&self, fd: RawFd, max: usize) -> Option<Result<Vec<u8>, i32>> {
         match &self.backend {
             Backend::Uring(ring) => ring.take_read(fd, max),
@@ -242,14 +244,31 @@ impl Poller {
         }
     }
 
-    /// Whether the poller read something for `fd` that no read has taken yet.
-    pub fn has_read(&self, fd: RawFd) -> bool {
-        matches!(&self.backend, Backend::Uring(ring) if ring.has_read(fd))
+    /// What the poller's write, accept or connect did for `fd` and the fiber with `ticket`
+    /// (see [`super::uring::Ring::take_done`]); `None` with epoll.
+    pub fn take_done(&self, fd: RawFd, ticket: u64) -> Option<Result<Done, i32>> {
+        match &self.backend {
+            Backend::Uring(ring) => ring.take_done(fd, ticket),
+            Backend::Epoll(_) => None,
+        }
     }
 
-    /// Waits until the poller's cancelled reads of `fd` have been answered (see
+    /// Whether the poller did something for `fd` that no fiber has taken yet.
+    pub fn has_kept(&self, fd: RawFd) -> bool {
+        matches!(&self.backend, Backend::Uring(ring) if ring.has_kept(fd))
+    }
+
+    /// The fiber with `ticket` gives up its write or connect on `fd` (see
+    /// [`super::uring::Ring::abandon`]); nothing with epoll.
+    pub fn abandon(&self, fd: RawFd, ticket: u64) {
+        if let Backend::Uring(ring) = &self.backend {
+            ring.abandon(fd, ticket);
+        }
+    }
+
+    /// Waits until the poller's cancelled operations on `fd` have been answered (see
     /// [`super::uring::Ring::settle`]); nothing with epoll.
-    pub fn settle_reads(&self, fd: RawFd) -> io::Result<()> {
+    pub fn settle(&self, fd: RawFd) -> io::Result<()> {
         match &self.backend {
             Backend::Uring(ring) => ring.settle(fd),
             Backend::Epoll(_) => Ok(()),

@@ -3,6 +3,7 @@
 
 use super::io::{syscall_result, Mode, OpenIo, ReadKind};
 use super::reactor::{self, Reactor};
+use super::uring::{Done, Want};
 use crate::core::fdtable::Interest;
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, errors, protect, Jump, NIL};
@@ -28,7 +29,22 @@ pub fn accept(server: VALUE) -> Result<(RawFd, Vec<u8>), Jump> {
     let mut address: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut length = 0;
     let mut accepted = None;
-    let outcome = open.accept_with(reactor::current()?, |fd| {
+    let outcome = open.accept_with(reactor::current()?, |fd, by_ring| {
+        if let Some((fd, peer)) = by_ring {
+            let room = std::mem::size_of::<libc::sockaddr_storage>();
+            let count = peer.len().min(room);
+            // SAFETY: `address` has room for a sockaddr_storage, at least `count` bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    peer.as_ptr(),
+                    (&mut address as *mut libc::sockaddr_storage).cast::<u8>(),
+                    count,
+                )
+            };
+            length = count as libc::socklen_t;
+            accepted = Some(fd);
+            return Ok(fd as usize);
+        }
         length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
         let address = (&mut address as *mut libc::sockaddr_storage).cast();
@@ -134,28 +150,71 @@ fn connect_error(errno: c_int, address: VALUE) -> Jump {
 pub fn connect(socket: VALUE, address: VALUE, reactor: &Reactor) -> Result<(), Jump> {
     let address = sockaddr(address)?;
     let open = OpenIo::new(socket)?;
-    let fd = open.fd()?;
     // A standard stream left blocking connects as core does, blocking the thread.
-    let _: Mode = open.make_nonblocking(reactor)?;
-    // SAFETY: `address` is a String, alive until the guard below; no Ruby code runs while
-    // its bytes are used.
-    let bytes = unsafe { ruby::string_bytes(address) };
+    let mode = open.make_nonblocking(reactor)?;
+    // SAFETY: `address` is a String, alive until the guard below; its bytes are copied
+    // before Ruby code runs.
+    let bytes = unsafe { ruby::string_bytes(address) }.to_vec();
+    let errno = match ring_connect(&open, reactor, mode, &bytes)? {
+        Some(errno) => errno,
+        None => connect_here(&open, reactor, &bytes)?,
+    };
+    rb_sys::rb_gc_guard!(address);
+    if errno == 0 {
+        Ok(())
+    } else {
+        Err(connect_error(errno, address))
+    }
+}
+
+/// Has a poller that does operations (an io_uring ring, see [`super::uring`]) connect the
+/// non-blocking `open` to `address` while the fiber waits; returns the connect's errno (0:
+/// connected), or `None` if the ring did not connect (the caller then does).
+fn ring_connect(
+    open: &OpenIo,
+    reactor: &Reactor,
+    mode: Mode,
+    address: &[u8],
+) -> Result<Option<c_int>, Jump> {
+    let Some(poller) = reactor
+        .poller
+        .borrow()
+        .as_ref()
+        .filter(|poller| mode == Mode::NonBlocking && poller.does_operations())
+        .map(std::sync::Arc::clone)
+    else {
+        return Ok(None);
+    };
+    let fd = open.fd()?;
+    let ticket = poller.want(fd, Some(Want::Connect(address.to_vec())));
+    let waited = reactor.wait_io(fd, Interest::WRITABLE, None);
+    poller.want(fd, None);
+    poller.settle(fd).map_err(errors::os)?;
+    if let Err(jump) = waited {
+        poller.abandon(fd, ticket);
+        return Err(jump);
+    }
+    Ok(match poller.take_done(fd, ticket) {
+        Some(Ok(Done::Connected)) => Some(0),
+        // The kernel did not finish it (or did something else): connect(2) says where it is.
+        Some(Ok(_)) | Some(Err(libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN)) | None => None,
+        Some(Err(errno)) => Some(errno),
+    })
+}
+
+/// Connects `open` to `address` with connect(2), waiting for writability while the
+/// connection is in progress; returns the connect's errno (0: connected).
+fn connect_here(open: &OpenIo, reactor: &Reactor, bytes: &[u8]) -> Result<c_int, Jump> {
+    let fd = open.fd()?;
     // SAFETY: `bytes` is a live slice of the length given.
     let result =
         unsafe { libc::connect(fd, bytes.as_ptr().cast(), bytes.len() as libc::socklen_t) };
-    let errno = match syscall_result(result as isize) {
+    Ok(match syscall_result(result as isize) {
         Ok(_) | Err(libc::EISCONN) => 0,
         Err(libc::EINPROGRESS) | Err(libc::EINTR) | Err(libc::EALREADY) => {
             open.wait(reactor, Interest::WRITABLE, None)?;
             socket_option(open.fd()?, libc::SO_ERROR)
         }
         Err(errno) => errno,
-    };
-    let outcome = if errno == 0 {
-        Ok(())
-    } else {
-        Err(connect_error(errno, address))
-    };
-    rb_sys::rb_gc_guard!(address);
-    outcome
+    })
 }

@@ -25,20 +25,46 @@
 //! Unlike an epoll registration, a poll request holds a reference to the file: removals of
 //! descriptors about to be closed are submitted at once, so the close really closes.
 //!
-//! # Reads
+//! # Operations the ring does for a waiting fiber
 //!
-//! A fiber about to wait to read says how much it wants ([`Ring::want_read`]); arming the
-//! descriptor for reading alone then queues a read into a buffer of the ring's own instead of
-//! a poll request. Its completion reports the descriptor readable, like a poll's, and keeps
-//! what was read (bytes, end of file or an error) until a read on that descriptor takes it
-//! ([`Ring::take_read`]). A read that is cancelled (its fiber was stopped, or another fiber
-//! now waits to write on the descriptor) is cancelled in the ring (`IORING_OP_ASYNC_CANCEL`),
-//! and its buffer stays with the ring until the kernel has answered: the kernel never writes
-//! into freed memory. If it had read bytes by then, they are kept for the next read of the
-//! descriptor, in order: at most one read is in flight per descriptor. The bytes of a
-//! descriptor about to be closed are dropped with it, as a closed IO's buffer is. A kernel
-//! that answers a read of a non-blocking descriptor with `EAGAIN` (before Linux 5.x's poll
-//! retry) turns ring reads off: readiness waits then serve every read.
+//! A fiber about to wait says what it waits to do ([`Ring::want`]): read up to a length, write
+//! bytes, accept a connection, or connect to an address. Arming the descriptor for that one
+//! interest then queues the operation itself (`IORING_OP_READ`, `WRITE`, `ACCEPT`, `CONNECT`)
+//! instead of a poll request, with the memory it needs (the buffer, a copy of the bytes to
+//! write, the address) owned by the ring. Its completion reports the descriptor ready, like a
+//! poll's, and keeps what the operation did (bytes read, a count written, a descriptor
+//! accepted, a connection made, or an errno) until the fiber, woken, takes it
+//! ([`Ring::take_read`], [`Ring::take_done`]) instead of making the system call itself. At
+//! most one operation is in flight per descriptor, and one answer kept.
+//!
+//! An operation that is cancelled (its fiber was stopped, or another fiber now waits on the
+//! descriptor for something else) is cancelled in the ring (`IORING_OP_ASYNC_CANCEL`), and its
+//! memory stays with the ring until the kernel has answered: the kernel never touches freed
+//! memory. A cancelled fiber's wait settles ([`Ring::settle`]) before anything else is done
+//! with the descriptor, so what the operation did by then is not lost or done twice:
+//! - bytes read are kept for the next read of the descriptor, in order;
+//! - a connection accepted is kept for the next accept of the listener (closed with it);
+//! - a write's count and a connect's answer belong to the fiber that asked (a ticket from
+//!   [`Ring::want`] says which): it takes them, or gives them up ([`Ring::abandon`]) if it
+//!   was stopped: its bytes were sent, as a write stopped after its system call has sent them.
+//!
+//! What an operation of a descriptor about to be closed does is dropped with it (a connection
+//! it accepted is closed), as a closed IO's buffer is. A kernel that answers an operation on a
+//! non-blocking descriptor with `EAGAIN` (before Linux 5.x's poll retry) turns ring operations
+//! off: readiness waits then serve every one.
+//!
+//! Splicing is not among them: the kernel answers an `IORING_OP_SPLICE` whose non-blocking
+//! source has nothing to read with `EAGAIN` at once (measured on Linux 6.18: it has no poll
+//! retry, unlike reads, writes, accepts and connects), so a fiber that splices waits with a
+//! poll request and then calls splice(2) itself.
+//!
+//! # Timeouts
+//!
+//! Timers are the reactor's (one ordered set for all fibers); the ring's wait ends at the
+//! first one's deadline with the timeout of the `io_uring_enter` that submits and waits
+//! (`IORING_ENTER_EXT_ARG`), so a timer costs no request in the ring. A fiber's IO wait with
+//! a timeout is such a timer, and cancelling its operation when it fires is the cancellation
+//! above.
 
 use super::poller::Ready;
 use crate::core::fdtable::Interest;
@@ -60,16 +86,20 @@ const NOTIFY: u64 = u64::MAX;
 /// The `user_data` of removal requests, whose own completions say nothing of interest.
 const REMOVAL: u64 = u64::MAX - 1;
 
-/// The bit set in the `user_data` of reads (generations stay below it).
-const READ: u64 = 1 << 63;
+/// The bit set in the `user_data` of operations (generations stay below it).
+const OPERATION: u64 = 1 << 63;
 
 /// The most one read of the ring's takes (a read asking for more gets what came, as reads
 /// do); and the buffers kept for reuse.
 const MAX_RING_READ: usize = 64 * 1024;
+
+/// The most one write of the ring's copies and writes (a write of more writes part, as
+/// `write(2)` does): about what a socket's send buffer takes at once.
+pub const MAX_RING_WRITE: usize = 1024 * 1024;
 const SPARE_BUFFERS: usize = 16;
 
-/// How long [`Ring::settle`] waits for the kernel to answer cancelled reads (it answers a
-/// cancelled read of a pipe or socket at once).
+/// How long [`Ring::settle`] waits for the kernel to answer cancelled operations (it answers
+/// a cancelled operation waiting on a pipe or socket at once).
 const SETTLE_LIMIT: Duration = Duration::from_secs(1);
 
 /// The poll mask for an interest. Errors and hang-ups are always reported.
@@ -106,63 +136,140 @@ fn user_data(fd: RawFd, generation: u32) -> u64 {
     (u64::from(generation) << 32) | u64::from(fd as u32)
 }
 
-/// A read in flight, with the buffer the kernel writes into.
-struct ReadOp {
-    fd: RawFd,
-    generation: u32,
-    /// Allocated with room for the read; its length is set once the kernel has answered.
-    buffer: Vec<u8>,
-    /// Its descriptor was closed: what it reads is dropped.
-    orphaned: bool,
+/// What a fiber about to wait asks the ring to do for it (see [`Ring::want`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// Read up to this many bytes.
+    Read(usize),
+    /// Write these bytes (a copy: the caller's string may change or move meanwhile).
+    Write(Vec<u8>),
+    /// Accept a connection (non-blocking and close-on-exec).
+    Accept,
+    /// Connect to this packed socket address.
+    Connect(Vec<u8>),
 }
 
-/// What a read of the ring's got, until a read of the descriptor takes it.
-enum Done {
-    /// Bytes, from `start` on (none: end of file).
+impl Want {
+    /// The interest whose arming starts the operation.
+    fn interest(&self) -> Interest {
+        match self {
+            Want::Read(_) | Want::Accept => Interest::READABLE,
+            Want::Write(_) | Want::Connect(_) => Interest::WRITABLE,
+        }
+    }
+}
+
+/// What a write, accept or connect of the ring's did, as taken by [`Ring::take_done`] (a
+/// read's bytes are taken with [`Ring::take_read`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Done {
+    /// Bytes written.
+    Wrote(usize),
+    /// A connection accepted: its descriptor, the caller's to close, and the peer's address.
+    Accepted(RawFd, Vec<u8>),
+    /// Connected.
+    Connected,
+}
+
+/// Room for the peer's address of an accept (the kernel writes both fields).
+struct AcceptAddress {
+    storage: libc::sockaddr_storage,
+    length: libc::socklen_t,
+}
+
+/// The memory an operation in flight lends the kernel.
+enum Memory {
+    /// A read's buffer (allocated with room for the read; its length is set once the kernel
+    /// has answered), or the bytes of a write, or a connect's address.
+    Bytes(Vec<u8>),
+    Accept(Box<AcceptAddress>),
+}
+
+/// An operation in flight.
+struct Operation {
+    fd: RawFd,
+    generation: u32,
+    /// The fiber's ticket (see [`Ring::want`]).
+    ticket: u64,
+    want: Want,
+    memory: Memory,
+    /// Its descriptor was closed: what it does is dropped.
+    orphaned: bool,
+    /// Its fiber was stopped: a count written or a connect's answer is dropped.
+    abandoned: bool,
+}
+
+/// What an operation did, until its fiber (or, for reads and accepts, any fiber) takes it.
+enum Kept {
+    /// Bytes read, from `start` on (none: end of file).
     Bytes(Vec<u8>, usize),
-    /// The read failed with this errno.
-    Failed(i32),
+    /// Another operation's answer, for the fiber with this ticket (0: any).
+    Done(Done, u64),
+    /// The operation failed with this errno (for the fiber with this ticket, 0: any).
+    Failed(i32, u64),
+}
+
+impl Kept {
+    fn ticket(&self) -> u64 {
+        match self {
+            Kept::Bytes(..) => 0,
+            Kept::Done(_, ticket) | Kept::Failed(_, ticket) => *ticket,
+        }
+    }
+}
+
+/// Closes what a dropped answer holds (an accepted connection).
+fn discard(kept: Kept) {
+    if let Kept::Done(Done::Accepted(fd, _), _) = kept {
+        // SAFETY: the ring accepted `fd` and nobody took it: it is the ring's to close.
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// The ring and what it expects, used by the reactor's thread only (the mutex makes the ring
 /// shareable with the threads that notify it, which never take it).
 struct Inner {
     ring: IoUring,
-    /// Per descriptor number, the generation of the poll request outstanding (0: none).
+    /// Per descriptor number, the generation of the request outstanding (0: none).
     expected: Vec<u32>,
     /// The last generation given out (skips 0, stays below 2^31). A stale completion would
     /// need 2^31 requests armed meanwhile to be mistaken for a current one.
     generation: u32,
-    /// Per descriptor number, how many bytes a fiber about to wait wants read (0: none).
-    wanted: Vec<usize>,
-    /// The reads in flight (a few at most: one per descriptor).
-    reads: Vec<ReadOp>,
-    /// Per descriptor number, what a read got that no read has taken yet.
-    done: Vec<Option<Done>>,
-    /// Buffers of finished reads, for the next ones.
+    /// Per descriptor number, what a fiber about to wait wants done, and its ticket.
+    wanted: Vec<Option<(Want, u64)>>,
+    /// The last ticket given out (0 is nobody's).
+    ticket: u64,
+    /// The operations in flight (a few at most: one per descriptor).
+    operations: Vec<Operation>,
+    /// Per descriptor number, what an operation did that no fiber has taken yet.
+    kept: Vec<Option<Kept>>,
+    /// Buffers of finished reads and writes, for the next ones.
     spare: Vec<Vec<u8>>,
-    /// Cleared when the kernel answered a read with `EAGAIN`: readiness waits only, then.
-    reads_work: bool,
+    /// Cleared when the kernel answered an operation with `EAGAIN`: readiness waits only.
+    operations_work: bool,
     /// What completions collected outside a wait ([`Ring::settle`]) reported, for the next.
     deferred: Vec<Ready>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // The kernel may still write into the buffers of reads in flight until it has
-        // cancelled them, after the ring is gone: they are left allocated.
-        for read in self.reads.drain(..) {
-            let _ = ManuallyDrop::new(read.buffer);
+        // The kernel may still use the memory of operations in flight until it has cancelled
+        // them, after the ring is gone: it is left allocated.
+        for operation in self.operations.drain(..) {
+            let _ = ManuallyDrop::new(operation.memory);
         }
+        self.kept.drain(..).flatten().for_each(discard);
     }
 }
 
 impl Inner {
     /// Queues `entry`, submitting what is queued first if the submission queue is full.
-    fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+    ///
+    /// # Safety
+    /// Memory `entry` points to must stay valid until the kernel has answered it.
+    unsafe fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         for _ in 0..3 {
-            // SAFETY: poll and removal requests point to no memory of ours: nothing must
-            // outlive them.
+            // SAFETY: the caller's contract.
             if unsafe { self.ring.submission().push(entry) }.is_ok() {
                 return Ok(());
             }
@@ -200,13 +307,14 @@ impl Inner {
         if generation == 0 {
             return Ok(false);
         }
-        let is_read = self.reads.iter().any(|read| read.generation == generation);
-        let removal = if is_read {
-            opcode::AsyncCancel::new(READ | user_data(fd, generation)).build()
+        let operation = self.operations.iter().any(|op| op.generation == generation);
+        let removal = if operation {
+            opcode::AsyncCancel::new(OPERATION | user_data(fd, generation)).build()
         } else {
             opcode::PollRemove::new(user_data(fd, generation)).build()
         };
-        self.push(&removal.user_data(REMOVAL))?;
+        // SAFETY: removal requests point to no memory of ours.
+        unsafe { self.push(&removal.user_data(REMOVAL)) }?;
         Ok(true)
     }
 
@@ -216,96 +324,181 @@ impl Inner {
         self.generation
     }
 
-    /// Whether arming `fd` for `interest` queues a read rather than a poll request: a fiber
-    /// wants one, nothing else is asked of the descriptor, no read of it is in flight, and
-    /// nothing read is waiting to be taken.
-    fn reads_now(&self, fd: RawFd, interest: Interest) -> Option<usize> {
+    /// What arming `fd` for `interest` has the ring do instead of a poll request: what a fiber
+    /// wants, if that asks for this interest alone, no operation of the descriptor is in
+    /// flight, and nothing one did is waiting to be taken.
+    fn operation_now(&self, fd: RawFd, interest: Interest) -> Option<(Want, u64)> {
         let slot = fd as usize;
-        let wanted = self.wanted.get(slot).copied().unwrap_or(0);
-        let free = !self.reads.iter().any(|read| read.fd == fd)
-            && self.done.get(slot).is_none_or(Option::is_none);
-        (self.reads_work && wanted > 0 && interest == Interest::READABLE && free).then_some(wanted)
+        let (want, ticket) = self.wanted.get(slot)?.as_ref()?;
+        let free = !self.operations.iter().any(|op| op.fd == fd)
+            && self.kept.get(slot).is_none_or(Option::is_none);
+        (self.operations_work && want.interest() == interest && free)
+            .then(|| (want.clone(), *ticket))
     }
 
-    /// Queues a read of up to `len` bytes of `fd` into a buffer of the ring's.
-    fn push_read(&mut self, fd: RawFd, len: usize, generation: u32) -> io::Result<()> {
-        let len = len.min(MAX_RING_READ);
+    /// A buffer with room for `len` bytes, reused if one is spare.
+    fn buffer(&mut self, len: usize) -> Vec<u8> {
         let mut buffer = self.spare.pop().unwrap_or_default();
         buffer.clear();
         buffer.reserve(len);
-        let read = opcode::Read::new(types::Fd(fd), buffer.as_mut_ptr(), len as u32)
-            .offset(u64::MAX)
-            .build()
-            .user_data(READ | user_data(fd, generation));
-        // SAFETY: the kernel writes at most `len` bytes at `buffer`'s pointer, whose room is at
-        // least that. The buffer moves into `reads` (its heap memory stays where it is) and
-        // is freed, or reused, only once the kernel has answered (see `Drop`).
-        self.push(&read)?;
-        self.reads.push(ReadOp {
+        buffer
+    }
+
+    /// Queues `want` on `fd`, with memory of the ring's.
+    fn push_operation(
+        &mut self,
+        fd: RawFd,
+        want: Want,
+        ticket: u64,
+        generation: u32,
+    ) -> io::Result<()> {
+        let target = types::Fd(fd);
+        let (entry, memory) = match &want {
+            Want::Read(len) => {
+                let len = (*len).min(MAX_RING_READ);
+                let mut buffer = self.buffer(len);
+                let read = opcode::Read::new(target, buffer.as_mut_ptr(), len as u32);
+                (read.offset(u64::MAX).build(), Memory::Bytes(buffer))
+            }
+            Want::Write(bytes) => {
+                let len = bytes.len().min(MAX_RING_WRITE);
+                let mut buffer = self.buffer(len);
+                buffer.extend_from_slice(&bytes[..len]);
+                let write = opcode::Write::new(target, buffer.as_ptr(), len as u32);
+                (write.offset(u64::MAX).build(), Memory::Bytes(buffer))
+            }
+            Want::Accept => {
+                let mut room = Box::new(AcceptAddress {
+                    // SAFETY: all-zero bytes are a valid (empty) sockaddr_storage.
+                    storage: unsafe { std::mem::zeroed() },
+                    length: std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+                });
+                let address = (&mut room.storage as *mut libc::sockaddr_storage).cast();
+                let accept = opcode::Accept::new(target, address, &mut room.length)
+                    .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK);
+                (accept.build(), Memory::Accept(room))
+            }
+            Want::Connect(address) => {
+                let buffer = address.clone();
+                let length = buffer.len() as libc::socklen_t;
+                let connect = opcode::Connect::new(target, buffer.as_ptr().cast(), length);
+                (connect.build(), Memory::Bytes(buffer))
+            }
+        };
+        let entry = entry.user_data(OPERATION | user_data(fd, generation));
+        // SAFETY: the entry points into `memory` only (a buffer with room for the read, the
+        // bytes to write, the address, the accept's room), whose heap memory stays where it
+        // is as `memory` moves into `operations`; it is freed, or reused, only once the
+        // kernel has answered (see `Drop`).
+        unsafe { self.push(&entry) }?;
+        self.operations.push(Operation {
             fd,
             generation,
-            buffer,
+            ticket,
+            want,
+            memory,
             orphaned: false,
+            abandoned: false,
         });
         Ok(())
     }
 
-    /// The reads of `fd` that were cancelled (its outstanding request is another) and whose
-    /// answers are still wanted.
-    fn cancelled_reads(&mut self, fd: RawFd) -> impl Iterator<Item = &mut ReadOp> {
+    /// The operations of `fd` that were cancelled (its outstanding request is another) and
+    /// whose answers are still wanted.
+    fn cancelled(&mut self, fd: RawFd) -> impl Iterator<Item = &mut Operation> {
         let current = self.expected.get(fd as usize).copied().unwrap_or(0);
-        self.reads
+        self.operations
             .iter_mut()
-            .filter(move |read| read.fd == fd && !read.orphaned && read.generation != current)
+            .filter(move |op| op.fd == fd && !op.orphaned && op.generation != current)
     }
 
-    /// Takes in a read's answer; returns whether the descriptor is to be reported readable.
-    fn finish_read(&mut self, data: u64, result: i32) -> bool {
-        let (fd, generation) = (data as u32 as RawFd, ((data & !READ) >> 32) as u32);
-        let Some(index) = self
-            .reads
+    /// Takes in an operation's answer; returns whether the descriptor is to be reported
+    /// ready (for the operation's interest).
+    fn finish(&mut self, data: u64, result: i32) -> Option<Interest> {
+        let (fd, generation) = (data as u32 as RawFd, ((data & !OPERATION) >> 32) as u32);
+        let index = self
+            .operations
             .iter()
-            .position(|read| read.fd == fd && read.generation == generation)
-        else {
-            return false;
-        };
-        let mut read = self.reads.swap_remove(index);
+            .position(|op| op.fd == fd && op.generation == generation)?;
+        let operation = self.operations.swap_remove(index);
         let slot = fd as usize;
         let current = self.expected.get(slot) == Some(&generation);
         if current {
             self.expected[slot] = 0;
         }
-        let done = match result {
-            _ if read.orphaned => None,
-            count if count >= 0 => {
-                // SAFETY: the kernel wrote `count` bytes (at most the room asked for) at the
-                // start of the buffer.
-                unsafe { read.buffer.set_len(count as usize) };
-                Some(Done::Bytes(std::mem::take(&mut read.buffer), 0))
-            }
-            errno if -errno == libc::ECANCELED => None,
-            errno if -errno == libc::EAGAIN => {
-                self.reads_work = false;
-                None
-            }
-            errno => Some(Done::Failed(-errno)),
+        let ticket = match operation.want {
+            Want::Read(_) | Want::Accept => 0,
+            Want::Write(_) | Want::Connect(_) => operation.ticket,
         };
-        if self.spare.len() < SPARE_BUFFERS && read.buffer.capacity() > 0 {
-            self.spare.push(read.buffer);
-        }
-        let Some(done) = done else {
-            // A cancelled read reports nothing; one the kernel would not do leaves its waiter
-            // to read for itself.
-            return current && !self.reads_work;
+        let kept = match (result, operation.memory) {
+            (errno, memory) if errno < 0 => {
+                self.recycle(memory);
+                match -errno {
+                    libc::ECANCELED => None,
+                    libc::EAGAIN => {
+                        self.operations_work = false;
+                        None
+                    }
+                    errno => Some(Kept::Failed(errno, ticket)),
+                }
+            }
+            (count, Memory::Bytes(mut buffer)) => match operation.want {
+                Want::Read(_) => {
+                    // SAFETY: the kernel wrote `count` bytes (at most the room asked for) at
+                    // the start of the buffer.
+                    unsafe { buffer.set_len(count as usize) };
+                    Some(Kept::Bytes(buffer, 0))
+                }
+                Want::Write(_) => {
+                    self.recycle(Memory::Bytes(buffer));
+                    Some(Kept::Done(Done::Wrote(count as usize), ticket))
+                }
+                _ => Some(Kept::Done(Done::Connected, ticket)),
+            },
+            (accepted, Memory::Accept(room)) => {
+                let length =
+                    (room.length as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
+                // SAFETY: the kernel wrote `length` bytes of the peer's address in the room.
+                let address = unsafe {
+                    std::slice::from_raw_parts(
+                        (&room.storage as *const libc::sockaddr_storage).cast::<u8>(),
+                        length,
+                    )
+                };
+                Some(Kept::Done(
+                    Done::Accepted(accepted, address.to_vec()),
+                    ticket,
+                ))
+            }
         };
-        if slot >= self.done.len() {
-            self.done.resize_with(slot + 1, || None);
+        let Some(kept) = kept else {
+            // A cancelled operation reports nothing; one the kernel would not do leaves its
+            // waiter to do it itself.
+            return (current && !self.operations_work).then(|| operation.want.interest());
+        };
+        if operation.orphaned || (operation.abandoned && kept.ticket() != 0) {
+            discard(kept);
+            return None;
         }
-        self.done[slot] = Some(done);
-        // Bytes a cancelled read got are reported too: a fiber may be waiting on the
-        // descriptor again, for a poll request that the now empty descriptor would not answer.
+        if slot >= self.kept.len() {
+            self.kept.resize_with(slot + 1, || None);
+        }
+        if let Some(older) = self.kept[slot].replace(kept) {
+            discard(older);
+        }
+        // What a cancelled operation did is reported too: its fiber, or another waiting on
+        // the descriptor again for a poll request that would not be answered now, takes it.
         // That request is replaced when the descriptor is next armed.
-        true
+        Some(operation.want.interest())
+    }
+
+    /// Keeps a finished operation's buffer for the next ones.
+    fn recycle(&mut self, memory: Memory) {
+        if let Memory::Bytes(buffer) = memory {
+            if self.spare.len() < SPARE_BUFFERS && buffer.capacity() > 0 {
+                self.spare.push(buffer);
+            }
+        }
     }
 }
 
@@ -337,10 +530,11 @@ impl Ring {
                 expected: Vec::new(),
                 generation: 0,
                 wanted: Vec::new(),
-                reads: Vec::new(),
-                done: Vec::new(),
+                ticket: 0,
+                operations: Vec::new(),
+                kept: Vec::new(),
                 spare: Vec::new(),
-                reads_work: true,
+                operations_work: true,
                 deferred: Vec::new(),
             }),
             notifier,
@@ -357,11 +551,14 @@ impl Ring {
         let poll = opcode::PollAdd::new(types::Fd(self.notifier.as_raw_fd()), libc::POLLIN as u32)
             .build()
             .user_data(NOTIFY);
-        inner.push(&poll)
+        // SAFETY: poll requests point to no memory of ours.
+        unsafe { inner.push(&poll) }
     }
 
     /// Has the next wait report `fd` when it is ready for `interest` (once), replacing the
-    /// request outstanding for it, if any. Queued only: submitted by the next wait or flush.
+    /// request outstanding for it, if any; a fiber's wanted operation is queued instead of a
+    /// poll request when it can be (see the module's documentation). Queued only: submitted
+    /// by the next wait or flush.
     pub fn arm(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
         let Ok(slot) = usize::try_from(fd) else {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
@@ -373,61 +570,104 @@ impl Ring {
             inner.expected.resize(slot + 1, 0);
         }
         inner.expected[slot] = generation;
-        if let Some(len) = inner.reads_now(fd, interest) {
-            return inner.push_read(fd, len, generation);
+        if let Some((want, ticket)) = inner.operation_now(fd, interest) {
+            return inner.push_operation(fd, want, ticket, generation);
         }
         let poll = opcode::PollAdd::new(types::Fd(fd), poll_mask(interest))
             .build()
             .user_data(user_data(fd, generation));
-        inner.push(&poll)
+        // SAFETY: poll requests point to no memory of ours.
+        unsafe { inner.push(&poll) }
     }
 
-    /// Says that the current fiber is about to wait to read up to `len` bytes of `fd` (0: it
-    /// no longer is): arming the descriptor for reading then queues the read itself.
-    pub fn want_read(&self, fd: RawFd, len: usize) {
+    /// Says what the current fiber is about to wait on `fd` to do (`None`: it no longer
+    /// waits): arming the descriptor for that then queues the operation itself. Returns the
+    /// fiber's ticket, with which it takes a write's or a connect's answer.
+    pub fn want(&self, fd: RawFd, want: Option<Want>) -> u64 {
         let Ok(slot) = usize::try_from(fd) else {
-            return;
+            return 0;
         };
         let mut inner = self.lock();
         if slot >= inner.wanted.len() {
-            if len == 0 {
-                return;
+            if want.is_none() {
+                return 0;
             }
-            inner.wanted.resize(slot + 1, 0);
+            inner.wanted.resize_with(slot + 1, || None);
         }
-        inner.wanted[slot] = len;
+        inner.ticket += 1;
+        let ticket = inner.ticket;
+        inner.wanted[slot] = want.map(|want| (want, ticket));
+        ticket
     }
 
-    /// Whether reads are done in the ring (not turned off by the kernel's answers).
-    pub fn does_reads(&self) -> bool {
-        self.lock().reads_work
+    /// Whether the ring does operations for waiting fibers (not turned off by the kernel's
+    /// answers).
+    pub fn does_operations(&self) -> bool {
+        self.lock().operations_work
     }
 
-    /// Whether a read of the ring's got something for `fd` that no read has taken yet.
-    pub fn has_read(&self, fd: RawFd) -> bool {
+    /// Whether an operation of the ring's did something for `fd` that no fiber has taken yet.
+    pub fn has_kept(&self, fd: RawFd) -> bool {
         let inner = self.lock();
         usize::try_from(fd)
             .ok()
-            .and_then(|slot| inner.done.get(slot))
+            .and_then(|slot| inner.kept.get(slot))
             .is_some_and(Option::is_some)
     }
 
     /// Takes what a read of the ring's got for `fd`, at most `max` bytes of it (the rest stays
     /// for the next read): `Ok` with the bytes (none at end of file), or `Err` with the errno.
+    /// Another operation's answer is left where it is.
     pub fn take_read(&self, fd: RawFd, max: usize) -> Option<Result<Vec<u8>, i32>> {
         let mut inner = self.lock();
-        let slot = inner.done.get_mut(usize::try_from(fd).ok()?)?;
+        let slot = inner.kept.get_mut(usize::try_from(fd).ok()?)?;
         match slot.take()? {
-            Done::Failed(errno) => Some(Err(errno)),
-            Done::Bytes(bytes, start) => {
+            Kept::Failed(errno, 0) => Some(Err(errno)),
+            Kept::Bytes(bytes, start) => {
                 let end = bytes.len().min(start.saturating_add(max.max(1)));
                 let taken = bytes[start..end].to_vec();
                 if end < bytes.len() {
-                    *slot = Some(Done::Bytes(bytes, end));
+                    *slot = Some(Kept::Bytes(bytes, end));
                 } else if inner.spare.len() < SPARE_BUFFERS {
                     inner.spare.push(bytes);
                 }
                 Some(Ok(taken))
+            }
+            other => {
+                *slot = Some(other);
+                None
+            }
+        }
+    }
+
+    /// Takes what an operation other than a read did for `fd`, if it is for the fiber with
+    /// `ticket` (an accept's answer is for any fiber: ticket 0): `Ok` with what it did, or
+    /// `Err` with the errno.
+    pub fn take_done(&self, fd: RawFd, ticket: u64) -> Option<Result<Done, i32>> {
+        let mut inner = self.lock();
+        let slot = inner.kept.get_mut(usize::try_from(fd).ok()?)?;
+        match slot.take()? {
+            Kept::Done(done, owner) if owner == ticket => Some(Ok(done)),
+            Kept::Failed(errno, owner) if owner == ticket => Some(Err(errno)),
+            other => {
+                *slot = Some(other);
+                None
+            }
+        }
+    }
+
+    /// The fiber with `ticket` was stopped while its write or connect on `fd` was in flight:
+    /// what it did is dropped, now or when the kernel answers.
+    pub fn abandon(&self, fd: RawFd, ticket: u64) {
+        let mut inner = self.lock();
+        inner
+            .operations
+            .iter_mut()
+            .filter(|op| op.fd == fd && op.ticket == ticket)
+            .for_each(|op| op.abandoned = true);
+        if let Some(slot) = inner.kept.get_mut(fd as usize) {
+            if slot.as_ref().is_some_and(|kept| kept.ticket() == ticket) {
+                slot.take().into_iter().for_each(discard);
             }
         }
     }
@@ -440,17 +680,17 @@ impl Ring {
 
     /// Cancels `fd`'s outstanding request before it is closed, and submits the cancellation at
     /// once: the request holds a reference to the file, which would otherwise stay open. What
-    /// its reads got, or will get, is dropped.
+    /// its operations did, or will do, is dropped (a connection accepted is closed).
     pub fn delete(&self, fd: RawFd) -> io::Result<()> {
         let mut inner = self.lock();
-        for read in inner.reads.iter_mut().filter(|read| read.fd == fd) {
-            read.orphaned = true;
+        for operation in inner.operations.iter_mut().filter(|op| op.fd == fd) {
+            operation.orphaned = true;
         }
-        if let Some(done) = inner.done.get_mut(fd as usize) {
-            *done = None;
+        if let Some(kept) = inner.kept.get_mut(fd as usize) {
+            kept.take().into_iter().for_each(discard);
         }
         if let Some(wanted) = inner.wanted.get_mut(fd as usize) {
-            *wanted = 0;
+            *wanted = None;
         }
         if inner.cancel(fd)? {
             inner.submit()?;
@@ -520,19 +760,17 @@ impl Ring {
         self.process(&mut inner, ready)
     }
 
-    /// Waits until the reads of `fd` that were cancelled have been answered (at most
-    /// `SETTLE_LIMIT`; a read the kernel has still not answered then is dropped, with what it
-    /// reads), so that bytes one got are taken ([`Ring::take_read`]) before `fd` is read
-    /// otherwise. What other completions report is kept for the next wait.
+    /// Waits until the operations of `fd` that were cancelled have been answered (at most
+    /// `SETTLE_LIMIT`; one the kernel has still not answered then is dropped, with what it
+    /// does), so that what one did is taken ([`Ring::take_read`], [`Ring::take_done`]) before
+    /// `fd` is used otherwise. What other completions report is kept for the next wait.
     pub fn settle(&self, fd: RawFd) -> io::Result<()> {
         let mut inner = self.lock();
         let deadline = Instant::now() + SETTLE_LIMIT;
-        while inner.cancelled_reads(fd).next().is_some() {
+        while inner.cancelled(fd).next().is_some() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                inner
-                    .cancelled_reads(fd)
-                    .for_each(|read| read.orphaned = true);
+                inner.cancelled(fd).for_each(|op| op.orphaned = true);
                 break;
             }
             let timespec = types::Timespec::from(left);
@@ -587,11 +825,11 @@ impl Ring {
         match data {
             NOTIFY => return true,
             REMOVAL => return false,
-            _ if data & READ != 0 => {
-                if inner.finish_read(data, result) {
+            _ if data & OPERATION != 0 => {
+                if let Some(interest) = inner.finish(data, result) {
                     ready.push(Ready {
                         key: data as u32 as usize,
-                        interest: Interest::READABLE,
+                        interest,
                     });
                 }
                 return false;
@@ -613,7 +851,7 @@ impl Ring {
 
 #[cfg(test)]
 mod tests {
-    use super::Ring;
+    use super::{Done, Ring, Want};
     use crate::core::fdtable::Interest;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::time::{Duration, Instant};
@@ -661,9 +899,9 @@ mod tests {
         let (r, w) = pipe();
         let fd = r.as_raw_fd();
         let mut ready = Vec::new();
-        ring.want_read(fd, 16);
+        ring.want(fd, Some(Want::Read(16)));
         ring.arm(fd, Interest::READABLE).unwrap();
-        ring.want_read(fd, 0);
+        ring.want(fd, None);
         write(&w);
         ring.collect(&mut ready, Some(Duration::from_secs(1)))
             .unwrap();
@@ -671,7 +909,7 @@ mod tests {
         assert_eq!(ring.take_read(fd, 16), Some(Ok(b"x".to_vec())));
         assert_eq!(ring.take_read(fd, 16), None);
         // Cancelled after the byte came: the byte is kept, and taken in parts.
-        ring.want_read(fd, 16);
+        ring.want(fd, Some(Want::Read(16)));
         ring.arm(fd, Interest::READABLE).unwrap();
         ring.flush().unwrap();
         // SAFETY: writes two bytes from a static to an open pipe.
@@ -685,7 +923,7 @@ mod tests {
         ring.arm(fd, Interest::READABLE).unwrap();
         ring.disarm(fd).unwrap();
         ring.settle(fd).unwrap();
-        assert!(!ring.has_read(fd));
+        assert!(!ring.has_kept(fd));
     }
 
     #[test]
@@ -705,5 +943,148 @@ mod tests {
         ring.collect(&mut ready, Some(Duration::from_secs(1)))
             .unwrap();
         assert_eq!(ready.len(), 1);
+    }
+
+    /// A connected pair of TCP sockets on the loopback, non-blocking, and the listener.
+    fn tcp_listener() -> (OwnedFd, libc::sockaddr_in) {
+        // SAFETY: plain socket calls on descriptors and locals of this test.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+            assert!(fd >= 0);
+            let mut address: libc::sockaddr_in = std::mem::zeroed();
+            address.sin_family = libc::AF_INET as libc::sa_family_t;
+            address.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+            let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            assert_eq!(
+                libc::bind(fd, (&address as *const libc::sockaddr_in).cast(), size),
+                0
+            );
+            assert_eq!(libc::listen(fd, 16), 0);
+            let mut length = size;
+            libc::getsockname(
+                fd,
+                (&mut address as *mut libc::sockaddr_in).cast(),
+                &mut length,
+            );
+            (OwnedFd::from_raw_fd(fd), address)
+        }
+    }
+
+    fn tcp_socket() -> OwnedFd {
+        // SAFETY: opens a socket owned by nothing else.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+            assert!(fd >= 0);
+            OwnedFd::from_raw_fd(fd)
+        }
+    }
+
+    fn address_bytes(address: &libc::sockaddr_in) -> Vec<u8> {
+        let size = std::mem::size_of::<libc::sockaddr_in>();
+        // SAFETY: `address` is a live sockaddr_in of `size` bytes.
+        unsafe { std::slice::from_raw_parts((address as *const libc::sockaddr_in).cast(), size) }
+            .to_vec()
+    }
+
+    #[test]
+    fn connects_accepts_and_writes_for_waiters() {
+        let Ok(ring) = Ring::new() else { return };
+        let (listener, address) = tcp_listener();
+        let client = tcp_socket();
+        let mut ready = Vec::new();
+        // The ring connects.
+        let connecting = ring.want(
+            client.as_raw_fd(),
+            Some(Want::Connect(address_bytes(&address))),
+        );
+        ring.arm(client.as_raw_fd(), Interest::WRITABLE).unwrap();
+        ring.want(client.as_raw_fd(), None);
+        // And accepts.
+        ring.want(listener.as_raw_fd(), Some(Want::Accept));
+        ring.arm(listener.as_raw_fd(), Interest::READABLE).unwrap();
+        ring.want(listener.as_raw_fd(), None);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ready.len() < 2 && Instant::now() < deadline {
+            ring.collect(&mut ready, Some(Duration::from_millis(100)))
+                .unwrap();
+        }
+        assert_eq!(ready.len(), 2);
+        // A connect's answer is its fiber's alone.
+        assert_eq!(ring.take_done(client.as_raw_fd(), connecting + 100), None);
+        assert_eq!(
+            ring.take_done(client.as_raw_fd(), connecting),
+            Some(Ok(Done::Connected))
+        );
+        let Some(Ok(Done::Accepted(server, peer))) = ring.take_done(listener.as_raw_fd(), 0) else {
+            panic!("nothing accepted");
+        };
+        // SAFETY: the ring accepted `server` for this test, which owns it now.
+        let server = unsafe { OwnedFd::from_raw_fd(server) };
+        assert_eq!(peer.len(), std::mem::size_of::<libc::sockaddr_in>());
+        // The ring writes a copy of the bytes.
+        let mut bytes = b"hello".to_vec();
+        let writing = ring.want(server.as_raw_fd(), Some(Want::Write(bytes.clone())));
+        bytes.clear();
+        ring.arm(server.as_raw_fd(), Interest::WRITABLE).unwrap();
+        ready.clear();
+        ring.collect(&mut ready, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(ready.len(), 1);
+        assert_eq!(
+            ring.take_done(server.as_raw_fd(), writing),
+            Some(Ok(Done::Wrote(5)))
+        );
+        let mut got = [0u8; 8];
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: reads into a local buffer of the length given.
+        let count = unsafe { libc::read(client.as_raw_fd(), got.as_mut_ptr().cast(), 8) };
+        assert_eq!(&got[..count as usize], b"hello");
+    }
+
+    #[test]
+    fn keeps_a_connection_accepted_for_a_stopped_waiter_and_closes_it_with_the_listener() {
+        let Ok(ring) = Ring::new() else { return };
+        let (listener, address) = tcp_listener();
+        let fd = listener.as_raw_fd();
+        ring.want(fd, Some(Want::Accept));
+        ring.arm(fd, Interest::READABLE).unwrap();
+        ring.flush().unwrap();
+        let client = tcp_socket();
+        // SAFETY: connects a socket of this test to the listener's address.
+        unsafe {
+            let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            libc::connect(
+                client.as_raw_fd(),
+                (&address as *const libc::sockaddr_in).cast(),
+                size,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        // The waiter was stopped: its accept is cancelled, but the connection it got is kept.
+        ring.disarm(fd).unwrap();
+        ring.settle(fd).unwrap();
+        assert!(ring.has_kept(fd));
+        // A write's answer is not an accept's.
+        assert_eq!(ring.take_done(fd, 7), None);
+        ring.delete(fd).unwrap();
+        assert!(!ring.has_kept(fd));
+    }
+
+    #[test]
+    fn drops_what_a_stopped_writer_wrote() {
+        let Ok(ring) = Ring::new() else { return };
+        let (r, w) = pipe();
+        let fd = w.as_raw_fd();
+        let ticket = ring.want(fd, Some(Want::Write(b"abc".to_vec())));
+        ring.arm(fd, Interest::WRITABLE).unwrap();
+        let mut ready = Vec::new();
+        ring.collect(&mut ready, Some(Duration::from_secs(5)))
+            .unwrap();
+        ring.abandon(fd, ticket);
+        assert!(!ring.has_kept(fd));
+        let mut got = [0u8; 4];
+        // SAFETY: reads into a local buffer of the length given.
+        let count = unsafe { libc::read(r.as_raw_fd(), got.as_mut_ptr().cast(), 4) };
+        assert_eq!(&got[..count as usize], b"abc");
     }
 }
