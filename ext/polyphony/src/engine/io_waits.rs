@@ -109,7 +109,7 @@ impl Reactor {
                 return Err(errors::os(error));
             }
         }
-        let timer = timeout.map(|timeout| self.set_timer(timeout, fiber, self.timed_out));
+        let timer = timeout.map(|timeout| self.set_wait_timer(timeout, fiber, self.timed_out));
         let received = self.switchpoint();
         forget(self.poller.borrow().as_deref(), &mut self.state(), waits);
         if let Some(timer) = timer {

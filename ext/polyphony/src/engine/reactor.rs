@@ -361,16 +361,27 @@ impl Reactor {
         self.trace_hook.get()
     }
 
-    /// Sets a timer that schedules `fiber` with `value` after `delay`.
+    /// Sets a timer that schedules `fiber` with `value` after `delay`. The watchdog is told
+    /// of its deadline at once (the main fiber may go on into a C-level wait, as in a
+    /// `move_on_after` block around a query).
     pub fn set_timer(&self, delay: Duration, fiber: VALUE, value: VALUE) -> TimerKey {
-        let now = Instant::now();
-        let deadline = now.checked_add(delay).unwrap_or(now + FOREVER);
+        let deadline = deadline_after(delay);
         if self.main {
             watchdog::note_deadline(deadline);
         }
         self.state()
             .timers
             .insert(deadline, Wakeup { fiber, value })
+    }
+
+    /// Like [`Reactor::set_timer`], for the timeout of a wait the current fiber begins at
+    /// once (a sleep, an IO wait): the switchpoint that follows tells the watchdog of the
+    /// timer if the main fiber leaves the reactor before it fires, so waking the watchdog now
+    /// would only cost it, and the main thread, system calls.
+    pub fn set_wait_timer(&self, delay: Duration, fiber: VALUE, value: VALUE) -> TimerKey {
+        self.state()
+            .timers
+            .insert(deadline_after(delay), Wakeup { fiber, value })
     }
 
     /// Suspends the current fiber for `duration` (`None`: until it is scheduled); returns
@@ -387,7 +398,7 @@ impl Reactor {
             self.schedule(current, NIL, false);
             return self.switchpoint();
         }
-        let timer = self.set_timer(duration, current, NIL);
+        let timer = self.set_wait_timer(duration, current, NIL);
         let received = self.switchpoint();
         self.cancel_timer(timer);
         received
@@ -773,4 +784,10 @@ impl Reactor {
             );
         }
     }
+}
+
+/// The instant `delay` from now (far in the future for a delay too long to add).
+fn deadline_after(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay).unwrap_or(now + FOREVER)
 }

@@ -173,7 +173,7 @@ impl Reactor {
             }
             timeout
         }
-        .map(|timeout| self.set_timer(timeout, fiber, self.timed_out()));
+        .map(|timeout| self.set_wait_timer(timeout, fiber, self.timed_out()));
         let received = self.switchpoint();
         {
             let mut state = self.state();

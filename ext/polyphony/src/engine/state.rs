@@ -139,7 +139,7 @@ impl State {
             // A fiber queued while the main fiber is out of the reactor (it spun one, sent
             // a message, closed a descriptor a fiber waited on): the watchdog lets it run
             // while the main fiber then waits in C.
-            super::watchdog::note_runnable();
+            super::watchdog::note_runnable(fiber);
         }
     }
 

@@ -24,6 +24,8 @@
 //! stays in the reactor for a while, and the main thread wakes it only when it parked or
 //! sleeps past what is now due: about one wake-up per [`STALL`] in a busy program.
 
+use crate::ruby::current_fiber;
+use rb_sys::VALUE;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -145,11 +147,16 @@ pub fn note_deadline(deadline: Instant) {
     wake_if_late(deadline, false, false);
 }
 
-/// A fiber of the main thread was queued: news for the watchdog while the main fiber is out
-/// of the reactor (it spun one, sent one a message, closed a descriptor one waits on).
+/// `fiber`, of the main thread, was queued: news for the watchdog while the main fiber is
+/// out of the reactor (it spun one, sent one a message, closed a descriptor one waits on),
+/// unless `fiber` is the one running (the main fiber queued by its own sleep past its
+/// deadline): no tick can run it sooner.
 #[inline]
-pub fn note_runnable() {
-    if SHARED.out.load(Ordering::Relaxed) && !SHARED.runnable.swap(true, Ordering::SeqCst) {
+pub fn note_runnable(fiber: VALUE) {
+    if SHARED.out.load(Ordering::Relaxed)
+        && fiber != current_fiber()
+        && !SHARED.runnable.swap(true, Ordering::SeqCst)
+    {
         wake_if_late(NEVER, true, false);
     }
 }
