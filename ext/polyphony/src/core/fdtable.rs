@@ -4,6 +4,19 @@
 //! while some fiber still waits on it. The table says which poller operation a change needs
 //! (see [`Arm`]); the reactor performs it. Entries are indexed by descriptor number, which the
 //! kernel keeps small and dense.
+//!
+//! Why one-shot, though re-arming costs an `epoll_ctl` per wait: descriptors get closed
+//! behind the reactor's back (a finalizer, core's own `rb_io_close`, libpq resetting its
+//! connection), and epoll keeps a registration for as long as the open file lives anywhere
+//! (a `dup`, a forked child), reporting it under the old number: to the fibers that wait on
+//! whatever file gets that number next. A one-shot registration reports such a file at most
+//! once, and every waiter retries its system call when woken, so the cost is one spurious
+//! wake-up; one that stayed armed would report it for as long as that file is active (for
+//! ever, level-triggered, while it is readable), and could not be removed, its descriptor
+//! number now naming another file. The re-arm is 10.7 % of a pipe round trip between two
+//! fibers (`perf record -g`, `polling::epoll::Poller::modify` inclusive), and the io_uring
+//! backend, whose requests need no re-arm system call (4 system calls per round trip instead
+//! of 10), takes as long (`bench/io.rb`): the calls are not what limits that row.
 
 /// What a waiter waits for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
