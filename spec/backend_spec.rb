@@ -185,4 +185,40 @@ RSpec.describe 'Polyphony.backend' do
       expect(out).to eq(expected)
     end
   end
+
+  # Two fibers write to one socket, each write cut by a timeout while the reader drains
+  # slowly, so ring writes are cancelled, completed while being cancelled, or completed after
+  # their fiber was woken by the other's event: each chunk is one byte value (the writers'
+  # values apart), so a byte sent twice would make a run longer than a chunk.
+  def cut_writes_program = <<~RUBY
+    require 'polyphony'
+    a, b = UNIXSocket.pair
+    size = 30_000
+    received = +''
+    reader = spin do
+      loop do
+        received << b.readpartial(size)
+        sleep 0.0003
+      end
+    rescue EOFError
+    end
+    writers = Array.new(2) do |w|
+      spin do
+        200.times { |i| move_on_after(0.0007) { a.write((w * 125 + i % 125).chr * size) } }
+      end
+    end
+    writers.each(&:await)
+    a.close
+    reader.await
+    runs = received.bytes.chunk_while { _1 == _2 }.map { [_1[0], _1.size] }
+    p [received.bytesize > size, runs.none? { |_, n| n > size }]
+  RUBY
+
+  it 'sends no byte twice when writes from two fibers on one socket are cut by timeouts' do
+    [{ 'POLYPHONY_BACKEND' => 'io_uring' }, { 'POLYPHONY_BACKEND' => 'epoll' }].each do |env|
+      out, err, status = run_ruby(cut_writes_program, env: env)
+      expect(status).to be_success, err
+      expect(out).to eq("[true, true]\n")
+    end
+  end
 end

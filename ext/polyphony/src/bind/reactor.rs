@@ -164,7 +164,7 @@ unsafe extern "C" fn wait_for_exit(object: VALUE, pid: VALUE) -> VALUE {
         }
         let pidfd = PidFd(fd as c_int);
         // A new descriptor: whatever the reactor knew of its number is stale.
-        reactor.state().fds.new_descriptor(pidfd.0 as usize);
+        reactor.new_descriptor(pidfd.0);
         reactor.wait_io(pidfd.0, Interest::READABLE, None)?;
         drop(pidfd);
         Ok(TRUE)

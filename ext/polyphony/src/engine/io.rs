@@ -229,7 +229,7 @@ impl OpenIo {
                 return Ok(Self::mode_of(checked & 1 != 0));
             }
         }
-        reactor.state().fds.new_descriptor(fd as usize);
+        reactor.new_descriptor(fd);
         // SAFETY: F_GETFL only reads the flags of an open descriptor.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         if flags < 0 {
@@ -259,7 +259,7 @@ impl OpenIo {
         // A frozen IO has no record to forget.
         let _ = ruby::ivar_set(self.io, ids().checked_mode, NIL);
         if let Ok(fd) = self.fd() {
-            reactor.state().fds.new_descriptor(fd as usize);
+            reactor.new_descriptor(fd);
         }
     }
 
@@ -425,7 +425,10 @@ impl OpenIo {
     ) -> Result<usize, Jump> {
         let fd = self.fd()? as usize;
         let ring = operating_poller(reactor).filter(|_| plain && requested > 0);
-        let drained = reactor.state().fds.take_drained(fd);
+        // Bytes a read of the ring's got and no read has taken yet are there to read, however
+        // drained the descriptor is (a poll request would not report them).
+        let kept = |fd: usize| ring.as_ref().is_some_and(|ring| ring.has_kept(fd as RawFd));
+        let drained = reactor.state().fds.take_drained(fd) && !kept(fd);
         let after = if drained {
             AfterIo::WaitFirst
         } else {
@@ -450,7 +453,9 @@ impl OpenIo {
         let count = self.retry(reactor, Interest::READABLE, after, work, &mut read)?;
         if ring_served || (count > 0 && count < requested) {
             if let Ok(fd) = self.fd() {
-                reactor.state().fds.set_drained(fd as usize);
+                if !kept(fd as usize) {
+                    reactor.state().fds.set_drained(fd as usize);
+                }
             }
         }
         Ok(count)
@@ -478,6 +483,8 @@ impl OpenIo {
         let mut accept = |fd: RawFd| match ring.as_ref().and_then(|ring| ring.take_done(fd, 0)) {
             Some(Ok(Done::Accepted(accepted, address))) => attempt(fd, Some((accepted, address))),
             Some(Ok(_)) => Err(libc::EIO),
+            // The connection went away before it was accepted: try the next one.
+            Some(Err(libc::ECONNABORTED)) => Err(libc::EINTR),
             Some(Err(errno)) => Err(errno),
             None => attempt(fd, None),
         };
@@ -583,7 +590,13 @@ impl OpenIo {
             };
             let want = want();
             ticket.set(poller.want(fd, Some(want.clone())));
-            let waited = reactor.wait_io(fd, interest, None);
+            let mut waited = reactor.wait_io(fd, interest, None);
+            // Woken while the ring's operation for this fiber is still under way (by another
+            // fiber's event, or the report of an earlier request): its answer is what the
+            // fiber waits for, and doing the system call now would do it twice.
+            while waited.is_ok() && poller.is_current(fd, ticket.get()) {
+                waited = reactor.wait_io(fd, interest, None);
+            }
             poller.want(fd, None);
             // The ring's operation, if cancelled as the wait ended otherwise, is answered
             // before anything else is done with the descriptor.

@@ -150,9 +150,10 @@ impl Reactor {
     /// fibers waiting on it with the exception `make_error` returns.
     pub fn forget_fd(&self, fd: RawFd, make_error: impl FnOnce() -> VALUE) {
         let (waiters, registered) = self.state().fds.close(fd as usize);
-        if registered {
-            // Failure means the descriptor is already gone, and its registration with it.
-            if let Some(poller) = &*self.poller.borrow() {
+        if let Some(poller) = &*self.poller.borrow() {
+            // A ring keeps what its operations did per descriptor number, registered or
+            // not. Failure means the descriptor is already gone, and its registration with it.
+            if registered || poller.queues_requests() {
                 let _ = poller.delete(fd);
             }
         }
@@ -163,6 +164,17 @@ impl Reactor {
         let mut state = self.state();
         for fiber in waiters {
             state.schedule(fiber, error, false);
+        }
+    }
+
+    /// `fd` may name another file than the one the reactor knew under that number (closed
+    /// behind its back): what it knew is forgotten, the ring's requests and kept answers too.
+    pub fn new_descriptor(&self, fd: RawFd) {
+        self.state().fds.new_descriptor(fd as usize);
+        if let Some(poller) = &*self.poller.borrow() {
+            if poller.queues_requests() {
+                let _ = poller.delete(fd);
+            }
         }
     }
 

@@ -258,6 +258,12 @@ impl Poller {
         matches!(&self.backend, Backend::Uring(ring) if ring.has_kept(fd))
     }
 
+    /// Whether the operation of the fiber with `ticket` on `fd` is still under way (see
+    /// [`super::uring::Ring::is_current`]); never with epoll.
+    pub fn is_current(&self, fd: RawFd, ticket: u64) -> bool {
+        matches!(&self.backend, Backend::Uring(ring) if ring.is_current(fd, ticket))
+    }
+
     /// The fiber with `ticket` gives up its write or connect on `fd` (see
     /// [`super::uring::Ring::abandon`]); nothing with epoll.
     pub fn abandon(&self, fd: RawFd, ticket: u64) {

@@ -187,7 +187,11 @@ fn ring_connect(
     };
     let fd = open.fd()?;
     let ticket = poller.want(fd, Some(Want::Connect(address.to_vec())));
-    let waited = reactor.wait_io(fd, Interest::WRITABLE, None);
+    let mut waited = reactor.wait_io(fd, Interest::WRITABLE, None);
+    // Woken while the ring still connects (see `OpenIo::retry`): its answer is awaited.
+    while waited.is_ok() && poller.is_current(fd, ticket) {
+        waited = reactor.wait_io(fd, Interest::WRITABLE, None);
+    }
     poller.want(fd, None);
     poller.settle(fd).map_err(errors::os)?;
     if let Err(jump) = waited {

@@ -219,7 +219,7 @@ impl<'r> Pipe<'r> {
         for fd in fds {
             // A previous descriptor with this number may have been closed behind the
             // reactor's back.
-            reactor.state().fds.new_descriptor(fd as usize);
+            reactor.new_descriptor(fd);
         }
         Ok(Self {
             reactor,

@@ -314,7 +314,11 @@ impl Inner {
             opcode::PollRemove::new(user_data(fd, generation)).build()
         };
         // SAFETY: removal requests point to no memory of ours.
-        unsafe { self.push(&removal.user_data(REMOVAL)) }?;
+        if let Err(error) = unsafe { self.push(&removal.user_data(REMOVAL)) } {
+            // Not cancelled: the request is still the one expected.
+            self.expected[fd as usize] = generation;
+            return Err(error);
+        }
         Ok(true)
     }
 
@@ -476,9 +480,14 @@ impl Inner {
             // waiter to do it itself.
             return (current && !self.operations_work).then(|| operation.want.interest());
         };
-        if operation.orphaned || (operation.abandoned && kept.ticket() != 0) {
+        if operation.orphaned {
             discard(kept);
             return None;
+        }
+        if operation.abandoned && kept.ticket() != 0 {
+            discard(kept);
+            // Other fibers may wait on the descriptor for this request's answer: they retry.
+            return current.then(|| operation.want.interest());
         }
         if slot >= self.kept.len() {
             self.kept.resize_with(slot + 1, || None);
@@ -600,6 +609,19 @@ impl Ring {
         ticket
     }
 
+    /// Whether the operation of the fiber with `ticket` on `fd` is still the request the ring
+    /// expects an answer to: the fiber was woken by something else (another fiber's event, a
+    /// report of an earlier request), and must not make the system call itself meanwhile.
+    pub fn is_current(&self, fd: RawFd, ticket: u64) -> bool {
+        let inner = self.lock();
+        let expected = inner.expected.get(fd as usize).copied().unwrap_or(0);
+        expected != 0
+            && inner
+                .operations
+                .iter()
+                .any(|op| op.fd == fd && op.ticket == ticket && op.generation == expected)
+    }
+
     /// Whether the ring does operations for waiting fibers (not turned off by the kernel's
     /// answers).
     pub fn does_operations(&self) -> bool {
@@ -692,8 +714,22 @@ impl Ring {
         if let Some(wanted) = inner.wanted.get_mut(fd as usize) {
             *wanted = None;
         }
-        if inner.cancel(fd)? {
-            inner.submit()?;
+        inner.cancel(fd)?;
+        // Everything queued is submitted before the descriptor is closed: a request the kernel
+        // has not seen yet names the descriptor by number, which the next file opened gets.
+        while !inner.ring.submission().is_empty() {
+            match inner.ring.submit() {
+                Ok(_) => {}
+                // A full completion queue: its completions are taken in (for the next wait)
+                // to make room.
+                Err(error) if error.raw_os_error() == Some(libc::EBUSY) => {
+                    let mut deferred = std::mem::take(&mut inner.deferred);
+                    self.process(&mut inner, &mut deferred)?;
+                    inner.deferred = deferred;
+                }
+                Err(error) if error.raw_os_error() == Some(libc::EINTR) => {}
+                Err(error) => return Err(error),
+            }
         }
         Ok(())
     }
