@@ -5,6 +5,16 @@ require_relative 'spec_helper'
 # The poller's backend, chosen with POLYPHONY_BACKEND when polyphony is loaded
 # (ext/polyphony/src/engine/poller.rs, uring.rs).
 RSpec.describe 'Polyphony.backend' do
+  # Runs `program` with each backend (io_uring, where the kernel sets up rings, and epoll):
+  # both must print `expected`.
+  def expect_on_both_backends(program, expected)
+    [{ 'POLYPHONY_BACKEND' => 'io_uring' }, { 'POLYPHONY_BACKEND' => 'epoll' }].each do |env|
+      out, err, status = run_ruby(program, env: env)
+      expect(status).to be_success, err
+      expect(out).to eq(expected)
+    end
+  end
+
   # Pipe ping-pong between two fibers, a wait for a pipe that times out, a sleep, a socket
   # accept, and a forked child's pipe wait.
   def program = <<~RUBY
@@ -116,11 +126,7 @@ RSpec.describe 'Polyphony.backend' do
 
   it 'reads in the ring without losing a byte when a read is stopped, timed out or its IO closed' do
     expected = %(true\n:timed_out\n"after the timeout\\n"\n"stream closed in another fiber"\n"own bytes"\n:closed\n)
-    [{ 'POLYPHONY_BACKEND' => 'io_uring' }, { 'POLYPHONY_BACKEND' => 'epoll' }].each do |env|
-      out, err, status = run_ruby(reads_program, env: env)
-      expect(status).to be_success, err
-      expect(out).to eq(expected)
-    end
+    expect_on_both_backends(reads_program, expected)
   end
 
   # A ring also accepts, connects and writes for a waiting fiber (IORING_OP_ACCEPT, CONNECT,
@@ -179,11 +185,7 @@ RSpec.describe 'Polyphony.backend' do
       Connection refused - connect(2) for "127.0.0.1" port PORT
       Connection refused - connect(2) for 127.0.0.1:PORT
     OUT
-    [{ 'POLYPHONY_BACKEND' => 'io_uring' }, { 'POLYPHONY_BACKEND' => 'epoll' }].each do |env|
-      out, err, status = run_ruby(sockets_program, env: env)
-      expect(status).to be_success, err
-      expect(out).to eq(expected)
-    end
+    expect_on_both_backends(sockets_program, expected)
   end
 
   # Two fibers write to one socket, each write cut by a timeout while the reader drains
@@ -215,10 +217,6 @@ RSpec.describe 'Polyphony.backend' do
   RUBY
 
   it 'sends no byte twice when writes from two fibers on one socket are cut by timeouts' do
-    [{ 'POLYPHONY_BACKEND' => 'io_uring' }, { 'POLYPHONY_BACKEND' => 'epoll' }].each do |env|
-      out, err, status = run_ruby(cut_writes_program, env: env)
-      expect(status).to be_success, err
-      expect(out).to eq("[true, true]\n")
-    end
+    expect_on_both_backends(cut_writes_program, "[true, true]\n")
   end
 end
