@@ -52,7 +52,7 @@ impl<F: Copy + Eq + Hash, V: Copy> RunQueue<F, V> {
     pub fn push(&mut self, fiber: F, value: V, urgent: bool, first: bool) {
         let (mut value, mut urgent) = (value, urgent);
         if let Some(&seq) = self.positions.get(&fiber) {
-            let slot = &mut self.entries[(seq - self.head_seq) as usize];
+            let slot = &mut self.entries[seq.wrapping_sub(self.head_seq) as usize];
             let entry = slot.as_mut().expect("a queued fiber has an entry");
             if entry.urgent || !first {
                 if urgent && !entry.urgent {
