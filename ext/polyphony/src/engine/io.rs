@@ -54,8 +54,6 @@ pub fn init() {
     });
 }
 
-/// What an operation that completed without waiting does before it returns: every IO
-/// operation is a switchpoint.
 /// What a fiber about to wait asks a poller that does operations (see
 /// [`Poller::does_operations`]) to do for it: `want` says what (asked when the wait begins),
 /// and the wait leaves the fiber's ticket in `ticket`.
@@ -77,6 +75,8 @@ fn operating_poller(reactor: &Reactor) -> Option<Arc<Poller>> {
         .map(Arc::clone)
 }
 
+/// What an operation that completed without waiting does before it returns: every IO
+/// operation is a switchpoint.
 #[derive(Clone, Copy)]
 enum AfterIo {
     /// See [`Reactor::yield_after_io`].
@@ -589,31 +589,12 @@ impl OpenIo {
                 return reactor.wait_io(fd, interest, None);
             };
             let want = want();
-            ticket.set(poller.want(fd, Some(want.clone())));
-            let mut waited = reactor.wait_io(fd, interest, None);
-            // Woken while the ring's operation for this fiber is still under way (by another
-            // fiber's event, or the report of an earlier request): its answer is what the
-            // fiber waits for, and doing the system call now would do it twice.
-            while waited.is_ok() && poller.is_current(fd, ticket.get()) {
-                waited = reactor.wait_io(fd, interest, None);
-            }
-            poller.want(fd, None);
-            // The ring's operation, if cancelled as the wait ended otherwise, is answered
-            // before anything else is done with the descriptor.
-            poller.settle(fd).map_err(errors::os)?;
-            if waited.is_err() {
-                match want {
-                    // Bytes it read are kept where the caller keeps what it reads (and put
-                    // back into the read buffer when it raises).
-                    Want::Read(_) if poller.has_kept(fd) => {
-                        let _ = attempt(fd);
-                    }
-                    // A connection it accepted waits for the next accept.
-                    Want::Read(_) | Want::Accept => {}
-                    // Bytes it wrote were sent, as if the fiber was stopped right after its
-                    // own write.
-                    Want::Write(_) | Want::Connect(_) => poller.abandon(fd, ticket.get()),
-                }
+            let reading = matches!(want, Want::Read(_));
+            let waited = reactor.wait_in_ring(poller, fd, interest, want, ticket);
+            // Bytes a stopped read's ring read got are kept where the caller keeps what it
+            // reads (and put back into the read buffer when it raises).
+            if waited.is_err() && reading && poller.has_kept(fd) {
+                let _ = attempt(fd);
             }
             waited
         };

@@ -4,9 +4,11 @@
 use super::poller::Poller;
 use super::reactor::Reactor;
 use super::state::State;
+use super::uring::Want;
 use crate::core::fdtable::{Arm, FdTable, Interest};
 use crate::ruby::{current_fiber, errors, raise_if_exception, Jump, NIL};
 use rb_sys::VALUE;
+use std::cell::Cell;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -165,6 +167,39 @@ impl Reactor {
         for fiber in waiters {
             state.schedule(fiber, error, false);
         }
+    }
+
+    /// Waits until `fd` is ready for `interest` while the ring of `poller` (one that does
+    /// operations, see [`Poller::does_operations`]) does `want` for the current fiber, whose
+    /// ticket it leaves in `ticket` (with it the fiber takes a write's or connect's answer).
+    /// Once the wait ends, the ring's operation is done or cancelled and answered: a fiber
+    /// woken while its operation was still under way (by another fiber's event, or the report
+    /// of an earlier request) waits on, since doing the system call itself would do it twice.
+    /// A stopped fiber's write or connect is given up (its bytes were sent, as if it was
+    /// stopped right after its own system call); what a stopped read or accept got stays for
+    /// the next one.
+    pub fn wait_in_ring(
+        &self,
+        poller: &Poller,
+        fd: RawFd,
+        interest: Interest,
+        want: Want,
+        ticket: &Cell<u64>,
+    ) -> Result<bool, Jump> {
+        let abandoned_when_stopped = matches!(want, Want::Write(_) | Want::Connect(_));
+        ticket.set(poller.want(fd, Some(want)));
+        let mut waited = self.wait_io(fd, interest, None);
+        while waited.is_ok() && poller.is_current(fd, ticket.get()) {
+            waited = self.wait_io(fd, interest, None);
+        }
+        poller.want(fd, None);
+        // The ring's operation, if cancelled as the wait ended otherwise, is answered before
+        // anything else is done with the descriptor.
+        poller.settle(fd).map_err(errors::os)?;
+        if waited.is_err() && abandoned_when_stopped {
+            poller.abandon(fd, ticket.get());
+        }
+        waited
     }
 
     /// `fd` may name another file than the one the reactor knew under that number (closed

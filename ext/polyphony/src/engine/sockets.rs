@@ -8,6 +8,7 @@ use crate::core::fdtable::Interest;
 use crate::ruby::names::{classes, ids};
 use crate::ruby::{self, errors, protect, Jump, NIL};
 use rb_sys::VALUE;
+use std::cell::Cell;
 use std::os::fd::RawFd;
 use std::os::raw::{c_int, c_long};
 use std::ptr::null_mut;
@@ -186,19 +187,10 @@ fn ring_connect(
         return Ok(None);
     };
     let fd = open.fd()?;
-    let ticket = poller.want(fd, Some(Want::Connect(address.to_vec())));
-    let mut waited = reactor.wait_io(fd, Interest::WRITABLE, None);
-    // Woken while the ring still connects (see `OpenIo::retry`): its answer is awaited.
-    while waited.is_ok() && poller.is_current(fd, ticket) {
-        waited = reactor.wait_io(fd, Interest::WRITABLE, None);
-    }
-    poller.want(fd, None);
-    poller.settle(fd).map_err(errors::os)?;
-    if let Err(jump) = waited {
-        poller.abandon(fd, ticket);
-        return Err(jump);
-    }
-    Ok(match poller.take_done(fd, ticket) {
+    let ticket = Cell::new(0);
+    let want = Want::Connect(address.to_vec());
+    reactor.wait_in_ring(&poller, fd, Interest::WRITABLE, want, &ticket)?;
+    Ok(match poller.take_done(fd, ticket.get()) {
         Some(Ok(Done::Connected)) => Some(0),
         // The kernel did not finish it (or did something else): connect(2) says where it is.
         Some(Ok(_)) | Some(Err(libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN)) | None => None,

@@ -137,7 +137,7 @@ fn user_data(fd: RawFd, generation: u32) -> u64 {
 }
 
 /// What a fiber about to wait asks the ring to do for it (see [`Ring::want`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Want {
     /// Read up to this many bytes.
     Read(usize),
@@ -328,16 +328,18 @@ impl Inner {
         self.generation
     }
 
-    /// What arming `fd` for `interest` has the ring do instead of a poll request: what a fiber
-    /// wants, if that asks for this interest alone, no operation of the descriptor is in
-    /// flight, and nothing one did is waiting to be taken.
-    fn operation_now(&self, fd: RawFd, interest: Interest) -> Option<(Want, u64)> {
+    /// What arming `fd` for `interest` has the ring do instead of a poll request (taken from
+    /// what the fiber wants): what a fiber wants, if that asks for this interest alone, no
+    /// operation of the descriptor is in flight, and nothing one did is waiting to be taken.
+    fn operation_now(&mut self, fd: RawFd, interest: Interest) -> Option<(Want, u64)> {
         let slot = fd as usize;
-        let (want, ticket) = self.wanted.get(slot)?.as_ref()?;
+        let (want, _) = self.wanted.get(slot)?.as_ref()?;
         let free = !self.operations.iter().any(|op| op.fd == fd)
             && self.kept.get(slot).is_none_or(Option::is_none);
-        (self.operations_work && want.interest() == interest && free)
-            .then(|| (want.clone(), *ticket))
+        if !(self.operations_work && want.interest() == interest && free) {
+            return None;
+        }
+        self.wanted[slot].take()
     }
 
     /// A buffer with room for `len` bytes, reused if one is spare.
@@ -348,16 +350,17 @@ impl Inner {
         buffer
     }
 
-    /// Queues `want` on `fd`, with memory of the ring's.
+    /// Queues `want` on `fd`, with memory of the ring's (the bytes to write and the address
+    /// to connect to move into it: `want` keeps only what it asked).
     fn push_operation(
         &mut self,
         fd: RawFd,
-        want: Want,
+        mut want: Want,
         ticket: u64,
         generation: u32,
     ) -> io::Result<()> {
         let target = types::Fd(fd);
-        let (entry, memory) = match &want {
+        let (entry, memory) = match &mut want {
             Want::Read(len) => {
                 let len = (*len).min(MAX_RING_READ);
                 let mut buffer = self.buffer(len);
@@ -365,10 +368,9 @@ impl Inner {
                 (read.offset(u64::MAX).build(), Memory::Bytes(buffer))
             }
             Want::Write(bytes) => {
-                let len = bytes.len().min(MAX_RING_WRITE);
-                let mut buffer = self.buffer(len);
-                buffer.extend_from_slice(&bytes[..len]);
-                let write = opcode::Write::new(target, buffer.as_ptr(), len as u32);
+                let mut buffer = std::mem::take(bytes);
+                buffer.truncate(MAX_RING_WRITE);
+                let write = opcode::Write::new(target, buffer.as_ptr(), buffer.len() as u32);
                 (write.offset(u64::MAX).build(), Memory::Bytes(buffer))
             }
             Want::Accept => {
@@ -383,7 +385,7 @@ impl Inner {
                 (accept.build(), Memory::Accept(room))
             }
             Want::Connect(address) => {
-                let buffer = address.clone();
+                let buffer = std::mem::take(address);
                 let length = buffer.len() as libc::socklen_t;
                 let connect = opcode::Connect::new(target, buffer.as_ptr().cast(), length);
                 (connect.build(), Memory::Bytes(buffer))
@@ -436,7 +438,9 @@ impl Inner {
         };
         let kept = match (result, operation.memory) {
             (errno, memory) if errno < 0 => {
-                self.recycle(memory);
+                if matches!(operation.want, Want::Read(_)) {
+                    self.recycle(memory);
+                }
                 match -errno {
                     libc::ECANCELED => None,
                     libc::EAGAIN => {
@@ -453,10 +457,8 @@ impl Inner {
                     unsafe { buffer.set_len(count as usize) };
                     Some(Kept::Bytes(buffer, 0))
                 }
-                Want::Write(_) => {
-                    self.recycle(Memory::Bytes(buffer));
-                    Some(Kept::Done(Done::Wrote(count as usize), ticket))
-                }
+                // A write's buffer was the caller's copy: it is not kept for reads.
+                Want::Write(_) => Some(Kept::Done(Done::Wrote(count as usize), ticket)),
                 _ => Some(Kept::Done(Done::Connected, ticket)),
             },
             (accepted, Memory::Accept(room)) => {
@@ -501,7 +503,7 @@ impl Inner {
         Some(operation.want.interest())
     }
 
-    /// Keeps a finished operation's buffer for the next ones.
+    /// Keeps a finished read's buffer for the next reads.
     fn recycle(&mut self, memory: Memory) {
         if let Memory::Bytes(buffer) = memory {
             if self.spare.len() < SPARE_BUFFERS && buffer.capacity() > 0 {
